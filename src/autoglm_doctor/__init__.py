@@ -1,0 +1,3 @@
+"""autoglm-doctor: a preflight doctor for Open-AutoGLM deployments."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""config.*: syntax, env vars, values and sample requests of the deployment config (config area)."""

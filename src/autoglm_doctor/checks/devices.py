@@ -1,0 +1,1 @@
+"""devices.*: Android devices over ADB for the phone agent (smoke/service area)."""

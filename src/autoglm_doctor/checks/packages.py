@@ -1,0 +1,352 @@
+"""packages.*: required packages, their versions, conflicts between them, and shadowing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+
+from autoglm_doctor.checks._util import marker_environment, parse_version, pip_install
+from autoglm_doctor.context import CheckContext, config_value
+from autoglm_doctor.knowledge import confidence_note
+from autoglm_doctor.knowledge.packages import combinations, torchvision_pairs, transformers_release
+from autoglm_doctor.model import Finding, Location, Severity, error, warning
+from autoglm_doctor.packs import Condition, PackageRule
+from autoglm_doctor.probe.snapshot import Distribution, Snapshot, canonical_name
+from autoglm_doctor.registry import check
+
+# Modules whose shadowing by a local file is harmless or intended.
+_HARMLESS_STDLIB = {"test", "tests", "this", "antigravity", "idlelib", "turtledemo", "sitecustomize", "usercustomize"}
+
+
+def _holds(condition: Condition, snap: Snapshot) -> bool:
+    value = config_value(snap, condition.key)
+    if condition.equals is None:
+        return value not in (None, False, "", "none", "None")
+    if isinstance(condition.equals, str) and isinstance(value, str):
+        return value.lower() == condition.equals.lower()
+    return bool(value == condition.equals)
+
+
+def _trigger(rule: PackageRule, snap: Snapshot) -> Condition | None:
+    """The config condition that makes a conditional rule apply, or None."""
+    return next((c for c in rule.when if _holds(c, snap)), None)
+
+
+def _requirement_text(rule: PackageRule) -> str:
+    return f"{rule.name}{rule.spec}" if rule.spec else rule.name
+
+
+def _active_rules(snap: Snapshot, ctx: CheckContext) -> Iterator[tuple[PackageRule, Condition | None]]:
+    for rule in ctx.pack.packages:
+        trigger = _trigger(rule, snap) if rule.when else None
+        if rule.when and trigger is None:
+            continue
+        yield rule, trigger
+
+
+def _config_location(snap: Snapshot) -> Location | None:
+    return Location(snap.config.path) if snap.config is not None and snap.config.path else None
+
+
+@check(
+    "packages.required",
+    needs=("python",),
+    title="Required packages installed",
+    why="A package the deployment imports, or that a config option implies, fails the service at start-up.",
+    fix="Install each missing package into the target interpreter with the command shown.",
+)
+def packages_required(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """Every package the pack requires is installed, including those the config's options imply."""
+    installed = snap.effective()
+    for rule, trigger in _active_rules(snap, ctx):
+        if canonical_name(rule.name) in installed:
+            continue
+        because = f" (the config sets {trigger.describe()})" if trigger else ""
+        why = f": {rule.why}" if rule.why else ""
+        yield error(
+            "packages.missing",
+            f"{rule.name} is not installed{because}{why}",
+            observed="not installed",
+            expected=_requirement_text(rule),
+            fix=pip_install(snap, _requirement_text(rule)),
+            location=_config_location(snap) if trigger else None,
+        )
+
+
+@check(
+    "packages.versions",
+    needs=("python",),
+    title="Package versions in range",
+    why="Versions outside the tested range fail at import or behave differently at generation time.",
+    fix="Install a version inside the pack's range; the recommended version is the one the guide tested.",
+)
+def packages_versions(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """Installed versions lie in the pack's ranges; versions below the recommended one warn."""
+    installed = snap.effective()
+    for rule, _trigger_cond in _active_rules(snap, ctx):
+        dist = installed.get(canonical_name(rule.name))
+        if dist is None:
+            continue  # packages.required reports it
+        version = parse_version(dist.version)
+        if version is None:
+            yield warning(
+                "packages.unparseable-version",
+                f"{rule.name} reports version {dist.version!r}, which is not a PEP 440 version",
+                observed=dist.version or "(empty)",
+                expected=_requirement_text(rule),
+                fix=pip_install(snap, "--force-reinstall", _requirement_text(rule)),
+            )
+            continue
+        if rule.spec and not rule.specifier.contains(version, prereleases=True):
+            why = f": {rule.why}" if rule.why else ""
+            yield error(
+                "packages.out-of-range",
+                f"{rule.name} {version} is outside the supported range {rule.spec}{why}",
+                observed=f"{rule.name}=={version}",
+                expected=_requirement_text(rule),
+                fix=pip_install(snap, _requirement_text(rule)),
+            )
+            continue
+        recommended = parse_version(rule.recommended) if rule.recommended else None
+        if recommended is not None and version < recommended:
+            yield warning(
+                "packages.below-recommended",
+                f"{rule.name} {version} is older than the recommended {recommended}",
+                observed=f"{rule.name}=={version}",
+                expected=f"{rule.name}>={recommended}",
+                fix=pip_install(snap, f"{rule.name}>={recommended}"),
+            )
+
+
+def _requirements(dist: Distribution, extras: set[str], env: dict[str, str]) -> Iterator[Requirement | str]:
+    """The requirements of ``dist`` that apply to the target with ``extras`` requested; bad lines as str."""
+    for line in dist.requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            yield line
+            continue
+        if req.marker is None:
+            if not extras:
+                yield req
+            continue
+        try:
+            applies = any(req.marker.evaluate({**env, "extra": extra}) for extra in (extras or {""}))
+            base = req.marker.evaluate({**env, "extra": ""})
+        except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            yield line
+            continue
+        # With extras requested, only the extra-specific lines are new; base lines were checked already.
+        if applies and (not extras or not base):
+            yield req
+
+
+def _dependency_findings(snap: Snapshot) -> Iterator[Finding]:
+    env = marker_environment(snap.python)
+    installed = snap.effective()
+    python = parse_version(snap.python.version)
+    pending: list[tuple[Distribution, set[str], str]] = [(d, set(), "") for d in installed.values()]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while pending:
+        dist, extras, via = pending.pop()
+        marker = (dist.key, frozenset(extras))
+        if marker in seen:
+            continue
+        seen.add(marker)
+        if not extras and dist.requires_python and python is not None:
+            try:
+                allowed = SpecifierSet(dist.requires_python)
+            except ValueError:
+                allowed = None
+            if allowed is not None and not allowed.contains(python, prereleases=True):
+                yield error(
+                    "packages.requires-python",
+                    f"{dist.name} {dist.version} requires Python {dist.requires_python}, "
+                    f"but the target is Python {snap.python.version}",
+                    observed=f"Python {snap.python.version}",
+                    expected=f"Python {dist.requires_python}",
+                    fix=pip_install(snap, "--force-reinstall", dist.name),
+                )
+        for req in _requirements(dist, extras, env):
+            if isinstance(req, str):
+                yield warning(
+                    "packages.bad-requirement",
+                    f"{dist.name} {dist.version} declares a requirement that cannot be parsed: {req!r}",
+                    observed=req,
+                    fix=pip_install(snap, "--force-reinstall", dist.name),
+                )
+                continue
+            who = f"{dist.name} {dist.version}" + (f" (extra {', '.join(sorted(extras))}{via})" if extras else "")
+            target = installed.get(canonical_name(req.name))
+            wanted = f"{req.name}{req.specifier}" if req.specifier else req.name
+            if target is None:
+                yield error(
+                    "packages.dependency-missing",
+                    f"{who} requires {wanted}, which is not installed",
+                    observed="not installed",
+                    expected=wanted,
+                    fix=pip_install(snap, wanted),
+                )
+                continue
+            version = parse_version(target.version)
+            if req.specifier and version is not None and not req.specifier.contains(version, prereleases=True):
+                yield error(
+                    "packages.dependency-conflict",
+                    f"{who} requires {wanted}, but {target.name} {target.version} is installed",
+                    observed=f"{target.name}=={target.version}",
+                    expected=wanted,
+                    fix=pip_install(snap, wanted),
+                )
+            if req.extras:
+                pending.append((target, set(req.extras), f" via {dist.name}"))
+
+
+def _duplicate_findings(snap: Snapshot) -> Iterator[Finding]:
+    by_key: dict[str, list[Distribution]] = defaultdict(list)
+    for dist in snap.distributions:
+        by_key[dist.key].append(dist)
+    for copies in by_key.values():
+        if len(copies) < 2:
+            continue
+        copies = sorted(copies, key=lambda d: (d.path_index, d.path))
+        used, *others = copies
+        listing = "; ".join(f"{d.version or '?'} at {d.path}" for d in copies)
+        stale = " ".join(f"'{d.path}'" for d in others)
+        yield error(
+            "packages.duplicate",
+            f"{used.name} is installed {len(copies)} times ({listing}); import uses {used.version or '?'} "
+            "and pip may report or remove the other",
+            observed=f"{len(copies)} copies",
+            expected="one copy",
+            fix=f"remove the stale metadata ({stale}) and its files, then "
+            + pip_install(snap, "--force-reinstall", "--no-deps", f"{used.name}=={used.version}"),
+            location=Location(others[0].path),
+        )
+
+
+def _broken_metadata_findings(snap: Snapshot) -> Iterator[Finding]:
+    for dist in snap.distributions:
+        if dist.problem:
+            yield warning(
+                "packages.broken-metadata",
+                f"{dist.name} at {dist.path}: {dist.problem}; pip skips or mis-reports it",
+                observed=dist.problem,
+                expected="complete metadata",
+                fix=f"remove '{dist.path}' and reinstall: " + pip_install(snap, "--force-reinstall", dist.name),
+                location=Location(dist.path),
+            )
+
+
+def _knowledge_findings(snap: Snapshot) -> Iterator[Finding]:
+    installed = snap.effective()
+    versions = {}
+    for key, dist in installed.items():
+        version = parse_version(dist.version)
+        if version is not None:
+            versions[key] = version
+    for combo in combinations():
+        if combo.platform and combo.platform != snap.python.platform:
+            continue
+        keys = {canonical_name(name): spec for name, spec in combo.when.items()}
+        if not all(k in versions and spec.contains(versions[k], prereleases=True) for k, spec in keys.items()):
+            continue
+        values = {name: str(versions[canonical_name(name)]) for name in combo.when}
+        severity = Severity.WARNING if combo.severity == "warning" else Severity.ERROR
+        yield Finding(
+            severity,
+            f"packages.known-bad.{combo.id}",
+            combo.message.format(**values) + confidence_note(combo.confidence),
+            observed=", ".join(f"{n}=={v}" for n, v in values.items()),
+            expected=f"not: {', '.join(f'{n}{s}' for n, s in combo.when.items())}",
+            fix=combo.fix.format(**values) + (f"  [symptom: {combo.symptom}]" if combo.symptom else ""),
+        )
+    transformers = versions.get("transformers")
+    torch = versions.get("torch")
+    if transformers is not None and torch is not None:
+        row = transformers_release(str(transformers))
+        floor = parse_version(row.runtime_torch) if row and row.runtime_torch else None
+        if row is not None and floor is not None and torch.release[:2] < floor.release[:2]:
+            yield error(
+                "packages.transformers-torch-floor",
+                f"transformers {transformers} disables PyTorch below {floor} at import, and torch {torch} is "
+                "installed: models will not load ('Disabling PyTorch because PyTorch >= "
+                f"{floor} is required')" + confidence_note(row.confidence),
+                observed=f"torch=={torch}",
+                expected=f"torch>={floor}",
+                fix=pip_install(snap, f"torch>={floor}"),
+            )
+    torchvision = versions.get("torchvision")
+    if torchvision is not None and torch is not None:
+        pair = torchvision_pairs().get(f"{torch.major}.{torch.minor}")
+        if pair is not None and f"{torchvision.major}.{torchvision.minor}" != pair:
+            yield error(
+                "packages.torchvision-mismatch",
+                f"torchvision {torchvision} was not built for torch {torch} (torch {torch.major}.{torch.minor} "
+                f"pairs with torchvision {pair}): 'operator torchvision::nms does not exist'",
+                observed=f"torchvision=={torchvision}",
+                expected=f"torchvision=={pair}.*",
+                fix=pip_install(snap, f"torchvision=={pair}.*"),
+            )
+
+
+@check(
+    "packages.conflicts",
+    needs=("python",),
+    title="Dependencies consistent",
+    why=(
+        "A dependency outside its dependent's range, two copies of one package, or a combination known to "
+        "break (NumPy 2 with torch < 2.3) fails at import time, often with a misleading error."
+    ),
+    fix="Install the version the dependent asks for, remove stale copies, or follow the knowledge-base fix.",
+)
+def packages_conflicts(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """Every installed distribution's requirements hold for the target (markers and extras), no duplicates, no known-bad pairs."""
+    yield from _dependency_findings(snap)
+    yield from _duplicate_findings(snap)
+    yield from _broken_metadata_findings(snap)
+    yield from _knowledge_findings(snap)
+
+
+@check(
+    "packages.shadowing",
+    needs=("python",),
+    title="No local files shadow packages",
+    why=(
+        "Python imports from the working directory first: a ./torch.py or ./transformers/ there replaces the "
+        "real package, and the service fails with baffling AttributeErrors."
+    ),
+    fix="Rename the local file or folder (and delete its __pycache__ entry).",
+)
+def packages_shadowing(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """No file or folder in the working directory (or a path entry before site-packages) shadows a real module."""
+    required = {canonical_name(rule.name) for rule in ctx.pack.packages}
+    for shadow in snap.shadows:
+        if shadow.shadowed.startswith("stdlib"):
+            if shadow.module in _HARMLESS_STDLIB:
+                continue
+            yield warning(
+                "packages.shadows-stdlib",
+                f"{shadow.path} shadows the standard library module {shadow.module!r}: "
+                "anything importing it (torch, transformers, uvicorn) gets the local file",
+                observed=shadow.path,
+                expected=f"no local {shadow.module}",
+                fix=f"rename {shadow.path} (e.g. to my_{shadow.module}) and delete its __pycache__ entry",
+                location=Location(shadow.path),
+            )
+            continue
+        owner = f" (from {shadow.distribution})" if shadow.distribution else ""
+        important = canonical_name(shadow.distribution or shadow.module) in required
+        yield error(
+            "packages.shadowed",
+            f"{shadow.path} shadows the installed {shadow.module}{owner} at {shadow.shadowed}: "
+            f"`import {shadow.module}` from this folder loads the local one",
+            observed=shadow.path,
+            expected=shadow.shadowed,
+            fix=f"rename {shadow.path} (e.g. to my_{shadow.module}) and delete its __pycache__ entry"
+            + (" (the deployment imports it)" if important else ""),
+            location=Location(shadow.path),
+        )

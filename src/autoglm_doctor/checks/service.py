@@ -1,0 +1,1 @@
+"""service.*: a served OpenAI-compatible endpoint and its auth (smoke/service area)."""

@@ -1,0 +1,1 @@
+"""system.*: container and host resources (GPU-stack area)."""

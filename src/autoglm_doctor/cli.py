@@ -1,0 +1,319 @@
+"""The command line: the only place that prints to the terminal and decides the exit code.
+
+Exit codes (DESIGN.md): 0 nothing failed · 1 a check failed or errored · 2 usage error ·
+130 interrupted. An unexpected crash of the doctor itself exits 3 with a short message.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from autoglm_doctor import __version__
+from autoglm_doctor.report import Format
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+app = typer.Typer(
+    name="autoglm-doctor",
+    help="Preflight doctor for Open-AutoGLM deployments: tells you why the model will not load, and what to change.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class ListFormat(str, enum.Enum):
+    """Formats of ``list``."""
+
+    RICH = "rich"
+    JSON = "json"
+
+
+def _usage(message: str) -> click.UsageError:
+    return click.UsageError(message)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _color_wanted(stream_is_tty: bool) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return stream_is_tty
+
+
+def _width() -> int:
+    try:
+        return max(60, int(os.environ.get("COLUMNS", "")))
+    except ValueError:
+        return 100
+
+
+def _write_output(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _usage(f"cannot write {output}: {exc.strerror or exc}") from exc
+
+
+@app.command()
+def check(
+    config: Annotated[Path | None, typer.Option("--config", help="Deployment config (YAML or JSON).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model folder or hub id.")] = None,
+    python: Annotated[
+        str | None, typer.Option("--python", help="Interpreter (or venv folder) to inspect; default: this one.")
+    ] = None,
+    pack: Annotated[str | None, typer.Option("--pack", help="Check pack: a built-in name or a YAML file.")] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="Run only these check ids or globs (comma-separated).")
+    ] = None,
+    skip: Annotated[str | None, typer.Option("--skip", help="Skip these check ids or globs (comma-separated).")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke/--no-smoke", help="Run the load-and-infer smoke test.")] = True,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="Device for the smoke test (cpu, cuda:0, auto); overrides the config."),
+    ] = None,
+    smoke_timeout: Annotated[
+        float, typer.Option("--smoke-timeout", help="Seconds the smoke test may take.", min=1)
+    ] = 600.0,
+    allow_remote_code: Annotated[
+        bool, typer.Option("--allow-remote-code", help="Let the smoke test run model code from the model folder.")
+    ] = False,
+    request: Annotated[Path | None, typer.Option("--request", help="Sample batch request (JSON) to lint.")] = None,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Served OpenAI-compatible endpoint URL.")] = None,
+    endpoint_concurrency: Annotated[
+        int, typer.Option("--endpoint-concurrency", help="Send N concurrent requests to the endpoint (0: off).", min=0)
+    ] = 0,
+    verify_hashes: Annotated[
+        bool, typer.Option("--verify-hashes", help="Hash every weight file against the HF cache or a manifest.")
+    ] = False,
+    output_format: Annotated[Format, typer.Option("--format", help="Report format.")] = Format.RICH,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the report to this file.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail the run too.")] = False,
+    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Always exit 0 (report-only runs).")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Durations, info findings, tracebacks.")] = False,
+    snapshot: Annotated[
+        Path | None, typer.Option("--snapshot", help="Evaluate a saved snapshot instead of probing this machine.")
+    ] = None,
+) -> int:
+    """Run every check and report each problem with its fix."""
+    from autoglm_doctor import packs, registry, runner
+    from autoglm_doctor.context import CheckContext, Options
+    from autoglm_doctor.model import Report
+    from autoglm_doctor.probe.collect import GatherOptions, ProbeError, gather, unprobed_snapshot
+    from autoglm_doctor.probe.snapshot import Snapshot, SnapshotError
+    from autoglm_doctor.report import RenderOptions, render
+
+    try:
+        chosen_pack = packs.load(pack)
+    except packs.PackError as exc:
+        raise _usage(str(exc)) from exc
+    loaded = registry.load()
+    try:
+        selected = runner.select(loaded.checks, only, skip)
+    except runner.SelectionError as exc:
+        raise _usage(str(exc)) from exc
+    if not smoke:
+        selected = [spec for spec in selected if not spec.id.startswith("smoke.")]
+
+    if snapshot is not None:
+        try:
+            snap = Snapshot.load(snapshot)
+        except SnapshotError as exc:
+            raise _usage(str(exc)) from exc
+    else:
+        options = GatherOptions(python=python, config=config, model=model, verify_hashes=verify_hashes)
+        try:
+            snap = gather(options)
+        except ProbeError as exc:
+            snap = unprobed_snapshot(str(exc))
+
+    ctx = CheckContext(
+        pack=chosen_pack,
+        options=Options(
+            smoke=smoke,
+            device=device,
+            smoke_timeout=smoke_timeout,
+            allow_remote_code=allow_remote_code,
+            request=request,
+            endpoint=endpoint,
+            endpoint_concurrency=endpoint_concurrency,
+            verify_hashes=verify_hashes,
+            python=python,
+            from_snapshot=snapshot is not None,
+        ),
+    )
+    progress = _progress_printer() if _stderr_is_terminal() and not verbose else None
+    results = runner.run(loaded, selected, snap, ctx, progress=progress)
+    report = Report(
+        results=tuple(results),
+        environment={
+            "python": snap.python.version or "unknown",
+            "executable": snap.python.executable,
+            "platform": snap.python.platform_full or snap.python.platform,
+        },
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        tool_version=__version__,
+        pack=chosen_pack.name,
+    )
+    writes_terminal = output is None and sys.stdout.isatty()
+    text = render(
+        report,
+        output_format,
+        RenderOptions(
+            color=output_format is Format.RICH and _color_wanted(writes_terminal),
+            width=_width(),
+            verbose=verbose,
+            strict=strict,
+        ),
+    )
+    _write_output(text, output)
+    if output is not None and output_format is not Format.RICH and _stderr_is_terminal():
+        typer.echo(f"report written to {output}: {report.status(strict=strict).value}", err=True)
+    if exit_zero:
+        return EXIT_OK
+    return EXIT_FAIL if report.status(strict=strict).value == "fail" else EXIT_OK
+
+
+def _progress_printer():  # type: ignore[no-untyped-def]
+    """Live one-line progress on stderr (only used when stderr is a terminal)."""
+    from autoglm_doctor.runner import Progress
+
+    def show(event: Progress) -> None:
+        if event.result is None:
+            sys.stderr.write(f"\r\033[2K[{event.index}/{event.total}] {event.spec.id} …")
+        elif event.index == event.total:
+            sys.stderr.write("\r\033[2K")
+        sys.stderr.flush()
+
+    return show
+
+
+@app.command("list")
+def list_checks(
+    output_format: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.RICH,
+) -> int:
+    """List every check (built-in and plugins) with its id and title."""
+    from autoglm_doctor import registry
+
+    loaded = registry.load()
+    if output_format is ListFormat.JSON:
+        data = {
+            "checks": [registry.describe(spec) for spec in loaded.checks.values()],
+            "plugin_failures": [f.message for f in loaded.failures],
+        }
+        typer.echo(json.dumps(data, indent=2))
+        return EXIT_OK
+    width = max(len(i) for i in loaded.checks)
+    for spec in loaded.checks.values():
+        origin = "" if spec.origin == "autoglm-doctor" else f"  [{spec.origin}]"
+        typer.echo(f"{spec.id:<{width}}  {spec.title}{origin}")
+    for failure in loaded.failures:
+        typer.echo(f"error: {failure.message}", err=True)
+    return EXIT_OK
+
+
+@app.command()
+def explain(
+    check_id: Annotated[str, typer.Argument(metavar="CHECK_ID", help="A check id, e.g. packages.required.")],
+) -> int:
+    """Say what a check decides, why it matters and how to fix what it finds."""
+    from autoglm_doctor import registry
+
+    loaded = registry.load()
+    spec = loaded.checks.get(check_id)
+    if spec is None:
+        raise _usage(f"unknown check id {check_id!r} (see `autoglm-doctor list`)")
+    lines = [
+        f"{spec.id}: {spec.title}",
+        "",
+        f"Decides:  {spec.decides or '(not documented)'}",
+        f"Why:      {spec.why or '(not documented)'}",
+        f"Fix:      {spec.fix or '(not documented)'}",
+    ]
+    if spec.needs:
+        lines.append(f"Needs:    {', '.join(spec.needs)} (skipped without)")
+    if spec.origin != "autoglm-doctor":
+        lines.append(f"From:     {spec.origin}")
+    typer.echo("\n".join(lines))
+    return EXIT_OK
+
+
+@app.command("snapshot")
+def snapshot_command(
+    python: Annotated[str | None, typer.Option("--python", help="Interpreter (or venv folder) to inspect.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Deployment config (YAML or JSON).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model folder or hub id.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the snapshot here (default: stdout).")
+    ] = None,
+) -> int:
+    """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`."""
+    from autoglm_doctor.probe.collect import GatherOptions, ProbeError, gather
+
+    try:
+        snap = gather(GatherOptions(python=python, config=config, model=model))
+    except ProbeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_FAIL
+    _write_output(snap.to_json() + "\n", output)
+    return EXIT_OK
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", is_eager=True)] = False,
+) -> None:
+    if version:
+        typer.echo(f"autoglm-doctor {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map every outcome to an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="autoglm-doctor", standalone_mode=False)
+    except click.exceptions.Abort:
+        typer.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_FAIL
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the doctor itself crashed: say so plainly
+        import traceback
+
+        typer.echo(f"autoglm-doctor crashed: {type(exc).__name__}: {exc}", err=True)
+        if os.environ.get("AUTOGLM_DOCTOR_DEBUG"):
+            traceback.print_exc()
+        else:
+            typer.echo("set AUTOGLM_DOCTOR_DEBUG=1 for the traceback, and please report it", err=True)
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else EXIT_OK

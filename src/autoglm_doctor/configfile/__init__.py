@@ -1,0 +1,1 @@
+"""Parsing deployment configs with positions, and env-var interpolation."""

@@ -1,0 +1,101 @@
+"""What a check may read besides the Snapshot: the pack and the run's options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autoglm_doctor.packs import Pack
+
+if TYPE_CHECKING:
+    from autoglm_doctor.probe.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class Options:
+    """Command-line options that change what checks do (not what facts are gathered)."""
+
+    smoke: bool = True
+    """Run the smoke test."""
+    device: str | None = None
+    """``--device``: overrides the config's device."""
+    smoke_timeout: float = 600.0
+    """Seconds the smoke test may take."""
+    allow_remote_code: bool = False
+    """Let the smoke test run model code from the model folder."""
+    request: Path | None = None
+    """Sample request file for config.request."""
+    endpoint: str | None = None
+    """Served OpenAI-compatible endpoint for service.* checks."""
+    endpoint_concurrency: int = 0
+    """Concurrent requests for the load probe (0: off)."""
+    verify_hashes: bool = False
+    """Hash every weight file."""
+    python: str | None = None
+    """The target interpreter (for checks that must run it, such as the smoke test)."""
+    from_snapshot: bool = False
+    """Facts come from a saved snapshot: checks that need the live machine skip."""
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Everything besides the Snapshot that a check may read."""
+
+    pack: Pack
+    """The check pack in force."""
+    options: Options
+    """The run's options."""
+
+
+# need name -> (is it present?, the reason given when it is not)
+NEEDS: dict[str, tuple[Callable[[Snapshot, CheckContext], bool], str]] = {
+    "python": (lambda s, c: bool(s.python.version), "the target interpreter could not be probed (see python.version)"),
+    "torch": (lambda s, c: s.torch is not None, "torch is not installed in the target environment"),
+    "config": (
+        lambda s, c: s.config is not None and bool(s.config.path),
+        "no deployment config (pass --config FILE, set AUTOGLM_CONFIG, or add ./autoglm.yaml)",
+    ),
+    "model": (
+        lambda s, c: s.model is not None and bool(s.model.path),
+        "no model located (pass --model PATH, set the config's model path or MODEL_WEIGHT_PATH)",
+    ),
+    "gpu": (lambda s, c: s.gpu is not None, "GPU facts were not gathered"),
+    "live": (
+        lambda s, c: not c.options.from_snapshot,
+        "evaluating a saved snapshot: this check needs the live machine",
+    ),
+}
+
+
+def missing_need(needs: tuple[str, ...], snap: Snapshot, ctx: CheckContext) -> str | None:
+    """The reason a check cannot run here, or None when every need is met."""
+    for need in needs:
+        entry = NEEDS.get(need)
+        if entry is None:
+            return f"unknown need {need!r}"
+        present, reason = entry
+        if not present(snap, ctx):
+            return reason
+    return None
+
+
+def config_value(snap: Snapshot, key: str) -> Any:
+    """A config value by dotted key, also found one section down (``model.device_map``); None if unset."""
+    if snap.config is None:
+        return None
+    data: Any = snap.config.data
+    parts = key.split(".")
+    node = data
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            node = None
+            break
+        node = node[part]
+    if node is not None or len(parts) > 1:
+        return node
+    for value in data.values() if isinstance(data, dict) else ():
+        if isinstance(value, dict) and key in value:
+            return value[key]
+    return None

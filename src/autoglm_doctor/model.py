@@ -1,0 +1,208 @@
+"""The result types every check, the runner and every reporter share.
+
+All of them are frozen dataclasses: a check yields :class:`Finding` objects, the runner
+wraps them into a :class:`CheckResult`, and the reporters read a :class:`Report`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    """The verdict of one check."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+
+    @property
+    def symbol(self) -> str:
+        """The one-character mark a person scans for in the rich report."""
+        return _SYMBOLS[self]
+
+
+_SYMBOLS = {
+    Status.PASS: "✓",
+    Status.WARN: "!",
+    Status.FAIL: "✗",
+    Status.SKIP: "–",
+    Status.ERROR: "✗",
+}
+
+
+class Severity(str, enum.Enum):
+    """How much a single finding matters."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a finding points: a file and, when known, a line and column (1-based)."""
+
+    file: str
+    """Path of the file, as the user would type it."""
+    line: int | None = None
+    """1-based line number, when the finding has one."""
+    column: int | None = None
+    """1-based column number, when the finding has one."""
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or one notable fact) a check found."""
+
+    severity: Severity
+    """error fails the check, warning warns, info only informs."""
+    code: str
+    """Stable machine-readable code such as ``packages.missing``."""
+    message: str
+    """What is wrong, in words a tired engineer understands."""
+    fix: str | None = None
+    """What to do: a command to run or an edit to make."""
+    location: Location | None = None
+    """Where the problem is, when it has a place."""
+    observed: str | None = None
+    """What the doctor saw."""
+    expected: str | None = None
+    """What it should have been."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The finding in the JSON report's shape."""
+        out: dict[str, Any] = {
+            "severity": self.severity.value,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.fix:
+            out["fix"] = self.fix
+        if self.location is not None:
+            loc: dict[str, Any] = {"file": self.location.file}
+            if self.location.line is not None:
+                loc["line"] = self.location.line
+            if self.location.column is not None:
+                loc["column"] = self.location.column
+            out["location"] = loc
+        evidence = {k: v for k, v in (("observed", self.observed), ("expected", self.expected)) if v}
+        if evidence:
+            out["evidence"] = evidence
+        return out
+
+
+def error(code: str, message: str, **kwargs: Any) -> Finding:
+    """Shorthand for a finding that fails its check."""
+    return Finding(Severity.ERROR, code, message, **kwargs)
+
+
+def warning(code: str, message: str, **kwargs: Any) -> Finding:
+    """Shorthand for a finding that makes its check warn."""
+    return Finding(Severity.WARNING, code, message, **kwargs)
+
+
+def info(code: str, message: str, **kwargs: Any) -> Finding:
+    """Shorthand for a finding that only informs."""
+    return Finding(Severity.INFO, code, message, **kwargs)
+
+
+class Skip(Exception):  # noqa: N818 - it is a control-flow signal, not an error
+    """Raised by a check that cannot apply here; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of running one check."""
+
+    id: str
+    """The check's stable id, e.g. ``packages.required``."""
+    title: str
+    """Short human title of the check."""
+    category: str
+    """Group used by the rich report (``python``, ``packages``...)."""
+    status: Status
+    """The verdict."""
+    duration_ms: float = 0.0
+    """Wall time the check took."""
+    findings: tuple[Finding, ...] = ()
+    """What it found, most important first."""
+    traceback: str | None = None
+    """Full traceback of a crashed check (shown with ``-v``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result in the JSON report's shape."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "status": self.status.value,
+            "duration_ms": round(self.duration_ms, 3),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+        return out
+
+
+def status_from_findings(findings: tuple[Finding, ...]) -> Status:
+    """The verdict that a list of findings implies."""
+    if any(f.severity is Severity.ERROR for f in findings):
+        return Status.FAIL
+    if any(f.severity is Severity.WARNING for f in findings):
+        return Status.WARN
+    return Status.PASS
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one ``check`` run produced."""
+
+    results: tuple[CheckResult, ...]
+    """One result per selected check, in run order."""
+    environment: dict[str, str] = field(default_factory=dict)
+    """python, executable, platform of the inspected interpreter."""
+    created: str = ""
+    """ISO-8601 time the report was made."""
+    tool_version: str = ""
+    """autoglm-doctor's version."""
+    pack: str = ""
+    """Name of the check pack that was applied."""
+
+    def counts(self) -> dict[str, int]:
+        """How many results have each status."""
+        counts = {s.value: 0 for s in Status}
+        for result in self.results:
+            counts[result.status.value] += 1
+        return counts
+
+    def status(self, *, strict: bool = False) -> Status:
+        """Overall verdict: fail if anything failed or errored, else warn, else pass."""
+        statuses = {r.status for r in self.results}
+        if Status.FAIL in statuses or Status.ERROR in statuses:
+            return Status.FAIL
+        if Status.WARN in statuses:
+            return Status.FAIL if strict else Status.WARN
+        return Status.PASS
+
+    def to_dict(self, *, strict: bool = False) -> dict[str, Any]:
+        """The report in the JSON contract's shape (DESIGN.md)."""
+        overall = self.status(strict=strict)
+        return {
+            "schema": "autoglm-doctor/report@1",
+            "tool_version": self.tool_version,
+            "created": self.created,
+            "status": overall.value,
+            "counts": self.counts(),
+            "environment": dict(self.environment),
+            "results": [r.to_dict() for r in self.results],
+        }

@@ -1,0 +1,214 @@
+"""Check packs: YAML descriptions of what a deployment target needs.
+
+A pack names the Python range, the packages (with ranges, recommended versions and the
+config options that imply them) and, for later areas, config rules and environment. The
+built-in packs live in the top-level ``checks/`` folder of the repository and ship inside
+the wheel as ``autoglm_doctor/_packs``. ``--pack NAME|FILE`` picks one; a malformed pack is
+a usage error naming file and line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from autoglm_doctor import yamlpos
+
+DEFAULT_PACK = "open-autoglm"
+
+# Sections owned by later areas (config lint, services, devices): kept raw, validated there.
+RAW_SECTIONS = ("config", "env", "service", "devices", "smoke", "launch", "request")
+KNOWN_KEYS = {"pack", "description", "python", "gpu", "packages", *RAW_SECTIONS}
+GPU_MODES = ("required", "optional", "none")
+
+
+class PackError(ValueError):
+    """A pack is missing or malformed (a usage error)."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A config option whose presence (or value) makes a package required."""
+
+    key: str
+    """Dotted config key, e.g. ``device_map`` or ``model.load_in_8bit``."""
+    equals: Any = None
+    """The value that triggers it; None means "set to anything but null/false"."""
+
+    def describe(self) -> str:
+        """How the condition reads in a message."""
+        return f"{self.key}: {self.equals!r}" if self.equals is not None else f"{self.key} is set"
+
+
+@dataclass(frozen=True)
+class PackageRule:
+    """One package the deployment needs."""
+
+    name: str
+    """Distribution name as on PyPI."""
+    spec: str = ""
+    """Allowed versions (PEP 440 specifier set); empty allows any."""
+    recommended: str = ""
+    """Version the integration guide recommends; older ones warn."""
+    why: str = ""
+    """Why it is needed, shown with findings."""
+    when: tuple[Condition, ...] = ()
+    """Required only when one of these config conditions holds (always when empty)."""
+    line: int | None = None
+    """Line of the rule in the pack file."""
+
+    @property
+    def specifier(self) -> SpecifierSet:
+        """The allowed versions, parsed."""
+        return SpecifierSet(self.spec)
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A loaded check pack."""
+
+    name: str
+    """Short name (``open-autoglm``)."""
+    path: str
+    """File it came from."""
+    description: str = ""
+    """One line on what deployment it describes."""
+    python: str = ""
+    """Supported Python versions (specifier set)."""
+    python_recommended: str = ""
+    """Python version the guide recommends."""
+    gpu: str = "optional"
+    """Whether the deployment needs an NVIDIA GPU: required, optional or none."""
+    packages: tuple[PackageRule, ...] = ()
+    """Packages the deployment needs."""
+    sections: dict[str, Any] = field(default_factory=dict)
+    """Raw sections for later areas (config rules, env, service, devices)."""
+    source: yamlpos.Positioned | None = field(default=None, compare=False, repr=False)
+    """The parsed file with positions, for errors that point at a line."""
+
+
+def builtin_dir() -> Path:
+    """Folder of the built-in packs: inside the wheel, or ``checks/`` of a source checkout."""
+    shipped = Path(str(resources.files("autoglm_doctor"))) / "_packs"
+    if shipped.is_dir():
+        return shipped
+    return Path(__file__).resolve().parents[2] / "checks"
+
+
+def builtin_names() -> list[str]:
+    """Names of the packs that ship with the doctor."""
+    return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
+
+
+def resolve(name_or_file: str | None) -> Path:
+    """The file a ``--pack`` value refers to."""
+    value = name_or_file or DEFAULT_PACK
+    candidate = Path(value).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise PackError(f"pack file {value} does not exist")
+        return candidate
+    builtin = builtin_dir() / f"{value}.yaml"
+    if not builtin.is_file():
+        names = ", ".join(builtin_names()) or "none"
+        raise PackError(f"unknown pack {value!r} (built-in packs: {names}; or pass a YAML file)")
+    return builtin
+
+
+def load(name_or_file: str | None = None) -> Pack:
+    """Load and validate a pack by built-in name or file path."""
+    path = resolve(name_or_file)
+    try:
+        doc = yamlpos.load_file(path)
+        return _validate(doc, path)
+    except yamlpos.YamlError as exc:
+        raise PackError(str(exc)) from exc
+
+
+def _spec(doc: yamlpos.Positioned, path: tuple[Any, ...], value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value).strip()
+    try:
+        SpecifierSet(text)
+    except InvalidSpecifier:
+        raise doc.error(path, f"{text!r} is not a version range (write e.g. '>=4.30,<5')") from None
+    return text
+
+
+def _version(doc: yamlpos.Positioned, path: tuple[Any, ...], value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value).strip()
+    try:
+        Version(text)
+    except InvalidVersion:
+        raise doc.error(path, f"{text!r} is not a version") from None
+    return text
+
+
+def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
+    data = doc.data
+    if not isinstance(data, dict):
+        raise doc.error((), "a pack is a mapping with at least a 'pack' name")
+    unknown = sorted(set(map(str, data)) - KNOWN_KEYS)
+    if unknown:
+        raise doc.error((unknown[0],), f"unknown key {unknown[0]!r} (known: {', '.join(sorted(KNOWN_KEYS))})")
+    name = data.get("pack")
+    if not isinstance(name, str) or not name:
+        raise doc.error(("pack",), "'pack' must be the pack's name")
+    python = data.get("python") or {}
+    if not isinstance(python, dict):
+        raise doc.error(("python",), "'python' must be a mapping with 'range' and optionally 'recommended'")
+    gpu = data.get("gpu", "optional")
+    if gpu not in GPU_MODES:
+        raise doc.error(("gpu",), f"'gpu' must be one of {', '.join(GPU_MODES)}")
+    rules = []
+    packages = data.get("packages") or []
+    if not isinstance(packages, list):
+        raise doc.error(("packages",), "'packages' must be a list")
+    for i, item in enumerate(packages):
+        where = ("packages", i)
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise doc.error(where, "each package needs a 'name'")
+        extra = set(item) - {"name", "spec", "recommended", "why", "when"}
+        if extra:
+            raise doc.error(where, f"unknown package key {sorted(extra)[0]!r}")
+        conditions = []
+        when = item.get("when") or []
+        if not isinstance(when, list):
+            raise doc.error((*where, "when"), "'when' must be a list of {key, equals} conditions")
+        for j, cond in enumerate(when):
+            if isinstance(cond, str):
+                cond = {"key": cond}
+            if not isinstance(cond, dict) or not isinstance(cond.get("key"), str):
+                raise doc.error((*where, "when", j), "a condition needs a 'key' (a dotted config key)")
+            conditions.append(Condition(key=cond["key"], equals=cond.get("equals")))
+        rules.append(
+            PackageRule(
+                name=item["name"],
+                spec=_spec(doc, (*where, "spec"), item.get("spec")),
+                recommended=_version(doc, (*where, "recommended"), item.get("recommended")),
+                why=str(item.get("why") or ""),
+                when=tuple(conditions),
+                line=doc.line(where),
+            )
+        )
+    return Pack(
+        name=name,
+        path=str(path),
+        description=str(data.get("description") or ""),
+        python=_spec(doc, ("python", "range"), python.get("range")),
+        python_recommended=_version(doc, ("python", "recommended"), python.get("recommended")),
+        gpu=gpu,
+        packages=tuple(rules),
+        sections={k: data[k] for k in RAW_SECTIONS if k in data},
+        source=doc,
+    )

@@ -1,0 +1,1 @@
+"""Gathering facts: the stdlib-only interpreter probe and the typed Snapshot."""

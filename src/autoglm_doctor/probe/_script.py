@@ -1,0 +1,336 @@
+# The interpreter probe. It is sent on stdin to the *target* interpreter, so it must:
+#   - import nothing outside the standard library and run on Python 3.8+;
+#   - never import torch, transformers or any installed distribution (files are read as text);
+#   - survive broken metadata: every file read is guarded, and problems become facts.
+# It prints one JSON object on stdout. Keep it free of f-string features newer than 3.8.
+import sys
+
+# `python -` puts '' (the working directory) first on sys.path; drop it so that a ./json.py
+# in the user's folder cannot hijack the probe's own stdlib imports.
+if sys.path and sys.path[0] == "" and not getattr(sys.flags, "safe_path", False):
+    del sys.path[0]
+
+import ast  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import sysconfig  # noqa: E402
+
+SECRET_HINT = re.compile(r"token|key|secret|passw|credential|auth", re.IGNORECASE)
+NORMALIZE = re.compile(r"[-_.]+")
+MODULE_SUFFIXES = (".py", ".pyc", ".pyd", ".so")
+errors = []
+
+
+def read_text(path, limit=None):
+    """Read a file as UTF-8, replacing undecodable bytes; None when unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read() if limit is None else handle.read(limit)
+    except OSError:
+        return None
+    return raw.decode("utf-8", "replace")
+
+
+def listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
+
+
+def pyvenv_cfg():
+    cfg = read_text(os.path.join(sys.prefix, "pyvenv.cfg"), 65536)
+    if cfg is None:
+        return None
+    values = {}
+    for line in cfg.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip():
+            values[key.strip().lower()] = value.strip()
+    return values
+
+
+def env_kind():
+    prefix = sys.prefix
+    if os.path.isdir(os.path.join(prefix, "conda-meta")):
+        return "conda"
+    keys = pyvenv_cfg()
+    if keys is not None:
+        if "uv" in keys:
+            return "uv"
+        if "virtualenv" in keys:
+            return "virtualenv"
+        return "venv"
+    if hasattr(sys, "real_prefix"):
+        return "virtualenv"
+    if getattr(sys, "base_prefix", prefix) != prefix:
+        return "venv"
+    return "system"
+
+
+def parse_metadata(text):
+    """Headers of a METADATA / PKG-INFO file (RFC 822 style, stops at the body)."""
+    headers = {}
+    last = None
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        if line[0] in " \t" and last is not None:
+            continue  # folded continuation (long descriptions); not needed
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        last = name.strip().lower()
+        headers.setdefault(last, []).append(value.strip())
+    return headers
+
+
+def egg_info_requires(text):
+    """requires.txt of an .egg-info: sections [extra:marker] become markers."""
+    out = []
+    section = ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if not section:
+            out.append(line)
+            continue
+        extra, _, marker = section.partition(":")
+        conds = []
+        if extra:
+            conds.append('extra == "%s"' % extra)
+        if marker:
+            conds.append("(%s)" % marker)
+        out.append("%s ; %s" % (line, " and ".join(conds)))
+    return out
+
+
+def read_distribution(location, folder, index):
+    path = os.path.join(location, folder)
+    stem = folder.rsplit(".", 1)[0]
+    guess_name, _, guess_version = stem.partition("-")
+    dist = {
+        "name": guess_name,
+        "version": guess_version.partition("-")[0] if guess_version else "",
+        "location": location,
+        "path": path,
+        "requires": [],
+        "requires_python": "",
+        "installer": "",
+        "top_level": [],
+        "problem": "",
+        "path_index": index,
+    }
+    is_egg = folder.endswith(".egg-info")
+    if is_egg and os.path.isfile(path):
+        meta_file = path  # a bare PKG-INFO file named *.egg-info
+    else:
+        meta_file = os.path.join(path, "PKG-INFO" if is_egg else "METADATA")
+    raw = None
+    try:
+        with open(meta_file, "rb") as handle:
+            raw = handle.read(1 << 20)
+    except OSError as exc:
+        dist["problem"] = "%s is missing or unreadable (%s)" % (
+            os.path.basename(meta_file),
+            exc.strerror or exc.__class__.__name__,
+        )
+    if raw is not None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            text = raw.decode("utf-8", "replace")
+            dist["problem"] = "%s is not valid UTF-8 (byte %d)" % (os.path.basename(meta_file), exc.start)
+        headers = parse_metadata(text)
+        if headers.get("name"):
+            dist["name"] = headers["name"][0]
+        if headers.get("version"):
+            dist["version"] = headers["version"][0]
+        elif not dist["problem"]:
+            dist["problem"] = "%s has no Version" % os.path.basename(meta_file)
+        dist["requires"] = headers.get("requires-dist", [])
+        dist["requires_python"] = (headers.get("requires-python") or [""])[0]
+    if is_egg and os.path.isdir(path):
+        req = read_text(os.path.join(path, "requires.txt"))
+        if req:
+            dist["requires"] = egg_info_requires(req)
+    if os.path.isdir(path):
+        installer = read_text(os.path.join(path, "INSTALLER"), 4096)
+        if installer:
+            dist["installer"] = installer.strip()
+        top = read_text(os.path.join(path, "top_level.txt"), 65536)
+        if top:
+            dist["top_level"] = [t.strip() for t in top.splitlines() if t.strip()]
+    return dist
+
+
+def module_name(folder, entry):
+    """The import name an entry of a path folder provides, or None."""
+    full = os.path.join(folder, entry)
+    if entry.startswith(".") or "-" in entry.split(".")[0]:
+        return None
+    for suffix in MODULE_SUFFIXES:
+        if entry.endswith(suffix):
+            base = entry[: -len(suffix)]
+            return base.split(".")[0] if base.split(".")[0].isidentifier() else None
+    if entry.isidentifier() and os.path.isfile(os.path.join(full, "__init__.py")):
+        return entry
+    return None
+
+
+def torch_build(search_path):
+    for folder in search_path:
+        version_py = os.path.join(folder, "torch", "version.py")
+        if not os.path.isfile(version_py):
+            if os.path.isfile(os.path.join(folder, "torch", "__init__.py")):
+                errors.append("torch in %s has no version.py" % folder)
+                return None
+            continue
+        text = read_text(version_py, 1 << 20)
+        facts = {"version": "", "cuda": None, "hip": None, "git_version": "", "debug": False, "path": version_py}
+        try:
+            tree = ast.parse(text or "")
+        except SyntaxError as exc:
+            errors.append("cannot parse %s: %s" % (version_py, exc))
+            return facts
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            else:
+                continue
+            if not isinstance(target, ast.Name):
+                continue
+            try:
+                literal = ast.literal_eval(value)
+            except ValueError:
+                continue
+            key = {"__version__": "version"}.get(target.id, target.id)
+            if key in facts and key != "path":
+                facts[key] = literal
+        return facts
+    return None
+
+
+def main(argv):
+    cwd = os.getcwd()
+    # A program started in cwd sees cwd first (python app.py from there, uvicorn app:app).
+    search_path = [cwd] + [p for p in sys.path if p and os.path.abspath(p) != cwd]
+    stdlib_dirs = set()
+    for key in ("stdlib", "platstdlib"):
+        try:
+            stdlib_dirs.add(os.path.normcase(os.path.abspath(sysconfig.get_path(key))))
+        except (KeyError, TypeError):
+            pass
+    distributions = []
+    providers = {}  # module name -> list of folders that provide it
+    for index, folder in enumerate(search_path):
+        if not os.path.isdir(folder):
+            continue
+        entries = listdir(folder)
+        for entry in entries:
+            if entry.endswith(".dist-info") or entry.endswith(".egg-info"):
+                distributions.append(read_distribution(folder, entry, index))
+                continue
+            name = module_name(folder, entry)
+            if name is None:
+                continue
+            seen = providers.setdefault(name, [])
+            full = os.path.join(folder, entry)
+            if not seen or seen[-1][0] != folder:
+                seen.append((folder, full))
+    for name in sys.builtin_module_names:
+        providers.setdefault(name, []).append(("<builtin>", "<builtin>"))
+
+    # Local folders: the working directory and any path entry that is neither stdlib nor a
+    # site directory. A module there that also exists further down the path shadows it.
+    site_like = re.compile(r"[/\\](site|dist)-packages$")
+    local = {cwd}
+    for folder in search_path:
+        norm = os.path.normcase(os.path.abspath(folder))
+        if norm in stdlib_dirs or site_like.search(folder) or folder.endswith(".zip"):
+            continue
+        if os.path.normcase(os.path.abspath(os.path.join(folder, os.pardir))) in stdlib_dirs:
+            continue  # lib-dynload and friends
+        local.add(folder)
+    top_level_owner = {}
+    for dist in distributions:
+        for top in dist["top_level"]:
+            top_level_owner.setdefault(top, dist["name"])
+    shadows = []
+    for name, found in sorted(providers.items()):
+        if len(found) < 2 or found[0][0] not in local:
+            continue
+        real_folder, real_path = found[1]
+        if real_folder == "<builtin>":
+            real = "stdlib (built-in)"
+        elif os.path.normcase(os.path.abspath(real_folder)) in stdlib_dirs or os.path.normcase(
+            os.path.abspath(os.path.join(real_folder, os.pardir))
+        ) in stdlib_dirs:
+            real = "stdlib (%s)" % real_path
+        else:
+            real = real_path
+        owner = top_level_owner.get(name, "")
+        if not owner:
+            for dist in distributions:
+                if NORMALIZE.sub("_", dist["name"]).lower() == name.lower():
+                    owner = dist["name"]
+                    break
+        shadows.append({"module": name, "path": found[0][1], "shadowed": real, "distribution": owner})
+
+    libc_name, libc_version = "", ""
+    try:
+        libc_name, libc_version = platform.libc_ver()
+    except (OSError, ValueError):
+        pass
+    base = getattr(sys, "base_prefix", sys.prefix)
+    stdlib = sysconfig.get_path("stdlib") or ""
+    conda_name = ""
+    if os.path.isdir(os.path.join(sys.prefix, "conda-meta")):
+        conda_name = os.environ.get("CONDA_DEFAULT_ENV", "") or os.path.basename(sys.prefix)
+    cfg = pyvenv_cfg() or {}
+    user_site = ""
+    try:
+        import site
+
+        candidate = site.getusersitepackages()
+        if isinstance(candidate, str) and candidate in sys.path:
+            user_site = candidate
+    except (AttributeError, OSError):
+        pass
+    facts = {
+        "python": {
+            "version": platform.python_version(),
+            "implementation": sys.implementation.name,
+            "executable": sys.executable,
+            "prefix": sys.prefix,
+            "base_prefix": base,
+            "env_kind": env_kind(),
+            "sys_path": search_path,
+            "cwd": cwd,
+            "platform": sys.platform,
+            "platform_full": platform.platform(),
+            "machine": platform.machine(),
+            "libc": ("%s %s" % (libc_name, libc_version)).strip(),
+            "env_name": conda_name,
+            "externally_managed": bool(stdlib) and os.path.isfile(os.path.join(stdlib, "EXTERNALLY-MANAGED")),
+            "system_site_packages": cfg.get("include-system-site-packages", "").lower() == "true",
+            "user_site": user_site,
+        },
+        "distributions": distributions,
+        "torch": torch_build(search_path[1:] if search_path[0] == cwd else search_path),
+        "shadows": shadows,
+        "probe_errors": errors,
+    }
+    sys.stdout.write(json.dumps(facts))
+    sys.stdout.flush()
+
+
+main(sys.argv[1:])
