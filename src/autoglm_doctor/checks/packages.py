@@ -65,7 +65,7 @@ def packages_required(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     for rule, trigger in _active_rules(snap, ctx):
         if canonical_name(rule.name) in installed:
             continue
-        because = f" (the config sets {trigger.describe()})" if trigger else ""
+        because = f" ({trigger.describe()})" if trigger else ""
         why = f": {rule.why}" if rule.why else ""
         yield error(
             "packages.missing",
@@ -212,20 +212,33 @@ def _duplicate_findings(snap: Snapshot) -> Iterator[Finding]:
     for copies in by_key.values():
         if len(copies) < 2:
             continue
-        copies = sorted(copies, key=lambda d: (d.path_index, d.path))
-        used, *others = copies
+        used, others = _current_copy(copies)
         listing = "; ".join(f"{d.version or '?'} at {d.path}" for d in copies)
+        same_folder = len({d.location for d in copies}) == 1
+        how = (
+            "two metadata folders in one site-packages (a half-finished upgrade): pip and importlib.metadata "
+            f"may report either, and the files on disk are probably {used.version or '?'}'s"
+            if same_folder
+            else f"import uses {used.version or '?'} (first on the path) and the other copies only confuse pip"
+        )
         stale = " ".join(f"'{d.path}'" for d in others)
         yield error(
             "packages.duplicate",
-            f"{used.name} is installed {len(copies)} times ({listing}); import uses {used.version or '?'} "
-            "and pip may report or remove the other",
+            f"{used.name} is installed {len(copies)} times ({listing}); {how}",
             observed=f"{len(copies)} copies",
             expected="one copy",
-            fix=f"remove the stale metadata ({stale}) and its files, then "
+            fix=f"rm -r {stale}   then   "
             + pip_install(snap, "--force-reinstall", "--no-deps", f"{used.name}=={used.version}"),
             location=Location(others[0].path),
         )
+
+
+def _current_copy(copies: list[Distribution]) -> tuple[Distribution, list[Distribution]]:
+    """The copy import uses (first on the path; newest within one folder) and the stale rest."""
+    first_index = min(d.path_index for d in copies)
+    front = [d for d in copies if d.path_index == first_index]
+    used = max(front, key=lambda d: parse_version(d.version) or parse_version("0"))  # type: ignore[return-value,arg-type]
+    return used, [d for d in copies if d is not used]
 
 
 def _broken_metadata_findings(snap: Snapshot) -> Iterator[Finding]:
