@@ -1,0 +1,81 @@
+"""GitHub Actions workflow commands: one annotation per finding, then a one-line summary.
+
+``::error`` for error findings (and crashed checks), ``::warning`` for warnings, ``::notice``
+for info findings with ``-v``. ``file``, ``line`` and ``col`` are set only when the finding
+has a location; an absolute path inside ``$GITHUB_WORKSPACE`` is made relative to it, since
+GitHub attaches annotations to repository paths. The fix follows the message on its own line.
+
+Escaping follows GitHub's runner (``ActionCommand``): in the message ``%``, CR and LF become
+``%25``, ``%0D``, ``%0A``; property values additionally escape ``:`` and ``,`` as ``%3A`` and
+``%2C``. A message can therefore never start a second workflow command.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePosixPath, PureWindowsPath
+
+from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
+from autoglm_doctor.report import RenderOptions
+from autoglm_doctor.report._common import counts_phrase, evidence, strict_note
+
+_COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow command's message (the part after ``::``)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a workflow command property value (``file=``, ``title=``...)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _repo_path(file: str, workspace: str | None) -> str:
+    """``file`` relative to the workspace when it lies inside it; otherwise unchanged."""
+    if not workspace:
+        return file
+    flavour = PureWindowsPath if "\\" in workspace or ":" in workspace[1:3] else PurePosixPath
+    path, root = flavour(file), flavour(workspace)
+    if path.is_absolute() and path.is_relative_to(root) and path != root:
+        return path.relative_to(root).as_posix()
+    return file
+
+
+def annotation(result: CheckResult, finding: Finding, workspace: str | None = None) -> str:
+    """One workflow command for one finding of ``result``."""
+    command = "error" if result.status is Status.ERROR else _COMMAND[finding.severity]
+    props: list[tuple[str, str]] = []
+    if finding.location is not None:
+        props.append(("file", _repo_path(finding.location.file, workspace)))
+        if finding.location.line is not None:
+            props.append(("line", str(finding.location.line)))
+            if finding.location.column is not None:
+                props.append(("col", str(finding.location.column)))
+    props.append(("title", f"{result.id} ({finding.code})"))
+    message = [finding.message]
+    seen = evidence(finding)
+    if seen:
+        message.append(seen)
+    if finding.fix:
+        message.append(f"fix: {finding.fix}")
+    rendered = ",".join(f"{key}={escape_property(value)}" for key, value in props)
+    return f"::{command} {rendered}::{escape_data(chr(10).join(message))}"
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    """Annotations for every error and warning finding (info ones with ``verbose``), then the summary."""
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    lines = []
+    for result in report.results:
+        if result.status is Status.SKIP:
+            continue
+        for finding in result.findings:
+            if finding.severity is Severity.INFO and not options.verbose and result.status is not Status.ERROR:
+                continue
+            lines.append(annotation(result, finding, workspace))
+    overall = report.status(strict=options.strict)
+    note = strict_note(report, strict=options.strict)
+    lines.append(f"autoglm-doctor {overall.value.upper()}: {counts_phrase(report)}{note}")
+    return "\n".join(lines) + "\n"
