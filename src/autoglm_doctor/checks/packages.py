@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -122,9 +123,18 @@ def packages_versions(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             )
 
 
+# `name ; extra == "x"`: a line that only matters when extra x is requested. Most Requires-Dist
+# lines of torch and transformers look like this; skipping them unparsed keeps the check fast.
+_EXTRA_ONLY = re.compile(r"""^[^;]*;\s*extra\s*==\s*(['"])([^'"]+)\1\s*$""")
+
+
 def _requirements(dist: Distribution, extras: set[str], env: dict[str, str]) -> Iterator[Requirement | str]:
     """The requirements of ``dist`` that apply to the target with ``extras`` requested; bad lines as str."""
+    wanted = {canonical_name(e) for e in extras}
     for line in dist.requires:
+        extra_only = _EXTRA_ONLY.match(line)
+        if extra_only is not None and canonical_name(extra_only.group(2)) not in wanted:
+            continue
         try:
             req = Requirement(line)
         except InvalidRequirement:
@@ -272,10 +282,13 @@ def _knowledge_findings(snap: Snapshot) -> Iterator[Finding]:
         yield Finding(
             severity,
             f"packages.known-bad.{combo.id}",
-            combo.message.format(**values) + confidence_note(combo.confidence),
+            combo.message.format(**values)
+            + (f" (symptom: {combo.symptom})" if combo.symptom else "")
+            + confidence_note(combo.confidence),
             observed=", ".join(f"{n}=={v}" for n, v in values.items()),
             expected=f"not: {', '.join(f'{n}{s}' for n, s in combo.when.items())}",
-            fix=combo.fix.format(**values) + (f"  [symptom: {combo.symptom}]" if combo.symptom else ""),
+            fix=(pip_install(snap, *combo.install) if combo.install else combo.alternative)
+            + (f"   # {combo.alternative}" if combo.install and combo.alternative else ""),
         )
     transformers = versions.get("transformers")
     torch = versions.get("torch")

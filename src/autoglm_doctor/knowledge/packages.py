@@ -58,8 +58,10 @@ class Combination:
     """Template; ``{name}`` is the installed version of that distribution."""
     symptom: str
     """The error text users meet."""
-    fix: str
-    """Template of what to do."""
+    install: tuple[str, ...]
+    """Requirements whose installation fixes it."""
+    alternative: str
+    """The other way out, in words."""
     confidence: str
     """high, medium or low."""
 
@@ -149,7 +151,8 @@ def combinations() -> tuple[Combination, ...]:
                 severity=str(row.get("severity", "error")),
                 message=str(row["message"]),
                 symptom=str(row.get("symptom") or ""),
-                fix=str(row.get("fix") or ""),
+                install=tuple(str(r) for r in row.get("install") or ()),
+                alternative=str(row.get("alternative") or ""),
                 confidence=str(row.get("confidence", "high")),
             )
         )

@@ -10,7 +10,6 @@ import sys
 if sys.path and sys.path[0] == "" and not getattr(sys.flags, "safe_path", False):
     del sys.path[0]
 
-import ast  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -20,6 +19,10 @@ import sysconfig  # noqa: E402
 SECRET_HINT = re.compile(r"token|key|secret|passw|credential|auth", re.IGNORECASE)
 NORMALIZE = re.compile(r"[-_.]+")
 MODULE_SUFFIXES = (".py", ".pyc", ".pyd", ".so")
+# `name = 'text'`, `name: Optional[str] = None`, `debug = False` lines of torch/version.py
+ASSIGNMENT = re.compile(
+    r"^(\w+)\s*(?::[^=\n]*)?=\s*(?:'([^'\n]*)'|\"([^\"\n]*)\"|(None|True|False))\s*(?:#.*)?$", re.MULTILINE
+)
 errors = []
 
 
@@ -74,7 +77,7 @@ def parse_metadata(text):
     """Headers of a METADATA / PKG-INFO file (RFC 822 style, stops at the body)."""
     headers = {}
     last = None
-    for line in text.splitlines():
+    for line in text.replace("\r\n", "\n").split("\n"):
         if not line.strip():
             break
         if line[0] in " \t" and last is not None:
@@ -135,7 +138,16 @@ def read_distribution(location, folder, index):
     raw = None
     try:
         with open(meta_file, "rb") as handle:
-            raw = handle.read(1 << 20)
+            raw = handle.read(65536)
+            # The headers end at the first blank line; the long description after it is not needed.
+            while b"\n\n" not in raw and len(raw) < (1 << 20):
+                chunk = handle.read(65536)
+                if not chunk:
+                    break
+                raw += chunk
+            end = raw.find(b"\n\n")
+            if end >= 0:
+                raw = raw[: end + 1]
     except OSError as exc:
         dist["problem"] = "%s is missing or unreadable (%s)" % (
             os.path.basename(meta_file),
@@ -194,27 +206,15 @@ def torch_build(search_path):
             continue
         text = read_text(version_py, 1 << 20)
         facts = {"version": "", "cuda": None, "hip": None, "git_version": "", "debug": False, "path": version_py}
-        try:
-            tree = ast.parse(text or "")
-        except SyntaxError as exc:
-            errors.append("cannot parse %s: %s" % (version_py, exc))
-            return facts
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target, value = node.targets[0], node.value
-            elif isinstance(node, ast.AnnAssign) and node.value is not None:
-                target, value = node.target, node.value
+        for match in ASSIGNMENT.finditer(text or ""):
+            name, single, double, keyword = match.groups()
+            key = {"__version__": "version"}.get(name, name)
+            if key not in facts or key == "path":
+                continue
+            if keyword is not None:
+                facts[key] = {"None": None, "True": True, "False": False}[keyword]
             else:
-                continue
-            if not isinstance(target, ast.Name):
-                continue
-            try:
-                literal = ast.literal_eval(value)
-            except ValueError:
-                continue
-            key = {"__version__": "version"}.get(target.id, target.id)
-            if key in facts and key != "path":
-                facts[key] = literal
+                facts[key] = single if single is not None else double
         return facts
     return None
 
@@ -224,11 +224,24 @@ def main(argv):
     # A program started in cwd sees cwd first (python app.py from there, uvicorn app:app).
     search_path = [cwd] + [p for p in sys.path if p and os.path.abspath(p) != cwd]
     stdlib_dirs = set()
+    base_vars = {
+        "base": getattr(sys, "base_prefix", sys.prefix),
+        "installed_base": getattr(sys, "base_prefix", sys.prefix),
+        "platbase": getattr(sys, "base_exec_prefix", sys.exec_prefix),
+        "installed_platbase": getattr(sys, "base_exec_prefix", sys.exec_prefix),
+    }
     for key in ("stdlib", "platstdlib"):
         try:
-            stdlib_dirs.add(os.path.normcase(os.path.abspath(sysconfig.get_path(key))))
+            stdlib_dirs.add(os.path.normcase(os.path.abspath(sysconfig.get_path(key, vars=base_vars))))
         except (KeyError, TypeError):
             pass
+
+    def is_stdlib(folder):
+        if folder == "<builtin>":
+            return True
+        norm = os.path.normcase(os.path.abspath(folder))
+        return norm in stdlib_dirs or os.path.basename(norm) == "lib-dynload" or norm.endswith(".zip")
+
     distributions = []
     providers = {}  # module name -> list of folders that provide it
     for index, folder in enumerate(search_path):
@@ -254,11 +267,8 @@ def main(argv):
     site_like = re.compile(r"[/\\](site|dist)-packages$")
     local = {cwd}
     for folder in search_path:
-        norm = os.path.normcase(os.path.abspath(folder))
-        if norm in stdlib_dirs or site_like.search(folder) or folder.endswith(".zip"):
+        if is_stdlib(folder) or site_like.search(folder):
             continue
-        if os.path.normcase(os.path.abspath(os.path.join(folder, os.pardir))) in stdlib_dirs:
-            continue  # lib-dynload and friends
         local.add(folder)
     top_level_owner = {}
     for dist in distributions:
@@ -271,9 +281,7 @@ def main(argv):
         real_folder, real_path = found[1]
         if real_folder == "<builtin>":
             real = "stdlib (built-in)"
-        elif os.path.normcase(os.path.abspath(real_folder)) in stdlib_dirs or os.path.normcase(
-            os.path.abspath(os.path.join(real_folder, os.pardir))
-        ) in stdlib_dirs:
+        elif is_stdlib(real_folder):
             real = "stdlib (%s)" % real_path
         else:
             real = real_path
@@ -285,11 +293,15 @@ def main(argv):
                     break
         shadows.append({"module": name, "path": found[0][1], "shadowed": real, "distribution": owner})
 
-    libc_name, libc_version = "", ""
+    libc = ""
     try:
-        libc_name, libc_version = platform.libc_ver()
-    except (OSError, ValueError):
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36", instant (no scan of the binary)
+    except (AttributeError, OSError, ValueError):
         pass
+    uname = platform.uname()
+    platform_full = "%s-%s-%s" % (uname.system, uname.release, uname.machine)
+    if libc:
+        platform_full += "-with-" + libc.replace(" ", "")
     base = getattr(sys, "base_prefix", sys.prefix)
     stdlib = sysconfig.get_path("stdlib") or ""
     conda_name = ""
@@ -316,9 +328,9 @@ def main(argv):
             "sys_path": search_path,
             "cwd": cwd,
             "platform": sys.platform,
-            "platform_full": platform.platform(),
+            "platform_full": platform_full,
             "machine": platform.machine(),
-            "libc": ("%s %s" % (libc_name, libc_version)).strip(),
+            "libc": libc,
             "env_name": conda_name,
             "externally_managed": bool(stdlib) and os.path.isfile(os.path.join(stdlib, "EXTERNALLY-MANAGED")),
             "system_site_packages": cfg.get("include-system-site-packages", "").lower() == "true",
@@ -333,4 +345,6 @@ def main(argv):
     sys.stdout.flush()
 
 
-main(sys.argv[1:])
+# Run as `python -` (stdin), __name__ is "__main__"; tests import the functions without running it.
+if __name__ == "__main__":
+    main(sys.argv[1:])

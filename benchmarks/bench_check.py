@@ -1,0 +1,69 @@
+"""Time `autoglm-doctor check --no-smoke` against its peers on one environment, in the same run.
+
+Peers: `python -m pip check` (dependency consistency only) and `python -m torch.utils.collect_env`
+(torch's own environment report). The environment is the one this script runs in (it must hold
+torch and transformers: `make test` builds such a .venv). Prints medians and ratios.
+Target: the doctor's median wall time at most half of pip check's.
+
+    .venv/bin/python benchmarks/bench_check.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def timed(cmd: list[str], cwd: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=False)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    python = sys.executable
+    doctor = shutil.which("autoglm-doctor", path=str(Path(python).parent)) or "autoglm-doctor"
+    try:
+        import importlib.metadata as md
+
+        versions = f"torch {md.version('torch')}, transformers {md.version('transformers')}"
+    except Exception as exc:  # noqa: BLE001
+        print(f"this environment lacks torch or transformers ({exc}); run it with .venv/bin/python", file=sys.stderr)
+        return 2
+    commands = {
+        "autoglm-doctor check --no-smoke": [doctor, "check", "--no-smoke", "--python", python],
+        "pip check": [python, "-m", "pip", "check"],
+        "torch.utils.collect_env": [python, "-m", "torch.utils.collect_env"],
+    }
+    with tempfile.TemporaryDirectory() as cwd:
+        env_note = f"{python} ({versions}); {os.cpu_count()} CPUs"
+        for cmd in commands.values():  # warm the page cache once for everyone
+            timed(cmd, cwd)
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, cmd in commands.items():  # interleaved, so drift hits all alike
+                samples[name].append(timed(cmd, cwd))
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    print(f"environment: {env_note}; {args.runs} runs each, interleaved")
+    for name, median in medians.items():
+        print(f"  {name:<34} median {median * 1000:8.1f} ms   (min {min(samples[name]) * 1000:.1f} ms)")
+    doctor_time = medians["autoglm-doctor check --no-smoke"]
+    for peer in ("pip check", "torch.utils.collect_env"):
+        print(f"ratio doctor / {peer}: {doctor_time / medians[peer]:.2f}")
+    ok = doctor_time <= 0.5 * medians["pip check"]
+    print(f"target (doctor <= 0.5 x pip check): {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
