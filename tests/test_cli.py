@@ -146,15 +146,16 @@ def test_exit_zero_and_output_file(healthy_venv: Venv, workdir: Path, capsys: py
 def test_crashing_check_becomes_error_result(
     healthy_venv: Venv, workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from autoglm_doctor import registry
+    import dataclasses
 
-    registry.load()
-    spec = registry._REGISTRY["packages.versions"]
+    from autoglm_doctor.checks import packages
+
+    spec = packages.packages_versions.__autoglm_check__  # type: ignore[attr-defined]
 
     def boom(snap, ctx):  # type: ignore[no-untyped-def]
         raise KeyError("torch")
 
-    monkeypatch.setitem(registry._REGISTRY, "packages.versions", registry.CheckSpec(**{**spec.__dict__, "func": boom}))
+    monkeypatch.setattr(packages.packages_versions, "__autoglm_check__", dataclasses.replace(spec, func=boom))
     args = ["check", "--no-smoke", "--python", str(healthy_venv.python)]
     assert main([*args, "--format", "json"]) == 1
     report = json.loads(capsys.readouterr().out)

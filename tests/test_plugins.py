@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from autoglm_doctor import registry
 from autoglm_doctor.cli import main
 from tests.helpers.venvs import Venv
 
@@ -38,10 +37,7 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     site = tmp_path / "plugins"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    snapshot = dict(registry._REGISTRY)
     yield site
-    registry._REGISTRY.clear()
-    registry._REGISTRY.update(snapshot)
     for module in [m for m in sys.modules if m.endswith("_checks")]:
         del sys.modules[module]
 

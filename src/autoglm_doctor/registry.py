@@ -12,9 +12,11 @@ and loading are two steps, as in flake8: a plugin that fails to load is reported
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import traceback
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -73,8 +75,7 @@ class RegistryError(ValueError):
     """Two checks claim one id, or an id is malformed."""
 
 
-_REGISTRY: dict[str, CheckSpec] = {}
-_current_origin = "autoglm-doctor"
+_ATTRIBUTE = "__autoglm_check__"
 
 
 def check(
@@ -87,19 +88,17 @@ def check(
     fix: str = "",
     last: bool = False,
 ) -> Callable[[CheckFunc], CheckFunc]:
-    """Register a check function under a stable id.
+    """Mark a function as a check with a stable id.
 
     The function's docstring says what the check decides; ``why`` and ``fix`` feed
-    ``autoglm-doctor explain``.
+    ``autoglm-doctor explain``. Marking has no global side effect: :func:`load` collects the
+    marked functions of the built-in modules and of each plugin, in definition order.
     """
     if "." not in check_id or check_id != check_id.strip().lower():
         raise RegistryError(f"check id {check_id!r} must be lower-case 'area.name'")
 
-    def register(func: CheckFunc) -> CheckFunc:
-        existing = _REGISTRY.get(check_id)
-        if existing is not None and existing.func is not func:
-            raise RegistryError(f"check id {check_id!r} is registered twice ({existing.origin} and {_current_origin})")
-        _REGISTRY[check_id] = CheckSpec(
+    def mark(func: CheckFunc) -> CheckFunc:
+        spec = CheckSpec(
             id=check_id,
             title=title,
             category=category or check_id.split(".", 1)[0],
@@ -109,11 +108,26 @@ def check(
             why=why,
             fix=fix,
             last=last,
-            origin=_current_origin,
         )
+        setattr(func, _ATTRIBUTE, spec)
         return func
 
-    return register
+    return mark
+
+
+def specs_in(obj: object, origin: str) -> list[CheckSpec]:
+    """The checks a module defines (in definition order), or the check a marked function is."""
+    spec = getattr(obj, _ATTRIBUTE, None)
+    if isinstance(spec, CheckSpec):
+        return [dataclasses.replace(spec, origin=origin)]
+    if isinstance(obj, types.ModuleType):
+        found = []
+        for value in vars(obj).values():
+            marked = getattr(value, _ATTRIBUTE, None)
+            if isinstance(marked, CheckSpec) and getattr(value, "__module__", None) == obj.__name__:
+                found.append(dataclasses.replace(marked, origin=origin))
+        return found
+    return []
 
 
 @dataclass(frozen=True)
@@ -135,7 +149,7 @@ class Registry:
     """Loaded checks plus the plugins that failed to load."""
 
     checks: dict[str, CheckSpec]
-    """Every check by id, in registration order."""
+    """Every check by id: built-ins in module order, then plugins; ``last`` ones at the end."""
     failures: list[PluginFailure]
     """Plugins that raised while loading."""
 
@@ -150,30 +164,44 @@ def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
     return str(dist.metadata["Name"]) if dist is not None else "unknown distribution"
 
 
+def _failure(ep: importlib.metadata.EntryPoint, origin: str, cause: str, trace: str = "") -> PluginFailure:
+    return PluginFailure(
+        name=ep.name,
+        distribution=origin,
+        message=f"plugin {ep.name!r} ({ep.value}) from {origin} failed to load: {cause}",
+        traceback=trace,
+    )
+
+
 def load(*, plugins: bool = True) -> Registry:
-    """Import the built-in checks, then every plugin; returns the registry and load failures."""
-    global _current_origin
+    """Collect the built-in checks, then every plugin's; returns the registry and load failures."""
+    checks: dict[str, CheckSpec] = {}
     for module in BUILTIN_MODULES:
-        importlib.import_module(module)
+        for spec in specs_in(importlib.import_module(module), "autoglm-doctor"):
+            if spec.id in checks:
+                raise RegistryError(f"check id {spec.id!r} is defined twice in the built-in checks")
+            checks[spec.id] = spec
     failures: list[PluginFailure] = []
-    if plugins:
-        for ep in _discover():
-            _current_origin = _dist_name(ep)
-            try:
-                ep.load()
-            except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, never fatal
-                cause = f"{type(exc).__name__}: {exc}".strip()
-                failures.append(
-                    PluginFailure(
-                        name=ep.name,
-                        distribution=_current_origin,
-                        message=f"plugin {ep.name!r} ({ep.value}) from {_current_origin} failed to load: {cause}",
-                        traceback=traceback.format_exc(),
-                    )
-                )
-            finally:
-                _current_origin = "autoglm-doctor"
-    ordered = sorted(_REGISTRY.values(), key=lambda spec: spec.last)  # stable: keeps registration order
+    for ep in _discover() if plugins else []:
+        origin = _dist_name(ep)
+        try:
+            found = specs_in(ep.load(), origin)
+        except Exception as exc:  # noqa: BLE001 - any plugin failure is reported, never fatal
+            failures.append(_failure(ep, origin, f"{type(exc).__name__}: {exc}".strip(), traceback.format_exc()))
+            continue
+        clashes = [spec for spec in found if spec.id in checks]
+        if not found:
+            failures.append(
+                _failure(ep, origin, "it names neither a module with @check functions nor a @check function")
+            )
+        elif clashes:
+            other = checks[clashes[0].id].origin
+            failures.append(
+                _failure(ep, origin, f"check id {clashes[0].id!r} is registered twice ({other} and {origin})")
+            )
+        else:
+            checks.update((spec.id, spec) for spec in found)
+    ordered = sorted(checks.values(), key=lambda spec: spec.last)  # stable: keeps the order above
     return Registry(checks={spec.id: spec for spec in ordered}, failures=failures)
 
 

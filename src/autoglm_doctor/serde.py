@@ -57,7 +57,7 @@ def _convert(tp: Any, data: Any, path: str) -> Any:
             except SerdeError as exc:
                 errors.append(str(exc))
         raise SerdeError(errors[0] if errors else f"{path}: unexpected value")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(data, dict):
             raise SerdeError(f"{path}: expected an object, got {type(data).__name__}")
         hints = _hints(tp)
