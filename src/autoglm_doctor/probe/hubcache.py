@@ -1,0 +1,159 @@
+"""Offline lookups in the Hugging Face hub cache, with the standard library only.
+
+The cache layout (``huggingface_hub`` file_download / cache docs)::
+
+    <cache>/models--<owner>--<name>/
+        refs/main                 the commit hash "main" points to
+        snapshots/<commit>/...    the files, as symlinks into ../../blobs/
+        blobs/<etag>              content; LFS files are named by their sha256
+        blobs/<etag>.incomplete   a download that has not finished
+
+The cache folder is ``HF_HUB_CACHE``, else ``HUGGINGFACE_HUB_CACHE`` (older name), else
+``HF_HOME/hub``, else ``XDG_CACHE_HOME/huggingface/hub``, else ``~/.cache/huggingface/hub``.
+huggingface_hub itself is never imported, and nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+"""``owner/name`` as the hub spells repository ids."""
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """``owner/name`` with no other path syntax (``./``, ``..``, ``~``, absolute paths)."""
+    return bool(HUB_ID.match(text)) and ".." not in text and not text.endswith((".", "-"))
+
+
+def cache_dir(env: Mapping[str, str]) -> Path:
+    """The hub cache folder huggingface_hub would use with this environment."""
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(name):
+            return Path(env[name]).expanduser()
+    if env.get("HF_HOME"):
+        return Path(env["HF_HOME"]).expanduser() / "hub"
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]).expanduser() / "huggingface" / "hub"
+    return Path("~/.cache/huggingface/hub").expanduser()
+
+
+def repo_folder_name(hub_id: str) -> str:
+    """``zai-org/AutoGLM-Phone-9B`` -> ``models--zai-org--AutoGLM-Phone-9B``."""
+    return "models--" + hub_id.replace("/", "--")
+
+
+def hub_id_of(repo_dir: Path) -> str:
+    """The hub id a ``models--owner--name`` folder holds."""
+    return repo_dir.name.removeprefix("models--").replace("--", "/", 1)
+
+
+@dataclass(frozen=True)
+class HubLookup:
+    """Where a hub id lives in the local cache, if anywhere."""
+
+    cache: str
+    """The cache folder searched."""
+    repo_dir: str = ""
+    """``<cache>/models--owner--name`` when it exists."""
+    revision: str = ""
+    """The commit whose snapshot was chosen."""
+    snapshot: str = ""
+    """The snapshot folder (the model folder) when one was found."""
+    problem: str = ""
+    """Why no snapshot was chosen, or what is odd about the choice."""
+
+
+def resolve(hub_id: str, env: Mapping[str, str], ref: str = "main") -> HubLookup:
+    """Find ``hub_id``'s snapshot for ``ref`` in the cache, offline."""
+    cache = cache_dir(env)
+    repo = cache / repo_folder_name(hub_id)
+    if not repo.is_dir():
+        return HubLookup(cache=str(cache), problem=f"{repo.name} is not in the cache {cache}")
+    snapshots = repo / "snapshots"
+    revision = ""
+    try:
+        revision = (repo / "refs" / ref).read_text(encoding="utf-8").strip()
+    except OSError:
+        pass
+    if revision and (snapshots / revision).is_dir():
+        return HubLookup(cache=str(cache), repo_dir=str(repo), revision=revision, snapshot=str(snapshots / revision))
+    try:
+        candidates = [p for p in snapshots.iterdir() if p.is_dir()]
+    except OSError:
+        candidates = []
+    if not candidates:
+        why = f"refs/{ref} names {revision}, which has no snapshot" if revision else "it has no snapshot"
+        return HubLookup(cache=str(cache), repo_dir=str(repo), revision=revision, problem=why)
+    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    note = (
+        f"refs/{ref} names {revision}, which has no snapshot; using the newest snapshot {newest.name}"
+        if revision
+        else f"no refs/{ref}; using the newest snapshot {newest.name}"
+    )
+    return HubLookup(cache=str(cache), repo_dir=str(repo), revision=newest.name, snapshot=str(newest), problem=note)
+
+
+def repo_dir_containing(folder: Path) -> Path | None:
+    """The ``models--owner--name`` folder when ``folder`` is one of its snapshots."""
+    parent = folder.parent
+    if parent.name == "snapshots" and parent.parent.name.startswith("models--"):
+        return parent.parent
+    return None
+
+
+def incomplete_downloads(folder: Path, repo_dir: Path | None) -> list[tuple[str, int]]:
+    """``*.incomplete`` files an interrupted download left: (path relative to the model or cache folder, bytes).
+
+    Looks in the cache repo's ``blobs/`` and in the ``.cache/huggingface/download/`` folder that
+    ``hf download --local-dir`` keeps inside the model folder.
+    """
+    found: list[tuple[str, int]] = []
+    places = []
+    if repo_dir is not None:
+        places.append((repo_dir / "blobs", repo_dir))
+    places.append((folder / ".cache" / "huggingface" / "download", folder))
+    for place, base in places:
+        try:
+            walker = list(os.walk(place))
+        except OSError:
+            continue
+        for root, _dirs, names in walker:
+            for name in names:
+                if name.endswith(".incomplete"):
+                    path = Path(root) / name
+                    try:
+                        size = path.stat().st_size
+                    except OSError:
+                        size = 0
+                    found.append((path.relative_to(base).as_posix(), size))
+    return sorted(found)
+
+
+def local_dir_etags(folder: Path) -> dict[str, str]:
+    """sha256 etags recorded by ``hf download --local-dir`` (``.cache/huggingface/download/<file>.metadata``).
+
+    Each metadata file holds the commit hash, the etag and a timestamp, one per line; for LFS
+    files the etag is the content's sha256.
+    """
+    base = folder / ".cache" / "huggingface" / "download"
+    out: dict[str, str] = {}
+    if not base.is_dir():
+        return out
+    for root, _dirs, names in os.walk(base):
+        for name in names:
+            if not name.endswith(".metadata"):
+                continue
+            path = Path(root) / name
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError:
+                continue
+            etag = lines[1].strip().strip('"').lower() if len(lines) > 1 else ""
+            if re.fullmatch(r"[0-9a-f]{64}", etag):
+                out[path.relative_to(base).as_posix().removesuffix(".metadata")] = etag
+    return out
