@@ -42,7 +42,10 @@ class Condition:
 
     def describe(self) -> str:
         """How the condition reads in a message."""
-        return f"{self.key}: {self.equals!r}" if self.equals is not None else f"{self.key} is set"
+        if self.equals is None:
+            return f"the config sets {self.key}"
+        value = str(self.equals).lower() if isinstance(self.equals, bool) else self.equals
+        return f"the config sets {self.key}: {value}"
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,9 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
                 line=doc.line(where),
             )
         )
+    from autoglm_doctor.configfile.rules import validate_sections  # config area: config/env/launch/request
+
+    validate_sections(doc)
     return Pack(
         name=name,
         path=str(path),

@@ -1,0 +1,409 @@
+"""Read one config file into :class:`ConfigFacts`: decode, parse, interpolate, mask secrets, resolve paths."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from autoglm_doctor.configfile import envvars
+from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic, PathFacts, SecretFacts
+from autoglm_doctor.configfile.parse import POSITION_DEPTH, Parsed, Source, decode, detect_format, diag, dotted, parse
+from autoglm_doctor.redact import NOT_SECRET, REDACTED, SECRET_NAME
+
+ENV = "config.env"
+
+PLACEHOLDERS = frozenset(
+    {
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "secret",
+        "changeme",
+        "change-me",
+        "change_me",
+        "changeit",
+        "your-secret-key",
+        "your_secret_key",
+        "yoursecretkey",
+        "your-secret",
+        "mysecret",
+        "my-secret",
+        "my-secret-key",
+        "password",
+        "passw0rd",
+        "123456",
+        "12345678",
+        "default",
+        "test",
+        "example",
+        "placeholder",
+        "xxx",
+        "todo",
+        "key",
+        "token",
+        "api-key",
+        "sk-xxx",
+        "insecure",
+        "dev",
+        "development",
+    }
+)
+"""Well-known placeholder secrets (compared case-insensitively); the guide's example uses ``secret-key``."""
+
+_PLACEHOLDER_HINT = re.compile(r"change[-_ ]?me|your[-_ ]|replace[-_ ]?me|example|placeholder|x{4,}|<.*>", re.I)
+_SECRET_PARTS = {"secret", "password", "passwd", "passphrase", "credential", "credentials", "token", "apikey"}
+_KEY_OWNERS = {"api", "secret", "access", "private", "signing", "auth", "hmac", "jwt", "encryption", "client"}
+_PATH_KEY = re.compile(r"(^|_)(path|dir|file|folder)$")
+
+
+@functools.cache
+def _is_path_key(name: str) -> bool:
+    return bool(_PATH_KEY.search(name.lower()))
+
+
+@functools.cache
+def _interesting_key(name: str) -> bool:
+    """A key whose string value is a secret or a path (cached: names repeat across a big config)."""
+    return is_secret_key(name) or _is_path_key(name)
+
+
+@functools.cache
+def is_secret_key(name: str) -> bool:
+    """A config key whose string value is a secret (``secret_key``, ``api_key``, ``password``...)."""
+    parts = [p for p in re.split(r"[_\-.]", name.lower()) if p]
+    if any(p in _SECRET_PARTS for p in parts):
+        return True
+    return len(parts) >= 2 and parts[-1] == "key" and parts[-2] in _KEY_OWNERS
+
+
+def is_placeholder(value: str) -> bool:
+    """A value that is obviously not a real secret."""
+    lower = value.strip().lower()
+    return lower in PLACEHOLDERS or bool(_PLACEHOLDER_HINT.search(lower)) or (len(set(lower)) == 1 and len(lower) > 1)
+
+
+def _code_part(line: str, fmt: str) -> str:
+    """The part of a line before a comment (JSON has none)."""
+    if fmt == "json" or "#" not in line:
+        return line
+    quote = ""
+    for i, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in ("'", '"'):
+            quote = char
+        elif char == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+    return line
+
+
+def _env_diagnostics(source: Source, fmt: str, environ: Mapping[str, str]) -> list[Diagnostic]:
+    text = source.text
+    found: list[Diagnostic] = []
+    done_lines: set[int] = set()
+    hit = text.find("${")
+    while hit >= 0:
+        line_start = text.rfind("\n", 0, hit) + 1
+        line_end = text.find("\n", hit)
+        line_end = len(text) if line_end < 0 else line_end
+        if line_start not in done_lines:
+            done_lines.add(line_start)
+            code = _code_part(text[line_start:line_end], fmt)
+            found.extend(_line_env_diagnostics(source, code, line_start, environ))
+        hit = text.find("${", line_end)
+    return found
+
+
+def _line_env_diagnostics(source: Source, code: str, offset: int, environ: Mapping[str, str]) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for ref in envvars.references(code):
+        line, column = source.position(offset + ref.start)
+        written = code[ref.start : ref.end]
+        if ref.problem == "unclosed":
+            found.append(
+                diag(
+                    source,
+                    "config.env-unclosed",
+                    f"'{written.strip()}' opens an environment reference with '${{' but never closes it with '}}'",
+                    line,
+                    column,
+                    fix=f"write ${{{ref.name.split()[0] if ref.name.split() else 'NAME'}}}",
+                    expected="${NAME} or ${NAME:-default}",
+                    check=ENV,
+                )
+            )
+        elif ref.problem == "invalid-name":
+            base, dash, rest = ref.name.partition("-")
+            suggestion = (
+                f"${{{base}:-{rest}}}"
+                if dash and envvars.NAME.match(base)
+                else f"${{{re.sub(r'[^A-Za-z0-9_]', '_', ref.name.strip()) or 'NAME'}}}"
+            )
+            found.append(
+                diag(
+                    source,
+                    "config.env-invalid-name",
+                    f"{written} is not a valid reference: a variable name is letters, digits and '_' "
+                    "and does not start with a digit",
+                    line,
+                    column,
+                    fix=f"write {suggestion}",
+                    expected="${NAME}, ${NAME:-default}, ${NAME:default} or ${NAME-default}",
+                    check=ENV,
+                )
+            )
+        elif ref.unset_only and ref.default and re.fullmatch(r"[A-Z0-9_\-]+", ref.default):
+            joined = f"{ref.name}_{ref.default}".replace("-", "_")
+            found.append(
+                diag(
+                    source,
+                    "config.env-dash",
+                    f"{written} reads as variable {ref.name} with the default '{ref.default}' "
+                    f"(the shell's ${{NAME-default}} form): variable names cannot contain '-'",
+                    line,
+                    column,
+                    severity="warning",
+                    fix=f"write ${{{joined}}}   (or ${{{ref.name}:-{ref.default}}} if a default was meant)",
+                    expected=f"${{{joined}}}",
+                    check=ENV,
+                )
+            )
+        elif ref.name not in environ and ref.default is None:
+            found.append(
+                diag(
+                    source,
+                    "config.env-unset",
+                    f"environment variable {ref.name} is not set and {written} has no default: "
+                    "the service would read the text literally or fail",
+                    line,
+                    column,
+                    fix=f"export {ref.name}=...   (or give a default: ${{{ref.name}:-VALUE}})",
+                    expected=f"{ref.name} set",
+                    check=ENV,
+                )
+            )
+        elif ref.default is None and not environ.get(ref.name) and not ref.unset_only:
+            found.append(
+                diag(
+                    source,
+                    "config.env-empty",
+                    f"environment variable {ref.name} is set but empty, so {written} expands to an empty string",
+                    line,
+                    column,
+                    severity="warning",
+                    fix=f"export {ref.name}=...   (or give a default: ${{{ref.name}:-VALUE}})",
+                    expected=f"{ref.name} not empty",
+                    check=ENV,
+                )
+            )
+    return found
+
+
+class _Walker:
+    """Interpolates every string value and records secrets and relative paths."""
+
+    def __init__(self, parsed: Parsed, source: Source, environ: Mapping[str, str], folder: Path, cwd: Path) -> None:
+        self.parsed = parsed
+        self.source = source
+        self.environ = environ
+        self.folder = folder
+        self.cwd = cwd
+        self.env_refs: dict[str, list[str]] = {}
+        self.secrets: dict[str, SecretFacts] = {}
+        self.paths: dict[str, PathFacts] = {}
+        self.diagnostics: list[Diagnostic] = []
+
+    def walk(self, node: Any, path: tuple[Any, ...]) -> None:
+        """Interpolate and inspect every string below ``node`` in place."""
+        items = node.items() if type(node) is dict else enumerate(node)
+        changes: list[tuple[Any, Any]] = []
+        for key, value in items:
+            kind = type(value)
+            if kind is str:
+                if "$" in value or (type(key) is str and _interesting_key(key)):
+                    new = self.string(value, (*path, key))
+                    if new is not value:
+                        changes.append((key, new))
+            elif kind is dict or kind is list:
+                self.walk(value, (*path, key))
+        for key, new in changes:
+            node[key] = new
+
+    def string(self, value: str, path: tuple[Any, ...]) -> Any:
+        """The interpolated (and, for secrets, masked) value of one string."""
+        name = dotted(path)
+        result: Any = value
+        variables: list[str] = []
+        if "$" in value:
+            result, variables = envvars.expand(value, self.environ)
+            if variables:
+                self.env_refs[name] = variables
+            elif envvars.is_bare_reference(value):
+                line, column = self.parsed_position(name)
+                self.diagnostics.append(
+                    diag(
+                        self.source,
+                        "config.env-unbraced",
+                        f"{value} is not interpolated: only ${{NAME}} forms are",
+                        line,
+                        column,
+                        severity="warning",
+                        fix=f"write ${{{value[1:]}}}",
+                        expected=f"${{{value[1:]}}}",
+                        key=name,
+                        check=ENV,
+                    )
+                )
+        key = path[-1] if path else ""
+        secret_var = any(SECRET_NAME.search(v) and v not in NOT_SECRET for v in variables)
+        if isinstance(result, str) and (secret_var or (isinstance(key, str) and is_secret_key(key))):
+            text = result
+            unresolved = "${" in text and bool(variables)
+            source = "env" if variables else ("empty" if not text else "literal")
+            self.secrets[name] = SecretFacts(
+                source=source,
+                length=0 if unresolved else len(text),
+                placeholder=bool(text) and not unresolved and is_placeholder(text),
+                variables=variables,
+            )
+            if text and not unresolved:
+                result = REDACTED
+        elif isinstance(result, str) and isinstance(key, str) and _is_path_key(key):
+            self.path(name, result)
+        return result
+
+    def parsed_position(self, name: str) -> tuple[int | None, int | None]:
+        pos = self.parsed.positions.get(name)
+        return (pos[0], pos[1]) if pos else (None, None)
+
+    def path(self, name: str, value: str) -> None:
+        if not value or "$" in value or "://" in value or value.startswith("~"):
+            return
+        candidate = Path(value)
+        if candidate.is_absolute():
+            return
+        by_config = (self.folder / candidate).resolve()
+        by_cwd = (self.cwd / candidate).resolve()
+        self.paths[name] = PathFacts(
+            value=value,
+            config_relative=str(by_config),
+            cwd_relative=str(by_cwd),
+            config_exists=by_config.exists(),
+            cwd_exists=by_cwd.exists(),
+        )
+
+
+def load_config(path: Path, *, shown: str, source: str, cwd: Path, environ: Mapping[str, str]) -> ConfigFacts:
+    """Read, parse and interpolate the config at ``path`` (``shown`` is how findings name it)."""
+    folder = str(path.parent.resolve())
+    base: dict[str, Any] = {"path": shown, "source": source, "folder": folder, "cwd": str(cwd)}
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ConfigFacts(**base, exists=False, diagnostics=[_missing(shown, source)])
+    except IsADirectoryError:
+        return ConfigFacts(**base, exists=False, diagnostics=[_missing(shown, source, "is a folder, not a file")])
+    except OSError as exc:
+        message = f"cannot read {shown}: {exc.strerror or exc}"
+        fix = f"chmod a+r {shown}"
+        return ConfigFacts(
+            **base,
+            exists=False,
+            diagnostics=[Diagnostic("config.syntax", "config.unreadable", "error", message, fix=fix)],
+        )
+    return parse_config(raw, shown=shown, source=source, folder=Path(folder), cwd=cwd, environ=environ)
+
+
+def parse_config(
+    raw: bytes, *, shown: str, source: str = "--config", folder: Path, cwd: Path, environ: Mapping[str, str]
+) -> ConfigFacts:
+    """Config facts from the raw bytes of a file named ``shown``."""
+    text, diagnostics = decode(raw, shown)
+    src = Source(text)
+    fmt = detect_format(shown, text)
+    base: dict[str, Any] = {
+        "path": shown,
+        "source": source,
+        "format": fmt,
+        "size": len(raw),
+        "line_count": src.line_count,
+        "folder": str(folder),
+        "cwd": str(cwd),
+    }
+    if any(d.code == "config.encoding" and d.line == 1 and not text for d in diagnostics):
+        return ConfigFacts(**base, diagnostics=diagnostics)
+    if not text.strip():
+        diagnostics.append(_empty(shown, src))
+        return ConfigFacts(**base, diagnostics=diagnostics)
+    parsed = parse(src, fmt)
+    diagnostics.extend(parsed.diagnostics)
+    data = parsed.data
+    if data is None and not parsed.diagnostics:
+        diagnostics.append(_empty(shown, src))
+    elif data is not None and not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single {type(data).__name__} value"
+        diagnostics.append(
+            diag(
+                src,
+                "config.not-mapping",
+                f"the config is {kind}; it must be a mapping of keys to values (model_path: ..., device: ...)",
+                1,
+                1,
+                fix="write the settings as 'key: value' lines",
+                expected="a mapping",
+            )
+        )
+        data = None
+    diagnostics.extend(_env_diagnostics(src, fmt, environ))
+    if not isinstance(data, dict):
+        return ConfigFacts(**base, positions=parsed.positions, diagnostics=_ordered(diagnostics))
+    walker = _Walker(parsed, src, environ, folder, cwd)
+    walker.walk(data, ())
+    diagnostics.extend(walker.diagnostics)
+    return ConfigFacts(
+        **base,
+        data={str(k): v for k, v in data.items()},
+        parsed=True,
+        positions=parsed.positions,
+        diagnostics=_ordered(diagnostics),
+        env_refs=walker.env_refs,
+        secrets=walker.secrets,
+        paths=walker.paths,
+    )
+
+
+def _ordered(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(diagnostics, key=lambda d: (d.line or 0, d.column or 0))
+
+
+def _empty(shown: str, src: Source) -> Diagnostic:
+    return diag(
+        src,
+        "config.empty",
+        f"{shown} is empty (or holds only comments): the service would start with no settings",
+        1,
+        1,
+        fix="add the settings (model_path, device, ...) or point --config at the right file",
+        expected="a mapping of settings",
+    )
+
+
+def _missing(shown: str, source: str, what: str = "does not exist") -> Diagnostic:
+    named_by = {"--config": "--config", "AUTOGLM_CONFIG": "the AUTOGLM_CONFIG environment variable"}.get(
+        source, "discovery"
+    )
+    return Diagnostic(
+        check="config.syntax",
+        code="config.missing",
+        severity="error",
+        message=f"the config {shown} named by {named_by} {what}",
+        fix=f"pass the right file with --config, or create {shown}",
+        expected="an existing YAML or JSON file",
+    )
+
+
+__all__ = ["POSITION_DEPTH", "is_placeholder", "is_secret_key", "load_config", "parse_config"]

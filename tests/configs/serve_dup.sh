@@ -1,0 +1,5 @@
+vllm serve zai-org/AutoGLM-Phone-9B \
+  --served-model-name autoglm-phone-9b \
+  --max-model-len 25480 \
+  --limit-mm-per-prompt '{"image":10}' \
+  --max-model-len 8192

@@ -1,0 +1,3 @@
+vllm serve zai-org/AutoGLM-Phone-9B \
+  --served-model-name autoglm-phone-9b \
+  --max-model-len 25480

@@ -1,0 +1,154 @@
+"""Value rules declared in packs: validation at load time, evaluation, env/launch rules, vLLM pins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autoglm_doctor import packs
+from autoglm_doctor.configfile.load import parse_config
+from autoglm_doctor.configfile.rules import ValueRule, check_value, config_rules, env_rules, launch_rules
+from autoglm_doctor.knowledge.vllm import vllm_pin, vllm_pins
+from tests.helpers.config_lint import ENVIRON, PHONE_ENV, model_facts, run_checks, snapshot
+
+PACK_HEAD = "pack: t\npython: {range: '>=3.8'}\n"
+
+
+def _facts(text: str, name: str = "deploy.yaml", folder: Path = Path("/srv/app"), cwd: Path = Path("/srv")):  # type: ignore[no-untyped-def]
+    return parse_config(text.encode(), shown=name, folder=folder, cwd=cwd, environ=ENVIRON)
+
+
+def _codes(results, check_id: str = "config.values") -> list[str]:  # type: ignore[no-untyped-def]
+    return [f.code for f in results[check_id].findings if f.severity.value != "info"]
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "words"),
+    [
+        ("config:\n  keys:\n    port: {type: integer}\n", 5, "unknown type 'integer'"),
+        ("config:\n  keys:\n    port: {maximum: 3}\n", 5, "unknown rule key 'maximum'"),
+        ("config:\n  keys:\n    port:\n      recommend: {above: 3}\n", 6, "'recommend' is a mapping"),
+        ("config:\n  keys:\n    port: {pattern: '('}\n", 5, "bad regular expression"),
+        ("config:\n  rules: {}\n", 4, "unknown key 'rules'"),
+        ("config:\n  secrets: {min_length: 0}\n", 4, "'min_length' must be a positive integer"),
+        ("env:\n  BAD-NAME: {required: true}\n", 4, "not an environment variable name"),
+        ("launch:\n  memory:\n    - {flag: max-model-len}\n", 5, "a memory row needs"),
+        ("request:\n  max_items: -1\n", 4, "'max_items' must be a positive integer"),
+    ],
+)
+def test_malformed_rules_are_pack_errors_with_file_and_line(tmp_path: Path, body: str, line: int, words: str) -> None:
+    pack = tmp_path / "p.yaml"
+    pack.write_text(PACK_HEAD + body)
+    with pytest.raises(packs.PackError) as caught:
+        packs.load(str(pack))
+    assert str(caught.value).startswith(f"{pack}:{line}: ")
+    assert words in str(caught.value)
+
+
+def test_builtin_packs_declare_the_guides_rules() -> None:
+    rules = {r.key: r for r in config_rules(packs.load("open-autoglm").sections)}
+    assert rules["model_max_length"].recommend is not None and rules["model_max_length"].recommend.min == 2048
+    assert rules["max_batch_size"].max == 1000
+    assert rules["port"].max == 65535
+    phone = packs.load("open-autoglm-phone").sections
+    assert {r.key for r in env_rules(phone)} >= {"PHONE_AGENT_BASE_URL", "PHONE_AGENT_MODEL", "PHONE_AGENT_DEVICE_TYPE"}
+    assert launch_rules(phone).memory[0].max == 8192
+
+
+def test_check_value_each_rule_kind() -> None:
+    rule = ValueRule(key="n", types=("int",), min=1, max=10, recommend=None)
+    assert check_value(rule, 5) == []
+    assert [v.code for v in check_value(rule, 0)] == ["config.out-of-range"]
+    assert [v.code for v in check_value(rule, True)] == ["config.type"]
+    (quoted,) = check_value(rule, "7")
+    assert quoted.fix == "write n: 7 without quotes"
+    choice = ValueRule(key="d", enum=("cpu", "cuda"), pattern=r"cuda:\d+")
+    assert check_value(choice, "CUDA") == [] and check_value(choice, "cuda:3") == []
+    assert [v.code for v in check_value(choice, "gpu")] == ["config.not-allowed"]
+    assert check_value(choice, {"lm_head": 0}) == []
+
+
+def test_device_map_explicit_mapping_and_cpu_are_accepted() -> None:
+    for text in ("device_map: cpu\n", "device_map: cuda:0\n", "device_map: {model.layers: 0, lm_head: cpu}\n"):
+        assert _codes(run_checks(snapshot(_facts(text)))) == []
+    assert _codes(run_checks(snapshot(_facts("device_map: auto\n")))) == ["config.not-recommended"]
+
+
+def test_remote_code_unset_with_auto_map_fails_at_file_level() -> None:
+    model = model_facts(auto_map={"AutoModel": "modeling.M"})
+    results = run_checks(snapshot(_facts("model_path: /m\n"), model=model))
+    (finding,) = results["config.values"].findings
+    assert finding.code == "config.remote-code-required" and "not set" in finding.message
+
+
+def test_model_length_within_limit_passes() -> None:
+    model = model_facts(max_position_embeddings=8192)
+    assert _codes(run_checks(snapshot(_facts("model_max_length: 8192\n"), model=model))) == []
+
+
+def test_bf16_on_cpu_only_torch_build() -> None:
+    snap = snapshot(_facts("torch_dtype: bfloat16\n"), torch_cuda=None)
+    (finding,) = run_checks(snap)["config.values"].findings
+    assert finding.code == "config.bf16-on-cpu" and "CPU-only build" in finding.message
+    assert _codes(run_checks(snapshot(_facts("torch_dtype: bfloat16\n")))) == []
+
+
+def test_flash_attention_without_flash_attn() -> None:
+    (finding,) = run_checks(snapshot(_facts("attn_implementation: flash_attention_2\n")))["config.values"].findings
+    assert finding.code == "config.needs-package" and "flash-attn" in finding.message
+    assert finding.fix == "/srv/venv/bin/python -m pip install flash-attn"
+
+
+def test_relative_path_resolution(tmp_path: Path) -> None:
+    folder = tmp_path / "conf"
+    (folder / "weights").mkdir(parents=True)
+    cwd = tmp_path / "run"
+    (cwd / "weights").mkdir(parents=True)
+    facts = _facts("model_path: weights\n", folder=folder, cwd=cwd)
+    (finding,) = run_checks(snapshot(facts))["config.values"].findings
+    assert finding.code == "config.relative-path"
+    assert "both exist, and they are different files" in finding.message
+    assert str(folder / "weights") in (finding.fix or "")
+    same = _facts("model_path: weights\n", folder=folder, cwd=folder)
+    assert _codes(run_checks(snapshot(same))) == []
+    hub = _facts("model_path: zai-org/AutoGLM-Phone-9B\n", folder=folder, cwd=cwd)
+    assert _codes(run_checks(snapshot(hub))) == []
+
+
+def test_phone_env_rules() -> None:
+    facts = _facts("served-model-name: autoglm-phone-9b\nmax-model-len: 8192\nlimit-mm-per-prompt: image=10\n")
+    ok = run_checks(snapshot(facts, env=PHONE_ENV), "open-autoglm-phone")
+    assert _codes(ok, "config.env") == [] and _codes(ok, "config.values") == []
+    bad_env = {"PHONE_AGENT_BASE_URL": "localhost:8000", "PHONE_AGENT_DEVICE_TYPE": "usb"}
+    results = run_checks(snapshot(facts, env=bad_env), "open-autoglm-phone")
+    assert sorted(_codes(results, "config.env")) == ["config.env-required", "config.env-url", "config.env-value"]
+    no_config = run_checks(snapshot(None, env=PHONE_ENV), "open-autoglm-phone")
+    assert no_config["config.env"].status.value == "pass"
+
+
+def test_launch_memory_needs_gpu_facts() -> None:
+    facts = _facts("served-model-name: autoglm-phone-9b\nmax-model-len: 25480\nlimit-mm-per-prompt: image=10\n")
+    assert _codes(run_checks(snapshot(facts, env=PHONE_ENV, gpu_gib=None), "open-autoglm-phone")) == []
+    (finding,) = run_checks(snapshot(facts, env=PHONE_ENV, gpu_gib=24), "open-autoglm-phone")["config.values"].findings
+    assert finding.code == "config.launch-memory" and finding.fix == "--max-model-len 8192"
+
+
+def test_vllm_pins_from_the_knowledge_base() -> None:
+    assert len(vllm_pins()) >= 10
+    pin = vllm_pin("0.11.0")
+    assert pin is not None and pin.torch == "2.8.0"
+    assert vllm_pin("0.0.1") is None
+    snap = snapshot(
+        None,
+        installed=["vllm", "torch", "transformers"],
+        versions={"vllm": "0.12.0", "torch": "2.8.0", "transformers": "5.1.0"},
+    )
+    results = run_checks(snap, "open-autoglm-phone")
+    assert sorted(_codes(results)) == ["config.vllm-torch-pin", "config.vllm-transformers-pin"]
+    matching = snapshot(
+        None,
+        installed=["vllm", "torch", "transformers"],
+        versions={"vllm": "0.12.0", "torch": "2.9.0", "transformers": "4.57.1"},
+    )
+    assert run_checks(matching, "open-autoglm-phone")["config.values"].status.value == "pass"
