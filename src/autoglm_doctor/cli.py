@@ -12,13 +12,23 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 
+try:  # typer >= 0.2x vendors its own click; older typer uses the click package
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
 from autoglm_doctor import __version__
+from autoglm_doctor.fix.formats import FixFormat
 from autoglm_doctor.report import Format
+
+if TYPE_CHECKING:
+    from autoglm_doctor.fix.command import FixOptions
+    from autoglm_doctor.runner import Progress
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -39,8 +49,8 @@ class ListFormat(str, enum.Enum):
     JSON = "json"
 
 
-def _usage(message: str) -> click.UsageError:
-    return click.UsageError(message)
+def _usage(message: str) -> Exception:
+    return click_exceptions.UsageError(message)
 
 
 def _stderr_is_terminal() -> bool:
@@ -59,12 +69,21 @@ def _width() -> int:
     try:
         return max(60, int(os.environ.get("COLUMNS", "")))
     except ValueError:
-        return 100
+        pass
+    if sys.stdout.isatty():  # fit the terminal, so the status column stays on screen
+        import shutil
+
+        return max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+    return 100
 
 
 def _write_output(text: str, output: Path | None) -> None:
     if output is None:
-        sys.stdout.write(text)
+        try:
+            sys.stdout.write(text)
+        except UnicodeEncodeError:  # a stdout that cannot say ✓ (cp1252, ascii): degrade, never crash
+            encoding = sys.stdout.encoding or "ascii"
+            sys.stdout.write(text.encode(encoding, "replace").decode(encoding))
         sys.stdout.flush()
         return
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
@@ -115,38 +134,53 @@ def check(
     snapshot: Annotated[
         Path | None, typer.Option("--snapshot", help="Evaluate a saved snapshot instead of probing this machine.")
     ] = None,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Write a pinned requirements file that resolves the packages/torch findings.")
+    ] = False,
+    fix_output: Annotated[
+        Path | None, typer.Option("--fix-output", help="Where --fix writes (default: ./requirements-autoglm.txt).")
+    ] = None,
+    fix_format: Annotated[
+        FixFormat, typer.Option("--fix-format", help="Write a requirements (-r) or a constraints (-c) file.")
+    ] = FixFormat.REQUIREMENTS,
+    force: Annotated[bool, typer.Option("--force", help="Let --fix replace an existing file.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Run pip's resolver (dry run) on the --fix file for the target.")
+    ] = False,
 ) -> int:
     """Run every check and report each problem with its fix."""
+    fix_options = _fix_options(fix, fix_output, fix_format, force, verify, device)
     from autoglm_doctor import packs, registry, runner
     from autoglm_doctor.context import CheckContext, Options
     from autoglm_doctor.model import Report
-    from autoglm_doctor.probe.collect import GatherOptions, ProbeError, gather, unprobed_snapshot
+    from autoglm_doctor.probe.collect import GatherOptions, gather
     from autoglm_doctor.probe.snapshot import Snapshot, SnapshotError
     from autoglm_doctor.report import RenderOptions, render
 
+    gathering = None
+    if snapshot is None:
+        # Facts are gathered in the background while the pack and the checks load.
+        gathering = _Background(
+            gather, GatherOptions(python=python, config=config, model=model, verify_hashes=verify_hashes)
+        )
     try:
         chosen_pack = packs.load(pack)
-    except packs.PackError as exc:
-        raise _usage(str(exc)) from exc
-    loaded = registry.load()
-    try:
+        loaded = registry.load()
         selected = runner.select(loaded.checks, only, skip)
-    except runner.SelectionError as exc:
+    except (packs.PackError, runner.SelectionError) as exc:
+        if gathering is not None:
+            gathering.result()  # let the probe finish rather than leave it running
         raise _usage(str(exc)) from exc
     if not smoke:
         selected = [spec for spec in selected if not spec.id.startswith("smoke.")]
-
-    if snapshot is not None:
+    if gathering is not None:
+        snap = gathering.result()
+    else:
+        assert snapshot is not None
         try:
             snap = Snapshot.load(snapshot)
         except SnapshotError as exc:
             raise _usage(str(exc)) from exc
-    else:
-        options = GatherOptions(python=python, config=config, model=model, verify_hashes=verify_hashes)
-        try:
-            snap = gather(options)
-        except ProbeError as exc:
-            snap = unprobed_snapshot(str(exc))
 
     ctx = CheckContext(
         pack=chosen_pack,
@@ -190,14 +224,67 @@ def check(
     _write_output(text, output)
     if output is not None and output_format is not Format.RICH and _stderr_is_terminal():
         typer.echo(f"report written to {output}: {report.status(strict=strict).value}", err=True)
+    fix_code = EXIT_OK
+    if fix_options is not None:
+        from autoglm_doctor.fix.command import run_fix
+
+        fix_code = run_fix(report, snap, chosen_pack, fix_options, lambda line: typer.echo(line, err=True))
     if exit_zero:
-        return EXIT_OK
-    return EXIT_FAIL if report.status(strict=strict).value == "fail" else EXIT_OK
+        return fix_code
+    return EXIT_FAIL if report.status(strict=strict).value == "fail" else fix_code
 
 
-def _progress_printer():  # type: ignore[no-untyped-def]
+def _fix_options(
+    fix: bool, output: Path | None, fmt: FixFormat, force: bool, verify: bool, device: str | None
+) -> FixOptions | None:
+    """The --fix options, checked before any work: an existing output file without --force exits 1 at once."""
+    if not fix:
+        flags = (("--fix-output", output is not None), ("--force", force), ("--verify", verify))
+        given = [flag for flag, on in flags if on]
+        if fmt is not FixFormat.REQUIREMENTS:
+            given.append("--fix-format")
+        if given:
+            raise _usage(f"{', '.join(given)} only work(s) with --fix")
+        return None
+    from autoglm_doctor.fix.command import DEFAULT_OUTPUT, FixOptions, precheck
+    from autoglm_doctor.fix.errors import FixError
+
+    options = FixOptions(output=output or DEFAULT_OUTPUT, format=fmt, force=force, verify=verify, device=device)
+    try:
+        precheck(options)
+    except FixError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAIL) from exc
+    return options
+
+
+class _Background:
+    """Run one call in a thread; ``result()`` joins it and re-raises what it raised."""
+
+    def __init__(self, func: Any, *args: Any) -> None:
+        import threading
+
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._value = func(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller in result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name="gather", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _progress_printer() -> Callable[[Progress], None]:
     """Live one-line progress on stderr (only used when stderr is a terminal)."""
-    from autoglm_doctor.runner import Progress
 
     def show(event: Progress) -> None:
         if event.result is None:
@@ -269,15 +356,42 @@ def snapshot_command(
     ] = None,
 ) -> int:
     """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`."""
-    from autoglm_doctor.probe.collect import GatherOptions, ProbeError, gather
+    from autoglm_doctor.probe.collect import GatherOptions, gather
 
-    try:
-        snap = gather(GatherOptions(python=python, config=config, model=model))
-    except ProbeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        return EXIT_FAIL
+    snap = gather(GatherOptions(python=python, config=config, model=model))
+    for problem in snap.probe_errors:
+        typer.echo(f"error: {problem}", err=True)
     _write_output(snap.to_json() + "\n", output)
-    return EXIT_OK
+    return EXIT_FAIL if not snap.python.version else EXIT_OK
+
+
+@app.command("fleet")
+def fleet_command(
+    files: Annotated[
+        list[Path],
+        typer.Argument(metavar="FILES", help="Snapshots or JSON reports, one per node (a folder: its *.json)."),
+    ],
+    output_format: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.RICH,
+) -> int:
+    """Compare many nodes' snapshots or reports and name the nodes that drift.
+
+    Shows, per attribute (driver, CUDA, GPU count, torch, transformers, check status...), the
+    majority value and only the nodes that deviate; identical configurations are grouped.
+    Exit 0: every node agrees and none fails. Exit 1: drift, a failing node or an unreadable
+    file. Exit 2: no file could be read at all.
+    """
+    from autoglm_doctor import fleet
+
+    result = fleet.analyse(files)
+    if not result.nodes:
+        for problem in result.problems:
+            typer.echo(f"error: {problem.file}: {problem.error}", err=True)
+        raise _usage("no snapshot or report could be read (make them with `autoglm-doctor snapshot -o NODE.json`)")
+    if output_format is ListFormat.JSON:
+        _write_output(fleet.render_json(result), None)
+    else:
+        _write_output(fleet.render_text(result, width=_width()), None)
+    return result.exit_code()
 
 
 @app.callback(invoke_without_command=True)
@@ -294,17 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="autoglm-doctor", standalone_mode=False)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        return EXIT_INTERRUPTED
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         exc.show()
-        return EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_FAIL
+        return EXIT_USAGE if isinstance(exc, click_exceptions.UsageError) else EXIT_FAIL
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the doctor itself crashed: say so plainly

@@ -61,6 +61,14 @@ NEEDS: dict[str, tuple[Callable[[Snapshot, CheckContext], bool], str]] = {
         lambda s, c: s.model is not None and bool(s.model.path),
         "no model located (pass --model PATH, set the config's model path or MODEL_WEIGHT_PATH)",
     ),
+    "model-given": (
+        lambda s, c: s.model is not None and bool(s.model.given or s.model.path),
+        "no model named (pass --model PATH, set the config's model path or MODEL_WEIGHT_PATH)",
+    ),
+    "model-folder": (
+        lambda s, c: s.model is not None and s.model.exists,
+        "the model folder is not usable (see weights.path)",
+    ),
     "gpu": (lambda s, c: s.gpu is not None, "GPU facts were not gathered"),
     "live": (
         lambda s, c: not c.options.from_snapshot,

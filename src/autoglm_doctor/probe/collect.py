@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -99,47 +101,77 @@ def resolve_interpreter(python: str | None) -> str:
     return found
 
 
+class RunningProbe:
+    """The probe, started in the target interpreter; other facts are gathered while it runs."""
+
+    def __init__(self, python: str | None, cwd: Path, timeout: float = PROBE_TIMEOUT_S) -> None:
+        self.exe = resolve_interpreter(python)
+        self.timeout = timeout
+        try:
+            self.proc = subprocess.Popen(  # noqa: S603 - the interpreter is the user's own target
+                [self.exe, "-"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                # its own process group, so that a timeout kills whatever it started too
+                start_new_session=os.name == "posix",
+            )
+        except OSError as exc:
+            raise ProbeError(f"cannot run {self.exe}: {exc.strerror or exc}") from exc
+
+    def kill(self) -> None:
+        """Kill the probe and everything it started; reap it."""
+        if os.name == "posix":
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.kill()
+        self.proc.communicate()
+
+    def result(self) -> dict[str, object]:
+        """Wait for the probe (within its timeout) and return its JSON facts."""
+        exe, proc = self.exe, self.proc
+        try:
+            stdout, stderr = proc.communicate(probe_source(), timeout=self.timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.kill()
+            raise ProbeError(f"{exe} did not answer the probe within {self.timeout:g} s") from exc
+        except OSError as exc:  # e.g. the interpreter exited before reading its stdin
+            stdout, stderr = proc.communicate()
+            if proc.returncode == 0:
+                raise ProbeError(f"cannot talk to {exe}: {exc.strerror or exc}") from exc
+        if proc.returncode != 0:
+            last = (stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            if proc.returncode < 0:
+                last = f"killed by signal {-proc.returncode} at start-up ({last})"
+            raise ProbeError(f"{exe} failed to run the probe: {last}")
+        try:
+            data = json.loads(stdout)
+        except json.JSONDecodeError as exc:
+            raise ProbeError(f"{exe} printed something other than the probe's JSON: {stdout[:200]!r}") from exc
+        if not isinstance(data, dict):
+            raise ProbeError(f"{exe} answered the probe with a {type(data).__name__}")
+        return data
+
+
 def run_probe(python: str | None, cwd: Path, timeout: float = PROBE_TIMEOUT_S) -> dict[str, object]:
     """Run the stdlib-only probe in the target interpreter and return its JSON facts."""
-    exe = resolve_interpreter(python)
-    try:
-        proc = subprocess.run(  # noqa: S603 - the interpreter is the user's own target
-            [exe, "-"],
-            input=probe_source(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=cwd,
-            encoding="utf-8",
-            errors="replace",
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ProbeError(f"{exe} did not answer the probe within {timeout:g} s") from exc
-    except OSError as exc:
-        raise ProbeError(f"cannot run {exe}: {exc.strerror or exc}") from exc
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        if proc.returncode < 0:
-            last = f"killed by signal {-proc.returncode} at start-up ({last})"
-        raise ProbeError(f"{exe} failed to run the probe: {last}")
-    try:
-        data = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise ProbeError(f"{exe} printed something other than the probe's JSON: {proc.stdout[:200]!r}") from exc
-    if not isinstance(data, dict):
-        raise ProbeError(f"{exe} answered the probe with a {type(data).__name__}")
-    return data
+    return RunningProbe(python, cwd, timeout).result()
 
 
 def environment() -> dict[str, str]:
     """Relevant environment variables, secret values replaced by a marker."""
+    from autoglm_doctor.redact import redact_env_value
+
     out = {}
     for name in ENV_VARS:
         value = os.environ.get(name)
         if value is None:
             continue
-        out[name] = REDACTED if SECRET_NAME.search(name) and value else value
+        out[name] = redact_env_value(name, value)
     return out
 
 
@@ -166,24 +198,48 @@ def snapshot_from_probe(data: dict[str, object], env: dict[str, str]) -> Snapsho
 
 
 def gather(options: GatherOptions) -> Snapshot:
-    """Gather every fact once: the interpreter probe first, then the host-side areas."""
-    data = run_probe(options.python, options.cwd, options.timeout)
-    snap = snapshot_from_probe(data, environment())
-    return add_host_facts(snap, options)
+    """Gather every fact once; the host-side areas are gathered while the probe runs.
+
+    Never raises for a broken target: an interpreter that cannot be probed becomes a snapshot
+    whose ``python.version`` is empty and whose ``probe_errors`` say why.
+    """
+    try:
+        probe: RunningProbe | None = RunningProbe(options.python, options.cwd, options.timeout)
+    except ProbeError as exc:
+        probe, failure = None, str(exc)
+    try:
+        host_side = add_host_facts(unprobed_snapshot(""), options)
+    except BaseException:
+        if probe is not None:
+            probe.kill()
+        raise
+    try:
+        if probe is None:
+            raise ProbeError(failure)
+        snap = snapshot_from_probe(probe.result(), host_side.env)
+    except ProbeError as exc:
+        return dataclasses.replace(host_side, probe_errors=[str(exc)])
+    return dataclasses.replace(
+        snap, config=host_side.config, gpu=host_side.gpu, host=host_side.host, model=host_side.model
+    )
 
 
 def add_host_facts(snap: Snapshot, options: GatherOptions) -> Snapshot:
     """Add the host-side areas (config first: the model location may come from it)."""
+    from autoglm_doctor import redact
     from autoglm_doctor.configfile import facts as config_facts
     from autoglm_doctor.probe import gpu, host, weights
 
     config = config_facts.gather(options)
+    if config is not None:  # reports mask these values wherever a check quotes them
+        redact.register_secret_values(redact.secret_values_in(config.data))
     snap = dataclasses.replace(snap, config=config)
+    model = weights.gather(options, config)
     return dataclasses.replace(
         snap,
         gpu=gpu.gather(options),
-        host=host.gather(options),
-        model=weights.gather(options, config),
+        host=host.gather(options, model),  # disk facts cover the model folder wherever it was found
+        model=model,
     )
 
 
@@ -191,7 +247,7 @@ def unprobed_snapshot(reason: str) -> Snapshot:
     """A snapshot for a target that could not be probed: checks that need the interpreter skip."""
     return Snapshot(
         python=PythonFacts(version="", implementation="", executable="", prefix="", base_prefix="", env_kind=""),
-        probe_errors=[reason],
+        probe_errors=[reason] if reason else [],
         env=environment(),
         tool_version=__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

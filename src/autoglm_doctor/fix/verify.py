@@ -1,0 +1,156 @@
+"""``--verify``: let pip's own resolver judge the file, for the target interpreter, without installing.
+
+Runs ``<target python> -m pip install --dry-run --ignore-installed --report REPORT -r FILE``.
+A target without pip (a venv made ``--without-pip``) is resolved by the doctor's own pip with
+``--python <target>`` (pip 22.3 or newer), and the result says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+VERIFY_TIMEOUT_S = 600.0
+"""Seconds pip may take: a dry run may download large wheels (torch) to read their metadata."""
+
+PIP_PROBE_TIMEOUT_S = 30.0
+"""Seconds ``python -m pip --version`` may take."""
+
+_MIN_PIP_FOR_PYTHON = Version("22.3")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What pip said about the file."""
+
+    ok: bool
+    """pip resolved every requirement."""
+    summary: str
+    """One line for a person."""
+    detail: str = ""
+    """pip's own words when it did not resolve (the conflict it found)."""
+    command: tuple[str, ...] = ()
+    """The command that ran."""
+    installs: tuple[str, ...] = ()
+    """``name==version`` of what pip would install, when it resolved."""
+
+
+def _run(
+    cmd: Sequence[str], timeout: float, env: Mapping[str, str] | None, *, merge: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run in its own process group (``merge``: stderr into stdout, in order); on timeout the group is killed."""
+    with subprocess.Popen(
+        list(cmd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge else subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=dict(env) if env is not None else None,
+        start_new_session=os.name == "posix",
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if os.name == "posix":
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    proc.kill()
+            else:
+                proc.kill()
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
+
+
+def pip_command(python: str, env: Mapping[str, str] | None = None) -> tuple[list[str], str]:
+    """The pip to run for ``python`` and a note when it is not the target's own."""
+    try:
+        probe = _run([python, "-m", "pip", "--version"], PIP_PROBE_TIMEOUT_S, env)
+        if probe.returncode == 0:
+            return [python, "-m", "pip"], ""
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    try:
+        own = Version(metadata.version("pip"))
+    except (metadata.PackageNotFoundError, InvalidVersion):
+        own = None
+    if own is None or own < _MIN_PIP_FOR_PYTHON:
+        raise VerifyUnavailable(
+            f"{python} has no pip, and the doctor's own pip ({own or 'not installed'}) is older than "
+            f"{_MIN_PIP_FOR_PYTHON}, which added --python: install pip into the target "
+            f"({python} -m ensurepip) to verify"
+        )
+    return [sys.executable, "-m", "pip", "--python", python], (
+        f"{python} has no pip: resolved with the doctor's own pip {own} (--python {python})"
+    )
+
+
+class VerifyUnavailable(Exception):  # noqa: N818 - a condition reported to the user
+    """pip cannot be run for the target; the message says why."""
+
+
+def _conflict(output: str) -> str:
+    """The lines of pip's output from its first error on (the conflict and its causes), without progress chatter."""
+    lines = output.strip().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("ERROR")), 0)
+    return "\n".join(line for line in lines[start:] if line.strip()).strip()
+
+
+def verify(
+    path: Path,
+    python: str,
+    *,
+    extra_args: Sequence[str] = (),
+    timeout: float = VERIFY_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> VerifyResult:
+    """Ask pip to resolve ``path`` for ``python`` (a dry run: nothing is installed)."""
+    try:
+        pip, note = pip_command(python, env)
+    except VerifyUnavailable as exc:
+        return VerifyResult(False, f"cannot verify: {exc}")
+    prefix = f"{note}. " if note else ""
+    # --report to a file rather than "-": on stdout the JSON would be mixed with pip's log, and --quiet
+    # would drop the lines that explain a conflict ("The conflict is caused by: ...").
+    with tempfile.TemporaryDirectory(prefix="autoglm-doctor-verify-") as folder:
+        report_path = Path(folder) / "report.json"
+        cmd = [*pip, "install", "--dry-run", "--ignore-installed", "--report", str(report_path), *extra_args]
+        cmd += ["-r", str(path)]
+        try:
+            done = _run(cmd, timeout, env, merge=True)
+        except subprocess.TimeoutExpired:
+            return VerifyResult(False, f"{prefix}pip did not finish within {timeout:.0f} s", command=tuple(cmd))
+        except OSError as exc:
+            return VerifyResult(False, f"{prefix}cannot run pip: {exc.strerror or exc}", command=tuple(cmd))
+        if done.returncode != 0:
+            return VerifyResult(
+                False,
+                f"{prefix}pip cannot resolve {path}",
+                detail=_conflict(done.stdout),
+                command=tuple(cmd),
+            )
+        installs: list[str] = []
+        try:
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+            for item in report.get("install", []):
+                meta = item.get("metadata", {})
+                installs.append(f"{meta.get('name')}=={meta.get('version')}")
+        except (OSError, ValueError, AttributeError):
+            pass
+    return VerifyResult(
+        True,
+        f"{prefix}pip resolves {path}: {len(installs)} distributions would be installed",
+        command=tuple(cmd),
+        installs=tuple(installs),
+    )
