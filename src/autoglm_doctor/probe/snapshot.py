@@ -175,8 +175,10 @@ class Snapshot:
         return chosen
 
     def to_json(self) -> str:
-        """Serialise to indented JSON."""
-        return json.dumps(to_data(self), indent=2, sort_keys=False)
+        """Serialise to indented JSON, secrets redacted (every snapshot writer goes through here)."""
+        from autoglm_doctor.redact import redact_snapshot_data
+
+        return json.dumps(redact_snapshot_data(to_data(self)), indent=2, sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: Any) -> Snapshot:
