@@ -39,6 +39,7 @@ def test_wheel_installs_and_runs_check_from_a_fresh_venv(tmp_path: Path) -> None
     assert (packs / "open-autoglm.yaml").is_file()
     assert (fresh.site_packages / "autoglm_doctor" / "knowledge" / "torch.yaml").is_file()
     assert (fresh.site_packages / "autoglm_doctor" / "probe" / "_script.py").is_file()
+    assert (fresh.site_packages / "autoglm_doctor" / "report" / "report.schema.json").is_file()
 
     work = tmp_path / "work"
     work.mkdir()
@@ -48,14 +49,15 @@ def test_wheel_installs_and_runs_check_from_a_fresh_venv(tmp_path: Path) -> None
     )
     assert where.stdout.strip().startswith(str(fresh.root))
     script = fresh.root / "bin" / "autoglm-doctor"
+    target = make_venv(tmp_path / "target")  # an empty deployment env: the pack's packages are missing
     proc = subprocess.run(
-        [str(script), "check", "--no-smoke", "--pack", "open-autoglm", "--format", "json"],
+        [str(script), "check", "--no-smoke", "--pack", "open-autoglm", "--format", "json", "--python", str(target.python)],
         capture_output=True, text=True, timeout=120, cwd=work, check=False,
     )
     assert proc.stdout.startswith("{"), proc.stderr
     report = json.loads(proc.stdout)
     assert report["schema"] == "autoglm-doctor/report@1"
-    assert report["environment"]["executable"].startswith(str(fresh.root))
+    assert report["environment"]["executable"].startswith(str(target.root))
     required = next(r for r in report["results"] if r["id"] == "packages.required")
     # the fresh venv holds only the doctor: the pack's torch requirement is reported missing
     assert any(f["message"].startswith("torch is not installed") for f in required["findings"])
