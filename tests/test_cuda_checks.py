@@ -56,10 +56,12 @@ def test_driver_470_with_torch_cu121(venv: Venv, workdir: Path, run_json: Run, g
     too_old = one(report, "cuda.torch-build", "cuda.driver-too-old")
     assert "found version 11040" in too_old["message"]
     assert ">= 525.60.13" in too_old["message"]  # the driver that would run +cu121
-    # the newest torch whose cu118 build runs on R470 (minor-version compatibility) and has sm_70
+    # no 11.x build up to 11.4 exists: the newest torch whose cu118 build runs on R470 (minor-version
+    # compatibility, said so) and has sm_70 -- the build `check --fix` pins (tests/test_cuda_fix_agree.py)
     assert too_old["fix"] == (
-        f"{venv.python} -m pip install torch==2.7.1 --index-url https://download.pytorch.org/whl/cu118"
+        f"{venv.python} -m pip install torch==2.7.1+cu118 --index-url https://download.pytorch.org/whl/cu118"
     )
+    assert "only through CUDA minor-version compatibility" in too_old["message"]
 
 
 def test_cpu_torch_on_h100_host(venv: Venv, workdir: Path, run_json: Run, gpu_host: Callable[..., None]) -> None:
@@ -69,8 +71,11 @@ def test_cpu_torch_on_h100_host(venv: Venv, workdir: Path, run_json: Run, gpu_ho
     assert code == 1
     cpu = one(report, "cuda.torch-build", "cuda.cpu-only-torch")
     assert "NVIDIA H100 80GB HBM3" in cpu["message"]
-    assert cpu["fix"].endswith("-m pip install torch==2.14.1 --index-url https://download.pytorch.org/whl/cu126")
-    assert "minor-version compatibility" in cpu["message"]  # cu126 on a 12.4 driver, said so
+    # a build the 12.4 driver runs in full (cu124, newest line 2.6) before 2.14.1+cu126 through minor-version
+    # compatibility: the same build `check --fix` pins
+    assert cpu["fix"].endswith("-m pip install torch==2.6.0+cu124 --index-url https://download.pytorch.org/whl/cu124")
+    assert "runs on this driver (in full)" in cpu["message"]
+    assert "minor-version compatibility" not in cpu["message"]
     driver = result(report, "cuda.driver")
     assert driver["status"] == "pass"
     gpus = one(report, "cuda.driver", "cuda.gpus")
@@ -88,7 +93,7 @@ def test_torch_1_13_on_sm_120(venv: Venv, workdir: Path, run_json: Run, gpu_host
     assert arch["evidence"]["observed"] == "sm_120"
     assert "sm_86" in arch["evidence"]["expected"]
     # 2.12-2.14 only have sm_120 in cu13x (needs driver >= 580); 2.11 cu128 has it and runs on 570
-    assert arch["fix"].endswith("torch==2.11.0 --index-url https://download.pytorch.org/whl/cu128")
+    assert arch["fix"].endswith("torch==2.11.0+cu128 --index-url https://download.pytorch.org/whl/cu128")
 
 
 def test_nvcc_11_8_with_torch_cu121(venv: Venv, workdir: Path, run_json: Run, gpu_host: Callable[..., None]) -> None:
@@ -204,7 +209,8 @@ def test_rocm_build_on_nvidia_host() -> None:
     res = run_check("cuda.torch-build", snap)
     found = finding(res, "cuda.rocm-build-on-nvidia")
     assert res.status is Status.FAIL
-    assert found.fix.endswith("torch==2.14.1 --index-url https://download.pytorch.org/whl/cu126")
+    # driver 535 runs CUDA 12.2: cu121 in full, 2.5 is the newest line with cu121
+    assert found.fix.endswith("torch==2.5.1+cu121 --index-url https://download.pytorch.org/whl/cu121")
 
 
 def test_minor_version_compatibility_is_explained_not_failed() -> None:
@@ -222,7 +228,7 @@ def test_pypi_wheel_without_tag_uses_the_default_variant() -> None:
     res = run_check("cuda.torch-build", snap)
     found = finding(res, "cuda.driver-too-old")
     assert "found version 12020" in found.message and ">= 580.65.06" in found.message
-    assert found.fix.endswith("torch==2.14.1 --index-url https://download.pytorch.org/whl/cu126")
+    assert found.fix.endswith("torch==2.5.1+cu121 --index-url https://download.pytorch.org/whl/cu121")
 
 
 def test_suggestion_respects_python_version_and_pairs_torchvision() -> None:
@@ -236,7 +242,9 @@ def test_suggestion_respects_python_version_and_pairs_torchvision() -> None:
     )
     found = finding(run_check("cuda.torch-build", snap), "cuda.driver-too-old")
     # torch 2.5+ has no Python 3.8 wheels; 2.4.1 cu118 still runs on R470 and has sm_70
-    assert found.fix.endswith("torch==2.4.1 'torchvision==0.19.*' --index-url https://download.pytorch.org/whl/cu118")
+    assert found.fix.endswith(
+        "torch==2.4.1+cu118 'torchvision==0.19.*' --index-url https://download.pytorch.org/whl/cu118"
+    )
 
 
 def test_low_confidence_rows_say_so() -> None:

@@ -12,18 +12,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from autoglm_doctor.checks._util import installed_version, parse_version, pip_install
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.knowledge import confidence_note
 from autoglm_doctor.knowledge import gpu as kb
-from autoglm_doctor.knowledge.packages import torch_release, torchvision_pairs
+from autoglm_doctor.knowledge.packages import torchvision_pairs
 from autoglm_doctor.model import Finding, Location, Skip, error, info, warning
-from autoglm_doctor.probe.gpu import GpuDevice, GpuFacts, short_uuid
+from autoglm_doctor.probe.gpu import GpuDevice, short_uuid
 from autoglm_doctor.probe.snapshot import Snapshot, TorchBuild
 from autoglm_doctor.registry import check
+from autoglm_doctor.torch_choice import (
+    NoChoice,
+    TorchPick,
+    choose,
+    cpu_deployment,
+    device_choice,
+    driver_cuda,
+    names_cuda,
+    runs_on_driver,
+    torch_variant,
+    usable_gpus,
+    windows_target,
+)
 
 GiB = 1024**3
 
@@ -59,39 +71,6 @@ def gib(n: float) -> str:
 # --- what the deployment asks for ------------------------------------------------------------
 
 
-def _names_cuda(value: Any) -> bool | None:
-    """True: a CUDA device; False: the CPU (or disk); None: says nothing definite (auto, unset)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return True
-    if isinstance(value, dict):
-        verdicts = [_names_cuda(v) for v in value.values()]
-        return True if any(verdicts) else (False if verdicts and all(v is False for v in verdicts) else None)
-    text = str(value).strip().lower()
-    if text.startswith("cuda") or text.isdigit():
-        return True
-    if text in ("cpu", "disk", "meta", "mps"):
-        return False
-    return None
-
-
-def device_choice(snap: Snapshot, ctx: CheckContext) -> tuple[bool | None, str]:
-    """Whether the deployment runs on a CUDA GPU (None: either) and the setting that says so."""
-    device = ctx.options.device or config_value(snap, "device")
-    where = "--device" if ctx.options.device else "config device"
-    verdict = _names_cuda(device)
-    if verdict is not None:
-        return verdict, f"{where}: {device}"
-    device_map = config_value(snap, "device_map")
-    verdict = _names_cuda(device_map)
-    if verdict is not None:
-        return verdict, f"config device_map: {device_map}"
-    return None, ""
-
-
 def gpu_needed(snap: Snapshot, ctx: CheckContext) -> str:
     """Why the deployment needs a GPU (empty when nothing needs one)."""
     runs_on_cuda, said_by = device_choice(snap, ctx)
@@ -99,16 +78,6 @@ def gpu_needed(snap: Snapshot, ctx: CheckContext) -> str:
         return said_by
     if ctx.pack.gpu == "required" and runs_on_cuda is None:
         return f"the {ctx.pack.name} pack requires an NVIDIA GPU"
-    return ""
-
-
-def cpu_deployment(snap: Snapshot, ctx: CheckContext) -> str:
-    """Why the deployment runs on the CPU (empty when it does not)."""
-    runs_on_cuda, said_by = device_choice(snap, ctx)
-    if runs_on_cuda is False:
-        return said_by
-    if ctx.pack.gpu == "none":
-        return f"the {ctx.pack.name} pack runs without a GPU"
     return ""
 
 
@@ -137,11 +106,6 @@ def _config_name(snap: Snapshot) -> str:
 # --- GPU facts helpers -----------------------------------------------------------------------
 
 
-def usable_gpus(gpu: GpuFacts | None) -> list[GpuDevice]:
-    """The GPUs CUDA will see."""
-    return gpu.visible_gpus() if gpu is not None else []
-
-
 def describe_gpu(device: GpuDevice) -> str:
     """``cuda index 0: NVIDIA H100 80GB HBM3 (sm_90 Hopper, 80.0 GiB, 79.1 GiB free, GPU-1a2b3c4d…)``."""
     cc = device.cc
@@ -154,44 +118,13 @@ def describe_gpu(device: GpuDevice) -> str:
     return f"GPU {device.index}: {device.name} ({', '.join(parts)})"
 
 
-def driver_cuda(snap: Snapshot) -> tuple[tuple[int, int] | None, str]:
-    """The newest CUDA the driver runs, and a note when it was inferred from the driver version."""
-    gpu = snap.gpu
-    if gpu is None:
-        return None, ""
-    if gpu.cuda_driver is not None:
-        return gpu.cuda_driver, ""
-    driver = kb.parse_driver(gpu.driver_version)
-    if driver is None:
-        return None, ""
-    row = kb.max_cuda_for_driver(driver, windows=_windows(snap))
-    if row is None:
-        return None, ""
-    return row.cuda, f" (inferred from the driver version{confidence_note(row.confidence)})"
-
-
-def _windows(snap: Snapshot) -> bool:
-    return snap.python.platform in ("win32", "cygwin")
-
-
 def family_floor_text(major: int, snap: Snapshot) -> str:
     """``>= 525.60.13`` for CUDA 12 on Linux; empty when not tabulated."""
     floor = kb.family_floors().get(major)
     if floor is None:
         return ""
-    value = floor.windows if _windows(snap) else floor.linux
+    value = floor.windows if windows_target(snap) else floor.linux
     return f">= {kb.driver_text(value)}{confidence_note(floor.confidence)}" if value else ""
-
-
-def runs_on_driver(build: tuple[int, int], drv: tuple[int, int] | None) -> str | None:
-    """``full`` when the driver runs this CUDA outright, ``minor`` through minor-version compatibility, else None."""
-    if drv is None:
-        return None
-    if build <= drv:
-        return "full"
-    if build[0] == drv[0] and build[0] >= 11:
-        return "minor"
-    return None
 
 
 # --- torch builds ----------------------------------------------------------------------------
@@ -203,101 +136,72 @@ def torch_line(build: TorchBuild) -> str:
     return f"{version.major}.{version.minor}" if version else ""
 
 
-def torch_variant(snap: Snapshot) -> str:
-    """The wheel variant of the installed torch: ``cu121``, ``cpu``, ``rocm6.2``; empty when unknown."""
-    build = snap.torch
-    if build is None:
-        return ""
-    tag = build.local_tag
-    if tag.startswith(("cu", "rocm")) or tag == "cpu":
-        return tag
-    if build.hip:
-        return "rocm"
-    cuda = kb.parse_cuda(build.cuda)
-    if cuda is not None:
-        return kb.variant_of(cuda)
-    return "cpu" if build.version else ""
-
-
-def _torch_rule(ctx: CheckContext) -> SpecifierSet:
-    rule = next((r for r in ctx.pack.packages if r.name.lower() == "torch"), None)
-    return rule.specifier if rule is not None else SpecifierSet()
-
-
 @dataclass(frozen=True)
 class Suggestion:
-    """A torch build that this host can run."""
+    """The torch build to install instead, or why there is none: what the fix command and message say."""
 
-    version: str
-    """Exact torch version."""
-    variant: str
-    """Wheel variant (``cu118``)."""
-    compat: str
-    """``full`` or ``minor`` (runs through minor-version compatibility)."""
+    pick: TorchPick | None
+    """The build :func:`autoglm_doctor.torch_choice.choose` picked (None: nothing fits)."""
     command: str
-    """The exact install command for the target interpreter."""
-    confidence: str
-    """Lowest confidence of the knowledge-base rows it relies on."""
+    """The exact install command for the target interpreter (empty without a pick)."""
+    conflict: str
+    """Why nothing fits: the two constraints that cannot both hold (empty with a pick)."""
 
 
-def suggest_torch(snap: Snapshot, ctx: CheckContext, gpus: list[GpuDevice]) -> Suggestion | None:
-    """The newest torch in the pack's range, for this Python, that the driver runs and that covers every GPU."""
-    drv, _ = driver_cuda(snap)
-    allowed = _torch_rule(ctx)
-    python = parse_version(snap.python.version)
-    ccs = [gpu.cc for gpu in gpus if gpu.cc is not None]
-    for release in kb.torch_cuda_releases():
-        if not allowed.contains(release.latest, prereleases=True):
-            continue
-        py_rule = torch_release(release.latest)
-        if python is not None and py_rule is not None and not py_rule.python.contains(python, prereleases=True):
-            continue
-        ranked: list[tuple[int, tuple[int, int], str, str]] = []
-        for variant in release.variants:
-            cuda = kb.parse_cuda(variant)
-            archs = kb.arch_list(release.line, variant)
-            compat = runs_on_driver(cuda, drv) if cuda else None
-            if cuda is None or compat is None or archs is None or not all(archs.covers(cc) for cc in ccs):
-                continue
-            ranked.append((0 if compat == "full" else 1, (-cuda[0], -cuda[1]), variant, archs.confidence))
-        if ranked:
-            _, _, variant, arch_confidence = min(ranked)
-            compat = "full" if min(ranked)[0] == 0 else "minor"
-            return Suggestion(
-                version=release.latest,
-                variant=variant,
-                compat=compat,
-                command=_install_command(snap, release.line, release.latest, variant),
-                confidence="low" if "low" in (arch_confidence, release.confidence) else "",
-            )
-    return None
+def suggest_torch(snap: Snapshot, ctx: CheckContext) -> Suggestion:
+    """The torch build ``check --fix`` would pin for this snapshot and pack, as an install command.
+
+    The choice is :func:`autoglm_doctor.torch_choice.choose`'s, the same call the fix plan makes, so
+    this command and the requirements file name the same torch version, CUDA variant and index.
+    """
+    try:
+        picked = choose(snap, ctx.pack, device=ctx.options.device).torch
+    except NoChoice as exc:
+        return Suggestion(None, "", str(exc))
+    if picked is None or picked.installed or picked.cuda is None:
+        # The installed build passes every constraint the chooser knows, or there is no CUDA build to name.
+        return Suggestion(None, "", "")
+    return Suggestion(picked, install_command(snap, picked), "")
 
 
-def _install_command(snap: Snapshot, line: str, version: str, variant: str) -> str:
-    url = kb.index_url(variant)
-    if Version(version) < Version("2.0"):
-        reqs = [f"torch=={version}+{variant}", "--extra-index-url", url]
-    else:
-        reqs = [f"torch=={version}", "--index-url", url]
+def install_command(snap: Snapshot, pick: TorchPick) -> str:
+    """``python -m pip install torch==2.6.0+cu124 --index-url https://download.pytorch.org/whl/cu124``.
+
+    The pin carries the build's local tag, as the requirements file of ``check --fix`` does. torch 2.0
+    and later take PyTorch's index as the only index (it mirrors torch's dependencies); 1.x builds
+    need PyPI beside it.
+    """
+    option = "--index-url" if Version(pick.version) >= Version("2.0") else "--extra-index-url"
+    reqs = [pick.requirement, option, pick.index_url]
     if installed_version(snap, "torchvision") is not None:
-        pair = torchvision_pairs().get(line)
+        pair = torchvision_pairs().get(pick.line)
         if pair:
             reqs.insert(1, f"torchvision=={pair}.*")
     return pip_install(snap, *reqs)
 
 
-def _fix_with(suggestion: Suggestion | None, fallback: str) -> str:
-    if suggestion is None:
-        return fallback
-    return suggestion.command
+def _fix_with(suggestion: Suggestion, fallback: str) -> str:
+    return suggestion.command or fallback
 
 
-def _suggestion_note(suggestion: Suggestion | None) -> str:
-    if suggestion is None:
-        return " No torch build in the knowledge base fits this driver and GPU."
-    how = "in full" if suggestion.compat == "full" else "through CUDA minor-version compatibility"
-    note = confidence_note(suggestion.confidence)
-    return f" torch {suggestion.version}+{suggestion.variant} runs on this driver ({how}) and covers the GPU{note}."
+def _suggestion_note(suggestion: Suggestion) -> str:
+    pick = suggestion.pick
+    if pick is None:
+        why = f": {suggestion.conflict}" if suggestion.conflict else ""
+        return f" No torch build in the knowledge base fits this driver, GPU, Python and pack{why}."
+    if pick.compat == "full":
+        how = "in full"
+    else:
+        how = (
+            "only through CUDA minor-version compatibility: no build this driver runs in full fits; PTX from "
+            "Triton or torch.compile cannot be JIT-compiled by this driver"
+        )
+    archs = kb.arch_list(pick.line, pick.variant)
+    note = confidence_note("low" if "low" in (pick.confidence, archs.confidence if archs else "") else "")
+    return (
+        f" torch {pick.full_version} is the build `check --fix` pins: it runs on this driver ({how}) and covers "
+        f"the GPU{note}."
+    )
 
 
 # --- cuda.driver -----------------------------------------------------------------------------
@@ -445,10 +349,10 @@ def cuda_torch_build(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     gpus = usable_gpus(snap.gpu)
     if not gpus:
         raise Skip("no NVIDIA GPU visible to CUDA here (see cuda.driver)")
-    suggestion = suggest_torch(snap, ctx, gpus)
     variant = torch_variant(snap)
     names = ", ".join(sorted({g.name for g in gpus}))
     if variant.startswith("rocm") or build.hip:
+        suggestion = suggest_torch(snap, ctx)
         yield error(
             "cuda.rocm-build-on-nvidia",
             f"torch {build.version} is a ROCm (AMD) build, but this host has NVIDIA GPUs ({names}): torch will not "
@@ -459,6 +363,7 @@ def cuda_torch_build(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         )
         return
     if variant == "cpu" or (not variant.startswith("cu") and build.cuda is None):
+        suggestion = suggest_torch(snap, ctx)
         yield error(
             "cuda.cpu-only-torch",
             f"torch {build.version} is a CPU-only build, but this host has {len(gpus)} NVIDIA GPU(s) ({names}): "
@@ -479,6 +384,7 @@ def cuda_torch_build(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             exact = kb.toolkit_driver(build_cuda)
             floor = family_floor_text(build_cuda[0], snap)
             upgrade = floor or (f">= {kb.driver_text(exact.linux)}" if exact and exact.linux else "a newer driver")
+            suggestion = suggest_torch(snap, ctx)
             yield error(
                 "cuda.driver-too-old",
                 f"{built}; {runs}{inferred}. torch fails at its first CUDA call: 'The NVIDIA driver on your system "
@@ -508,6 +414,7 @@ def cuda_torch_build(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         )
         return
     missing = [g for g in gpus if g.cc is not None and not archs.covers(g.cc)]
+    suggestion = suggest_torch(snap, ctx) if missing else Suggestion(None, "", "")
     for device in missing:
         cc = device.cc
         assert cc is not None
@@ -724,7 +631,7 @@ def target_gpus(snap: Snapshot, ctx: CheckContext) -> tuple[list[GpuDevice], boo
             if text == "cuda":
                 return visible[:1], False
         if isinstance(spec, dict):
-            indexes = sorted({_cuda_index(v) for v in spec.values() if _names_cuda(v)})
+            indexes = sorted({_cuda_index(v) for v in spec.values() if names_cuda(v)})
             return [visible[i] for i in indexes if i < len(visible)], False
     return visible[:1], False
 

@@ -41,7 +41,8 @@ def _requirement_text(rule: PackageRule) -> str:
     return f"{rule.name}{rule.spec}" if rule.spec else rule.name
 
 
-def _active_rules(snap: Snapshot, ctx: CheckContext) -> Iterator[tuple[PackageRule, Condition | None]]:
+def active_rules(snap: Snapshot, ctx: CheckContext) -> Iterator[tuple[PackageRule, Condition | None]]:
+    """The pack's package rules that apply here, each with the config condition that made it apply (or None)."""
     for rule in ctx.pack.packages:
         trigger = _trigger(rule, snap) if rule.when else None
         if rule.when and trigger is None:
@@ -63,7 +64,7 @@ def _config_location(snap: Snapshot) -> Location | None:
 def packages_required(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Every package the pack requires is installed, including those the config's options imply."""
     installed = snap.effective()
-    for rule, trigger in _active_rules(snap, ctx):
+    for rule, trigger in active_rules(snap, ctx):
         if canonical_name(rule.name) in installed:
             continue
         because = f" ({trigger.describe()})" if trigger else ""
@@ -88,7 +89,7 @@ def packages_required(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 def packages_versions(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Installed versions lie in the pack's ranges; versions below the recommended one warn."""
     installed = snap.effective()
-    for rule, _trigger_cond in _active_rules(snap, ctx):
+    for rule, _trigger_cond in active_rules(snap, ctx):
         dist = installed.get(canonical_name(rule.name))
         if dist is None:
             continue  # packages.required reports it

@@ -18,18 +18,18 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor.checks._util import marker_environment, parse_version
-from autoglm_doctor.checks.cuda import runs_on_driver, torch_variant
-from autoglm_doctor.checks.packages import _active_rules
+from autoglm_doctor.checks.packages import active_rules
 from autoglm_doctor.context import CheckContext, Options
 from autoglm_doctor.knowledge import gpu as kb
 from autoglm_doctor.knowledge.packages import combinations, torch_release, torchvision_pairs, transformers_release
 from autoglm_doctor.model import Report, Severity
 from autoglm_doctor.packs import Pack, PackageRule
 from autoglm_doctor.probe.snapshot import Distribution, Snapshot, canonical_name
+from autoglm_doctor.specs import bounded_above, common_version, exact
+from autoglm_doctor.torch_choice import runs_on_driver, torch_variant
 
 from .choice import Choice, Host, TorchPick, TransformersPick, choose
 from .errors import FixError, Unsatisfiable
-from .specs import bounded_above, common_version, exact
 
 NOT_PINNED = frozenset({"pip", "setuptools", "wheel", "distribute"})
 """Installer tooling that ``pip freeze`` leaves out as well."""
@@ -422,7 +422,7 @@ class _Planner:
             entry = self.entries.get(canonical_name(rule.name))
             if entry is not None:
                 entry.rule = rule
-        for rule, trigger in _active_rules(self.snap, ctx):
+        for rule, trigger in active_rules(self.snap, ctx):
             key = canonical_name(rule.name)
             if key in ("torch", "transformers"):
                 continue

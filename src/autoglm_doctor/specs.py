@@ -1,4 +1,4 @@
-"""Version-range arithmetic the fix needs: can two ranges both hold, is a range bounded above."""
+"""Version-range arithmetic: can two ranges both hold, is a range bounded above (the torch chooser and --fix)."""
 
 from __future__ import annotations
 
