@@ -20,10 +20,12 @@ venv: $(STAMP)
 EXAMPLE := examples/deployment
 
 # The example's model is built offline (tiny, random) and its signing secret comes from the
-# environment, as the doctor recommends; a random one is made up when none is set.
+# environment, as the doctor recommends; a random one is made up when none is set. The doctor
+# runs from the deployment's folder, as the service would.
 check: $(STAMP) $(EXAMPLE)/model/config.json
-	AUTOGLM_SECRET_KEY="$${AUTOGLM_SECRET_KEY:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
-	$(BIN)/autoglm-doctor check --config $(EXAMPLE)/autoglm.yaml --request $(EXAMPLE)/request.json
+	cd $(EXAMPLE) && \
+	AUTOGLM_SECRET_KEY="$${AUTOGLM_SECRET_KEY:-$$($(CURDIR)/$(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
+	$(CURDIR)/$(BIN)/autoglm-doctor check --config autoglm.yaml --request request.json
 
 $(EXAMPLE)/model/config.json: $(STAMP) examples/make_tiny_model.py
 	$(BIN)/python examples/make_tiny_model.py $(EXAMPLE)/model

@@ -239,7 +239,9 @@ def config_values(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         yield from _model_cross_checks(snap, facts)
         yield from _implied_packages(snap, ctx, facts)
         yield from _bf16_on_cpu(snap, facts)
-        yield from _relative_paths(facts)
+        # The model's own path is weights.path's to judge; one finding per problem.
+        model_key = snap.model.config_key if snap.model is not None and snap.model.source == "config" else ""
+        yield from _relative_paths(facts, skip={model_key})
         yield from _launch(snap, facts, launch)
     if vllm is not None:
         yield from _vllm_pins(snap, str(vllm))
@@ -491,9 +493,9 @@ def _bf16_on_cpu(snap: Snapshot, facts: ConfigFacts) -> Iterator[Finding]:
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+")
 
 
-def _relative_paths(facts: ConfigFacts) -> Iterator[Finding]:
+def _relative_paths(facts: ConfigFacts, skip: set[str]) -> Iterator[Finding]:
     for key, p in facts.paths.items():
-        if p.config_relative == p.cwd_relative:
+        if key in skip or p.config_relative == p.cwd_relative:
             continue
         if not p.config_exists and not p.cwd_exists:
             if _HUB_ID.fullmatch(p.value):
