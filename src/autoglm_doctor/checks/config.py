@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,6 +312,8 @@ def _unknown_keys(facts: ConfigFacts, rules: tuple[ValueRule, ...], launch: Laun
     for path, name in candidates:
         if name in known:
             continue
+        import difflib  # only for an unknown key's suggestion
+
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
         if close:
             yield warning(

@@ -20,16 +20,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import statistics
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.model import Finding, Skip, error, info, warning
@@ -90,6 +85,9 @@ def _timeout(ctx: CheckContext) -> float:
 
 def request(url: str, *, timeout: float, payload: Any = None, token: str | None = None) -> Answer:
     """One GET (or POST with a JSON payload) with a timeout; never raises for network trouble."""
+    import urllib.error  # urllib.request pulls in http, ssl and email: only when an endpoint is asked
+    import urllib.request
+
     data = None if payload is None else json.dumps(payload).encode("utf-8")
     headers = {"Accept": "application/json", "User-Agent": "autoglm-doctor"}
     if data is not None:
@@ -118,6 +116,8 @@ def request(url: str, *, timeout: float, payload: Any = None, token: str | None 
 
 
 def _network_failure(reason: object, seconds: float) -> Answer:
+    import socket
+
     if isinstance(reason, ConnectionRefusedError):
         return Answer(status=None, failure="refused", detail=str(reason), seconds=seconds)
     if isinstance(reason, socket.gaierror):
@@ -128,7 +128,7 @@ def _network_failure(reason: object, seconds: float) -> Answer:
 
 
 def _host(url: str) -> str:
-    return urllib.parse.urlparse(url).netloc or url
+    return urlparse(url).netloc or url
 
 
 def explain_failure(answer: Answer, url: str, timeout: float, what: str, base: str = "") -> Finding:
@@ -138,7 +138,7 @@ def explain_failure(answer: Answer, url: str, timeout: float, what: str, base: s
         return error(
             "service.connection-refused",
             f"nothing is listening at {host}: {what} was refused",
-            fix=f"start the model server (e.g. `vllm serve MODEL --port {urllib.parse.urlparse(url).port or 8000}`) "
+            fix=f"start the model server (e.g. `vllm serve MODEL --port {urlparse(url).port or 8000}`) "
             "or correct PHONE_AGENT_BASE_URL / --endpoint",
             observed=answer.detail,
         )
@@ -324,6 +324,9 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 
 
 def _concurrency(url: str, model: str, token: str | None, timeout: float, count: int) -> Iterator[Finding]:
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
     payload = _chat_payload(model, "Say hello.", 8)
     with ThreadPoolExecutor(max_workers=min(count, 64)) as pool:
         answers = list(pool.map(lambda _: request(url, timeout=timeout, payload=payload, token=token), range(count)))

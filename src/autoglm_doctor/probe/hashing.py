@@ -18,7 +18,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +88,8 @@ def hash_files(paths: Iterable[Path], *, workers: int | None = None, progress: b
             return HashOutcome(path, error=exc.strerror or str(exc))
 
     try:
+        from concurrent.futures import ThreadPoolExecutor  # only with --verify-hashes
+
         with ThreadPoolExecutor(max_workers=min(workers or default_workers(), len(files))) as pool:
             done = dict(zip(order, pool.map(one, order), strict=True))
     finally:

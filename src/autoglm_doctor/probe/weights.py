@@ -16,7 +16,6 @@ import json
 import os
 import re
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -616,6 +615,8 @@ class _FolderReader:
         if len(names) < HEADER_THREADS_FROM:
             self.read = {name: one(name) for name in names}
             return
+        from concurrent.futures import ThreadPoolExecutor  # pulls in logging: only for many shards
+
         with ThreadPoolExecutor(max_workers=HEADER_THREADS) as pool:
             self.read = dict(zip(names, pool.map(one, names), strict=True))
 
