@@ -45,6 +45,13 @@ def main() -> int:
         "pip check": [python, "-m", "pip", "check"],
         "torch.utils.collect_env": [python, "-m", "torch.utils.collect_env"],
     }
+    # An installed wheel has its bytecode compiled (pip does it at install time), as pip's own
+    # modules do; an editable checkout under PYTHONDONTWRITEBYTECODE would recompile every run.
+    import autoglm_doctor
+
+    subprocess.run(
+        [python, "-m", "compileall", "-q", str(Path(autoglm_doctor.__file__).parent)], check=True, timeout=300
+    )
     with tempfile.TemporaryDirectory() as cwd:
         env_note = f"{python} ({versions}); {os.cpu_count()} CPUs"
         for cmd in commands.values():  # warm the page cache once for everyone

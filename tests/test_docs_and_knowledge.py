@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,14 @@ def test_every_check_is_documented() -> None:
         assert spec.decides and spec.why and spec.fix, spec.id
 
 
-def test_design_ids_are_registered() -> None:
-    design = (REPO.parent / "shared" / "DESIGN.md").read_text(encoding="utf-8") if (REPO.parent / "shared").is_dir() else ""
-    ids = {line.split("|")[1].strip() for line in design.splitlines() if line.startswith("| ") and "." in line.split("|")[1]}
-    loaded = registry.load(plugins=False)
-    for check_id in sorted(i for i in ids if i.split(".")[0] in ("python", "packages")):
-        assert check_id in loaded.checks
+def test_every_design_check_id_is_registered() -> None:
+    design = REPO.parent / "shared" / "DESIGN.md"
+    if not design.is_file():
+        pytest.skip("the shared DESIGN.md is not beside this checkout")
+    rows = [line.split("|") for line in design.read_text(encoding="utf-8").splitlines() if line.startswith("| ")]
+    ids = {cells[1].strip() for cells in rows if re.fullmatch(r"[a-z]+\.[a-z-]+", cells[1].strip())}
+    assert len(ids) >= 20
+    assert sorted(ids - set(registry.load(plugins=False).checks)) == []
 
 
 @pytest.mark.parametrize("name", knowledge.table_names())
@@ -56,4 +59,4 @@ def test_selection_and_order() -> None:
     with pytest.raises(SelectionError):
         select(checks, "nope.*")
     last = [s for s in checks.values() if s.last]
-    assert list(checks.values())[-len(last):] == last if last else True
+    assert list(checks.values())[-len(last) :] == last if last else True

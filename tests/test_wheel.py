@@ -26,7 +26,18 @@ def test_wheel_installs_and_runs_check_from_a_fresh_venv(tmp_path: Path) -> None
     [wheel] = dist.glob("autoglm_doctor-*.whl")
     fresh = make_venv(tmp_path / "fresh")
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(fresh.python), "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(fresh.python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
         check=True,
         timeout=300,
         capture_output=True,
@@ -45,14 +56,32 @@ def test_wheel_installs_and_runs_check_from_a_fresh_venv(tmp_path: Path) -> None
     work.mkdir()
     where = subprocess.run(
         [str(fresh.python), "-c", "import autoglm_doctor; print(autoglm_doctor.__file__)"],
-        check=True, capture_output=True, text=True, timeout=60, cwd=work,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=work,
     )
     assert where.stdout.strip().startswith(str(fresh.root))
     script = fresh.root / "bin" / "autoglm-doctor"
     target = make_venv(tmp_path / "target")  # an empty deployment env: the pack's packages are missing
     proc = subprocess.run(
-        [str(script), "check", "--no-smoke", "--pack", "open-autoglm", "--format", "json", "--python", str(target.python)],
-        capture_output=True, text=True, timeout=120, cwd=work, check=False,
+        [
+            str(script),
+            "check",
+            "--no-smoke",
+            "--pack",
+            "open-autoglm",
+            "--format",
+            "json",
+            "--python",
+            str(target.python),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=work,
+        check=False,
     )
     assert proc.stdout.startswith("{"), proc.stderr
     report = json.loads(proc.stdout)

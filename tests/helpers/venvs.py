@@ -91,7 +91,10 @@ def find_python(version: str) -> str | None:
     import glob
     import shutil
 
-    candidates = [shutil.which(f"python{version}"), *sorted(glob.glob(f"/root/.pyenv/versions/{version}.*/bin/python{version}"))]
+    candidates = [
+        shutil.which(f"python{version}"),
+        *sorted(glob.glob(f"/root/.pyenv/versions/{version}.*/bin/python{version}")),
+    ]
     for candidate in candidates:
         if candidate is None:
             continue
@@ -125,7 +128,12 @@ def healthy(venv: Venv) -> Venv:
     venv.add(
         "transformers",
         "4.35.2",
-        ["tokenizers<0.19,>=0.14", "numpy>=1.17", "huggingface-hub<1.0,>=0.16.4", "accelerate>=0.20.3 ; extra == 'torch'"],
+        [
+            "tokenizers<0.19,>=0.14",
+            "numpy>=1.17",
+            "huggingface-hub<1.0,>=0.16.4",
+            "accelerate>=0.20.3 ; extra == 'torch'",
+        ],
     )
     venv.add("tokenizers", "0.15.0", ["huggingface_hub>=0.16.4,<1.0"])
     venv.add("huggingface-hub", "0.20.3", package="huggingface_hub")

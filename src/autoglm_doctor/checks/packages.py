@@ -331,7 +331,10 @@ def _knowledge_findings(snap: Snapshot) -> Iterator[Finding]:
     fix="Install the version the dependent asks for, remove stale copies, or follow the knowledge-base fix.",
 )
 def packages_conflicts(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
-    """Every installed distribution's requirements hold for the target (markers and extras), no duplicates, no known-bad pairs."""
+    """Every installed distribution's requirements hold for the target (markers and extras).
+
+    Also: no distribution installed twice, no broken metadata, no known-bad combination.
+    """
     yield from _dependency_findings(snap)
     yield from _duplicate_findings(snap)
     yield from _broken_metadata_findings(snap)
