@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from pathlib import Path
 from collections.abc import Iterator
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
@@ -360,7 +361,7 @@ def packages_shadowing(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
                 continue
             yield warning(
                 "packages.shadows-stdlib",
-                f"{shadow.path} shadows the standard library module {shadow.module!r}: "
+                f"the local {Path(shadow.path).name} shadows the standard library module {shadow.module!r}: "
                 "anything importing it (torch, transformers, uvicorn) gets the local file",
                 observed=shadow.path,
                 expected=f"no local {shadow.module}",
@@ -368,12 +369,16 @@ def packages_shadowing(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
                 location=Location(shadow.path),
             )
             continue
-        owner = f" (from {shadow.distribution})" if shadow.distribution else ""
+        owner = (
+            f" (from {shadow.distribution})"
+            if shadow.distribution and canonical_name(shadow.distribution) != canonical_name(shadow.module)
+            else ""
+        )
         important = canonical_name(shadow.distribution or shadow.module) in required
         yield error(
             "packages.shadowed",
-            f"{shadow.path} shadows the installed {shadow.module}{owner} at {shadow.shadowed}: "
-            f"`import {shadow.module}` from this folder loads the local one",
+            f"the local {Path(shadow.path).name} shadows the installed {shadow.module}{owner} at {shadow.shadowed}: "
+            f"`import {shadow.module}` from {Path(shadow.path).parent} loads the local one",
             observed=shadow.path,
             expected=shadow.shadowed,
             fix=f"rename {shadow.path} (e.g. to my_{shadow.module}) and delete its __pycache__ entry"
