@@ -363,7 +363,7 @@ def test_header_and_comments_say_what_when_why() -> None:
     assert torch_line.endswith("resolves cuda.cpu-only-torch")
     assert "\nclick==8.1.7\n" in text  # unchanged lines carry no comment
     assert "# Not resolved by this file (do these by hand):" in text
-    assert "#   packages.shadowed: /work/torch.py shadows the installed torch" in text
+    assert "#   packages.shadowed: the local torch.py shadows the installed torch" in text
 
 
 def test_constraints_keep_the_pins_and_comment_out_what_pip_refuses_or_ignores() -> None:
