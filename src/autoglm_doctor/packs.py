@@ -10,7 +10,6 @@ a usage error naming file and line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +96,7 @@ class Pack:
 
 def builtin_dir() -> Path:
     """Folder of the built-in packs: inside the wheel, or ``checks/`` of a source checkout."""
-    shipped = Path(str(resources.files("autoglm_doctor"))) / "_packs"
+    shipped = Path(__file__).parent / "_packs"  # = importlib.resources.files("autoglm_doctor"), cheaper
     if shipped.is_dir():
         return shipped
     return Path(__file__).resolve().parents[2] / "checks"

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.metadata
+import os
+import sys
 import traceback
 import types
 from collections.abc import Callable, Iterable
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from autoglm_doctor.model import Finding
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from autoglm_doctor.context import CheckContext
     from autoglm_doctor.probe.snapshot import Snapshot
 
@@ -154,7 +157,48 @@ class Registry:
     """Plugins that raised while loading."""
 
 
+def _may_have_plugins() -> bool:
+    """False only when no distribution on ``sys.path`` can declare an entry point of our group.
+
+    A cheap pre-scan (importing :mod:`importlib.metadata` and reading every distribution's
+    metadata costs ~0.1 s, for a group that is usually empty): it reads the ``entry_points.txt``
+    of each ``*.dist-info`` / ``*.egg-info`` folder that sits directly in a ``sys.path`` folder.
+    Anything it cannot see through (a zip or egg file on the path, a custom finder of
+    distributions) answers True, so that the real discovery decides.
+    """
+    if any(
+        hasattr(finder, "find_distributions")
+        for finder in sys.meta_path
+        if finder.__module__ != "_frozen_importlib_external"
+    ):
+        return True
+    for entry in sys.path:
+        base = entry or "."
+        try:
+            children = os.listdir(base)
+        except NotADirectoryError:
+            return True  # a zip archive or egg file: only importlib.metadata reads those
+        except OSError:
+            continue
+        is_egg = base.lower().endswith(".egg")
+        for child in children:
+            low = child.lower()
+            if not (low.endswith((".dist-info", ".egg-info")) or (is_egg and low == "egg-info")):
+                continue
+            try:
+                with open(os.path.join(base, child, "entry_points.txt"), "rb") as handle:
+                    if ENTRY_POINT_GROUP.encode() in handle.read():
+                        return True
+            except OSError:
+                continue
+    return False
+
+
 def _discover() -> list[importlib.metadata.EntryPoint]:
+    if not _may_have_plugins():
+        return []
+    import importlib.metadata
+
     eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     return sorted(eps, key=lambda ep: (ep.name, ep.value))
 

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 from autoglm_doctor.checks._util import installed_version, pip_install
 from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic
-from autoglm_doctor.configfile.parse import POSITION_DEPTH, parse
 from autoglm_doctor.configfile.rules import (
     LaunchRules,
     RequestPolicy,
@@ -28,7 +27,6 @@ from autoglm_doctor.configfile.rules import (
 )
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.knowledge import confidence_note
-from autoglm_doctor.knowledge.vllm import vllm_pin
 from autoglm_doctor.model import Finding, Location, Severity, Skip, error, info, warning
 from autoglm_doctor.packs import Condition
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
@@ -586,6 +584,8 @@ def _launch(snap: Snapshot, facts: ConfigFacts, launch: LaunchRules) -> Iterator
 
 
 def _vllm_pins(snap: Snapshot, vllm: str) -> Iterator[Finding]:
+    from autoglm_doctor.knowledge.vllm import vllm_pin  # only configs that name a vLLM version need it
+
     pin = vllm_pin(vllm)
     if pin is None:
         return
@@ -664,6 +664,8 @@ def lint_request(path: Path, policy: RequestPolicy) -> Iterator[Finding]:
     except UnicodeDecodeError as exc:
         yield error("config.request-syntax", f"{shown} is not UTF-8 (byte {exc.start})", location=Location(shown))
         return
+    from autoglm_doctor.configfile.parse import parse  # only --request needs the parser here
+
     parsed = parse(text, "json")
     problems = [d for d in parsed.diagnostics if d.severity == "error"]
     for d in problems[:20]:
@@ -827,4 +829,13 @@ def _request_items(shown: str, data: Any, positions: dict[str, list[int]], polic
         yield info("config.request-empty", "the batch is empty", location=loc())
 
 
-__all__ = ["POSITION_DEPTH", "lint_request", "lookup"]
+def __getattr__(name: str) -> Any:
+    """``POSITION_DEPTH``, re-exported from the parser without importing it for every run."""
+    if name == "POSITION_DEPTH":
+        from autoglm_doctor.configfile.parse import POSITION_DEPTH
+
+        return POSITION_DEPTH
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["POSITION_DEPTH", "lint_request", "lookup"]  # noqa: F822 - POSITION_DEPTH comes from __getattr__

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.checks._util import pip_install
 from autoglm_doctor.context import CheckContext, config_value
@@ -23,9 +23,9 @@ from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.probe.collect import ProbeError, resolve_interpreter
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
-from autoglm_doctor.smoke.classify import classify
-from autoglm_doctor.smoke.protocol import PROMPT, SmokeRequest
-from autoglm_doctor.smoke.runner import ProgressFn, run_script
+
+if TYPE_CHECKING:
+    from autoglm_doctor.smoke.runner import ProgressFn
 
 DTYPES = {
     "auto": "auto",
@@ -141,6 +141,11 @@ def load_infer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         )
     attn = config_value(snap, "attn_implementation")
     section = _section(ctx)
+    # imported here: runs without the smoke test (--no-smoke, --only) never pay for them
+    from autoglm_doctor.smoke.classify import classify
+    from autoglm_doctor.smoke.protocol import PROMPT, SmokeRequest
+    from autoglm_doctor.smoke.runner import run_script
+
     request = SmokeRequest(
         model_path=model.path,
         device=device,

@@ -141,11 +141,11 @@ def discover(options: GatherOptions) -> tuple[Path, str] | None:
 
 def gather(options: GatherOptions) -> ConfigFacts | None:
     """Find, read and parse the deployment config (None when there is none to find)."""
-    from autoglm_doctor.configfile.load import load_config
-
     found = discover(options)
     if found is None:
         return None
+    from autoglm_doctor.configfile.load import load_config  # the parser is imported only when there is a config
+
     path, source = found
     shown = str(options.config) if source == "--config" and options.config is not None else str(path)
     return load_config(path, shown=shown, source=source, cwd=options.cwd, environ=dict(os.environ))

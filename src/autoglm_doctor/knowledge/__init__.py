@@ -8,15 +8,17 @@ package facts). Rows with ``confidence: low`` say so in what the doctor prints.
 from __future__ import annotations
 
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from autoglm_doctor import yamlpos
 
+_FOLDER = Path(__file__).parent
+"""This package's folder (what ``importlib.resources.files`` gives for it, without its import cost)."""
+
 
 def table_path(name: str) -> Path:
     """Path of the knowledge table ``name`` (without ``.yaml``)."""
-    return Path(str(resources.files("autoglm_doctor.knowledge"))) / f"{name}.yaml"
+    return _FOLDER / f"{name}.yaml"
 
 
 @cache
@@ -30,8 +32,7 @@ def load_table(name: str) -> yamlpos.Positioned:
 
 def table_names() -> list[str]:
     """Every table shipped in the knowledge base."""
-    folder = Path(str(resources.files("autoglm_doctor.knowledge")))
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    return sorted(p.stem for p in _FOLDER.glob("*.yaml"))
 
 
 def confidence_note(confidence: str | None) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -11,14 +11,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autoglm_doctor import __version__
-from autoglm_doctor.probe.snapshot import Distribution, PythonFacts, Shadow, Snapshot, TorchBuild
-from autoglm_doctor.serde import SerdeError, from_data
+
+if TYPE_CHECKING:
+    from autoglm_doctor.probe.snapshot import Snapshot
+
+# The snapshot types (and every area's facts behind them) are imported where they are used, so
+# that importing this module, and starting the probe, stays cheap (see gather()).
 
 PROBE_TIMEOUT_S = 30.0
 """A probe that has not answered by then is stuck (a hung NFS mount, a wedged interpreter)."""
@@ -78,6 +83,11 @@ class GatherOptions:
 
 def probe_source() -> str:
     """The probe script's text (shipped inside the package)."""
+    beside = Path(__file__).with_name("_script.py")  # a plain install: no importlib.resources machinery
+    if beside.is_file():
+        return beside.read_text(encoding="utf-8")
+    from importlib import resources
+
     return resources.files("autoglm_doctor.probe").joinpath("_script.py").read_text(encoding="utf-8")
 
 
@@ -177,6 +187,9 @@ def environment() -> dict[str, str]:
 
 def snapshot_from_probe(data: dict[str, object], env: dict[str, str]) -> Snapshot:
     """Type the probe's raw JSON."""
+    from autoglm_doctor.probe.snapshot import Distribution, PythonFacts, Shadow, Snapshot, TorchBuild
+    from autoglm_doctor.serde import SerdeError, from_data
+
     try:
         python = from_data(PythonFacts, data["python"])
         dists = from_data(list[Distribution], data.get("distributions", []))
@@ -207,21 +220,42 @@ def gather(options: GatherOptions) -> Snapshot:
         probe: RunningProbe | None = RunningProbe(options.python, options.cwd, options.timeout)
     except ProbeError as exc:
         probe, failure = None, str(exc)
+    # The probe is fed and awaited in a thread of its own (it mostly waits, without the GIL),
+    # so that it runs from the start while this thread gathers the host-side facts.
+    answer: list[dict[str, object] | BaseException] = []
+    waiter = None
+    if probe is not None:
+        waiter = threading.Thread(target=_await_probe, args=(probe, answer), name="probe", daemon=True)
+        waiter.start()
     try:
         host_side = add_host_facts(unprobed_snapshot(""), options)
     except BaseException:
         if probe is not None:
             probe.kill()
         raise
+    finally:
+        if waiter is not None:
+            waiter.join()
     try:
         if probe is None:
             raise ProbeError(failure)
-        snap = snapshot_from_probe(probe.result(), host_side.env)
+        facts = answer[0]
+        if isinstance(facts, BaseException):
+            raise facts
+        snap = snapshot_from_probe(facts, host_side.env)
     except ProbeError as exc:
         return dataclasses.replace(host_side, probe_errors=[str(exc)])
     return dataclasses.replace(
         snap, config=host_side.config, gpu=host_side.gpu, host=host_side.host, model=host_side.model
     )
+
+
+def _await_probe(probe: RunningProbe, answer: list[dict[str, object] | BaseException]) -> None:
+    """Thread body: the probe's facts, or what it raised (re-raised by the gathering thread)."""
+    try:
+        answer.append(probe.result())
+    except BaseException as exc:  # noqa: BLE001 - handed to gather(), which raises it
+        answer.append(exc)
 
 
 def add_host_facts(snap: Snapshot, options: GatherOptions) -> Snapshot:
@@ -245,6 +279,8 @@ def add_host_facts(snap: Snapshot, options: GatherOptions) -> Snapshot:
 
 def unprobed_snapshot(reason: str) -> Snapshot:
     """A snapshot for a target that could not be probed: checks that need the interpreter skip."""
+    from autoglm_doctor.probe.snapshot import PythonFacts, Snapshot
+
     return Snapshot(
         python=PythonFacts(version="", implementation="", executable="", prefix="", base_prefix="", env_kind=""),
         probe_errors=[reason] if reason else [],

@@ -11,7 +11,6 @@ preprocessor_config.json) are parsed. Nothing reads a weight file past its heade
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import re
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoglm_doctor.probe import hashing, hubcache
+from autoglm_doctor.probe import hubcache
 from autoglm_doctor.probe.safetensors import LFS_POINTER_MAX_BYTES, LFS_PREFIX, SafetensorsHeader, read_header
 
 if TYPE_CHECKING:
@@ -453,6 +452,8 @@ def _key_line(config_file: str, cwd: Path, key: str) -> int | None:
 
 
 def _user() -> str:
+    import getpass  # rarely needed; it pulls in termios
+
     try:
         return getpass.getuser()
     except (OSError, KeyError, ImportError):
@@ -740,6 +741,8 @@ class _FolderReader:
         return [Reference(file, by, (self.folder / file).is_file()) for file, by in sorted(named.items())]
 
     def _verify_hashes(self, files: list[WeightFile], env: dict[str, str]) -> dict[str, Any]:
+        from autoglm_doctor.probe import hashing  # only --verify-hashes needs hashlib and the hashers
+
         manifest = hashing.read_manifest(self.folder)
         local_etags = hubcache.local_dir_etags(self.folder)
         expected: dict[str, tuple[str, str]] = {}

@@ -3,14 +3,16 @@
 The output is deterministic for a given report and options: no terminal sniffing happens here
 (the CLI decides ``color`` and ``width``), durations appear only with ``verbose``, and long
 lines are never hard-wrapped, so a fix command can be copied from the terminal as one line.
+
+Lines are built as styled spans (:class:`Text`). With colour they are printed through rich;
+without colour (pipes, files, CI logs) they are joined as rich would join them, without paying
+for importing rich (a tenth of a no-smoke run).
 """
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console
-from rich.text import Text
+import re
+from typing import TYPE_CHECKING
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
 from autoglm_doctor.report import RenderOptions
@@ -34,6 +36,56 @@ _SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.I
 _CHECK_INDENT = "  "
 _FINDING_INDENT = "      "
 _DETAIL_INDENT = " " * 14
+
+if TYPE_CHECKING:
+    import rich.text
+
+# rich.control.strip_control_codes: rich drops these from every piece of Text.
+_CONTROL_CODES = dict.fromkeys((7, 8, 11, 12, 13))
+_TRAILING_SPACE = re.compile(r"\s+$")  # rich.text._re_whitespace (Text.rstrip_end)
+
+
+class Text:
+    """One printed line (it may hold newlines): a base style plus styled spans, as ``rich.text.Text``."""
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.style = style
+        self.spans: list[tuple[str, str]] = [(text, "")]
+
+    def append(self, text: str, style: str = "") -> Text:
+        """Add a span (``style`` applies on top of the line's)."""
+        self.spans.append((text, style))
+        return self
+
+    @property
+    def plain(self) -> str:
+        """The text without styles, control codes removed as rich removes them."""
+        return "".join(text for text, _ in self.spans).translate(_CONTROL_CODES)
+
+    def to_rich(self) -> rich.text.Text:
+        """The same line as a rich Text."""
+        from rich.text import Text as RichText
+
+        first, _ = self.spans[0]
+        line = RichText(first, style=self.style)
+        for text, style in self.spans[1:]:
+            line.append(text, style=style or None)
+        return line
+
+
+def _plain_line(text: Text, width: int) -> str | None:
+    """What rich prints for ``text`` without colour in soft-wrap mode; None where only rich knows.
+
+    rich expands tabs by column, and rich 13 (not 14+) trims whitespace that ends a line
+    longer than the width: such lines go through rich itself.
+    """
+    plain = text.plain
+    if "\t" in plain:
+        return None
+    for line in plain.split("\n"):
+        if len(line) > width and _TRAILING_SPACE.search(line):
+            return None
+    return plain + "\n"
 
 
 def _check_line(result: CheckResult, width: int, verbose: bool) -> Text:
@@ -102,6 +154,19 @@ def _grouped(results: tuple[CheckResult, ...]) -> dict[str, list[CheckResult]]:
 
 def render(report: Report, options: RenderOptions) -> str:
     """The report as text for a person; ANSI colour only when ``options.color``."""
+    lines = _report_lines(report, options)
+    if not options.color:
+        plain = [_plain_line(line, options.width) for line in lines]
+        if all(text is not None for text in plain):
+            return "".join(text for text in plain if text is not None)
+    return _render_with_rich(lines, options)
+
+
+def _render_with_rich(lines: list[Text], options: RenderOptions) -> str:
+    import io
+
+    from rich.console import Console
+
     out = io.StringIO()
     console = Console(
         file=out,
@@ -119,6 +184,14 @@ def render(report: Report, options: RenderOptions) -> str:
         soft_wrap=True,
         _environ={},
     )
+    for line in lines:
+        console.print(line.to_rich())
+    return out.getvalue()
+
+
+def _report_lines(report: Report, options: RenderOptions) -> list[Text]:
+    """Every printed line of the report, in order (an empty Text is a blank line)."""
+    printed: list[Text] = []
     env = report.environment
     header = Text(f"autoglm-doctor {report.tool_version or '?'}", style="bold")
     if report.pack:
@@ -126,30 +199,29 @@ def render(report: Report, options: RenderOptions) -> str:
     header.append(f" · Python {env.get('python', '?')}")
     if env.get("executable"):
         header.append(f" ({env['executable']})")
-    console.print(header)
+    printed.append(header)
     if env.get("platform"):
-        console.print(Text(env["platform"], style="dim"))
+        printed.append(Text(env["platform"], style="dim"))
     hidden = 0
     for category, results in _grouped(report.results).items():
-        console.print()
-        console.print(Text(category, style="bold underline"))
+        printed.append(Text())
+        printed.append(Text(category, style="bold underline"))
         for result in results:
-            console.print(_check_line(result, options.width, options.verbose))
+            printed.append(_check_line(result, options.width, options.verbose))
             lines, hidden_here = _result_lines(result, options)
             hidden += hidden_here
-            for line in lines:
-                console.print(line)
+            printed.extend(lines)
     if not report.results:
-        console.print()
-        console.print(Text("no checks were selected", style="dim"))
+        printed.append(Text())
+        printed.append(Text("no checks were selected", style="dim"))
     overall = report.status(strict=options.strict)
-    console.print()
+    printed.append(Text())
     summary = Text("Summary: ", style="bold")
     summary.append(counts_phrase(report))
     summary.append(" → ")
     summary.append(overall.value.upper(), style=_STYLE[overall] + " bold")
     summary.append(strict_note(report, strict=options.strict))
-    console.print(summary)
+    printed.append(summary)
     if hidden:
-        console.print(Text(f"{hidden} info note{'s' if hidden != 1 else ''} hidden; -v shows them", style="dim"))
-    return out.getvalue()
+        printed.append(Text(f"{hidden} info note{'s' if hidden != 1 else ''} hidden; -v shows them", style="dim"))
+    return printed
