@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from autoglm_doctor import __version__
 from autoglm_doctor.fix.formats import FixFormat
@@ -165,9 +165,10 @@ def check(
     if snapshot is None:
         # Facts are gathered in the background while the pack and the checks load: start it
         # before importing them, so that the probe's interpreter starts as early as it can.
-        gathering = _Background(
-            gather, GatherOptions(python=python, config=config, model=model, verify_hashes=verify_hashes)
-        )
+        from autoglm_doctor import entry
+
+        wanted = GatherOptions(python=python, config=config, model=model, verify_hashes=verify_hashes)
+        gathering = entry.take_early(wanted) or entry.Background(gather, wanted)
     from autoglm_doctor import packs, registry, runner
     from autoglm_doctor.context import CheckContext, Options
     from autoglm_doctor.model import Report
@@ -267,31 +268,6 @@ def _fix_options(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_FAIL) from exc
     return options
-
-
-class _Background:
-    """Run one call in a thread; ``result()`` joins it and re-raises what it raised."""
-
-    def __init__(self, func: Any, *args: Any) -> None:
-        import threading
-
-        self._value: Any = None
-        self._error: BaseException | None = None
-
-        def target() -> None:
-            try:
-                self._value = func(*args)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller in result()
-                self._error = exc
-
-        self._thread = threading.Thread(target=target, name="gather", daemon=True)
-        self._thread.start()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _progress_printer() -> Callable[[Progress], None]:
