@@ -286,3 +286,10 @@ def test_short_config_secrets_do_not_garble_the_snapshot() -> None:
     assert data["schema"] == "autoglm-doctor/snapshot@1"
     assert data["config"]["data"] == {"auth": redact.REDACTED, "device_map": "auto"}
     assert Snapshot.from_dict(data).config is not None
+
+
+def test_exception_names_are_not_secret_names() -> None:
+    from autoglm_doctor.redact import redact_text
+
+    assert redact_text("KeyError: 'compute_capability'", []) == "KeyError: 'compute_capability'"
+    assert redact_text("api_key: sk-abcdefgh1234", []) == "api_key: ***"

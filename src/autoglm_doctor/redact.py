@@ -144,6 +144,8 @@ def is_secret_name(name: str) -> bool:
     """
     if name.upper() in NOT_SECRET or is_setting_name(name):
         return False
+    if name[:1].isupper() and name.endswith(("Error", "Exception", "Warning")):
+        return False  # "KeyError: 'torch'" in a traceback is an exception, not a key
     flat = name.lower().replace("_", "").replace("-", "").replace(".", "")
     if any(fragment in flat for fragment in _SECRET_FRAGMENTS):
         return True
