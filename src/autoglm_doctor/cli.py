@@ -106,48 +106,70 @@ def _write_output(text: str, output: Path | None) -> None:
 
 @app.command()
 def check(
-    config: Annotated[Path | None, typer.Option("--config", help="Deployment config (YAML or JSON).")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model folder or hub id.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", metavar="FILE", help="Deployment config (YAML or JSON).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", metavar="PATH|HUB_ID", help="Model folder or hub id.")] = None,
     python: Annotated[
-        str | None, typer.Option("--python", help="Interpreter (or venv folder) to inspect; default: this one.")
+        str | None,
+        typer.Option(
+            "--python", metavar="INTERPRETER", help="Interpreter (or venv folder) to inspect; default: this one."
+        ),
     ] = None,
-    pack: Annotated[str | None, typer.Option("--pack", help="Check pack: a built-in name or a YAML file.")] = None,
+    pack: Annotated[
+        str | None, typer.Option("--pack", metavar="NAME|FILE", help="Check pack: a built-in name or a YAML file.")
+    ] = None,
     only: Annotated[
-        str | None, typer.Option("--only", help="Run only these check ids or globs (comma-separated).")
+        str | None, typer.Option("--only", metavar="IDS", help="Run only these check ids or globs (comma-separated).")
     ] = None,
-    skip: Annotated[str | None, typer.Option("--skip", help="Skip these check ids or globs (comma-separated).")] = None,
+    skip: Annotated[
+        str | None, typer.Option("--skip", metavar="IDS", help="Skip these check ids or globs (comma-separated).")
+    ] = None,
     smoke: Annotated[bool, typer.Option("--smoke/--no-smoke", help="Run the load-and-infer smoke test.")] = True,
     device: Annotated[
         str | None,
-        typer.Option("--device", help="Device for the smoke test (cpu, cuda:0, auto); overrides the config."),
+        typer.Option(
+            "--device", metavar="SPEC", help="Device for the smoke test (cpu, cuda:0, auto); overrides the config."
+        ),
     ] = None,
     smoke_timeout: Annotated[
-        float, typer.Option("--smoke-timeout", help="Seconds the smoke test may take.", min=1)
+        float, typer.Option("--smoke-timeout", metavar="S", help="Seconds the smoke test may take.", min=1)
     ] = 600.0,
     allow_remote_code: Annotated[
         bool, typer.Option("--allow-remote-code", help="Let the smoke test run model code from the model folder.")
     ] = False,
-    request: Annotated[Path | None, typer.Option("--request", help="Sample batch request (JSON) to lint.")] = None,
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="Served OpenAI-compatible endpoint URL.")] = None,
+    request: Annotated[
+        Path | None, typer.Option("--request", metavar="FILE", help="Sample batch request (JSON) to lint.")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", metavar="URL", help="Served OpenAI-compatible endpoint URL.")
+    ] = None,
     endpoint_concurrency: Annotated[
-        int, typer.Option("--endpoint-concurrency", help="Send N concurrent requests to the endpoint (0: off).", min=0)
+        int,
+        typer.Option(
+            "--endpoint-concurrency", metavar="N", help="Send N concurrent requests to the endpoint (0: off).", min=0
+        ),
     ] = 0,
     verify_hashes: Annotated[
         bool, typer.Option("--verify-hashes", help="Hash every weight file against the HF cache or a manifest.")
     ] = False,
     output_format: Annotated[Format, typer.Option("--format", help="Report format.")] = Format.RICH,
-    output: Annotated[Path | None, typer.Option("--output", help="Write the report to this file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", metavar="FILE", help="Write the report to this file.")
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail the run too.")] = False,
     exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Always exit 0 (report-only runs).")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Durations, info findings, tracebacks.")] = False,
     snapshot: Annotated[
-        Path | None, typer.Option("--snapshot", help="Evaluate a saved snapshot instead of probing this machine.")
+        Path | None,
+        typer.Option("--snapshot", metavar="FILE", help="Evaluate a saved snapshot instead of probing this machine."),
     ] = None,
     fix: Annotated[
         bool, typer.Option("--fix", help="Write a pinned requirements file that resolves the packages/torch findings.")
     ] = False,
     fix_output: Annotated[
-        Path | None, typer.Option("--fix-output", help="Where --fix writes (default: ./requirements-autoglm.txt).")
+        Path | None,
+        typer.Option("--fix-output", metavar="FILE", help="Where --fix writes (default: ./requirements-autoglm.txt)."),
     ] = None,
     fix_format: Annotated[
         FixFormat, typer.Option("--fix-format", help="Write a requirements (-r) or a constraints (-c) file.")
@@ -335,11 +357,15 @@ def explain(
 
 @app.command("snapshot")
 def snapshot_command(
-    python: Annotated[str | None, typer.Option("--python", help="Interpreter (or venv folder) to inspect.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Deployment config (YAML or JSON).")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Model folder or hub id.")] = None,
+    python: Annotated[
+        str | None, typer.Option("--python", metavar="INTERPRETER", help="Interpreter (or venv folder) to inspect.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", metavar="FILE", help="Deployment config (YAML or JSON).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", metavar="PATH|HUB_ID", help="Model folder or hub id.")] = None,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write the snapshot here (default: stdout).")
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write the snapshot here (default: stdout).")
     ] = None,
 ) -> int:
     """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`."""
