@@ -117,8 +117,14 @@ def _finding_lines(finding: Finding) -> list[Text]:
         head.append(f"{finding.location}: ", style="bold")
     head.append(_indented(finding.message, _DETAIL_INDENT))
     lines = [head]
-    seen = evidence(finding).replace("; ", "   ")
-    if seen:
+    if finding.observed and "\n" in finding.observed:
+        # A multi-line excerpt (a config line and its caret): keep its columns aligned.
+        pad = _DETAIL_INDENT + " " * len("observed: ")
+        lines.append(Text(_DETAIL_INDENT + "observed: " + _indented(finding.observed, pad), style="dim"))
+        if finding.expected:
+            expected = "expected: " + finding.expected
+            lines.append(Text(_DETAIL_INDENT + _indented(expected, _DETAIL_INDENT), style="dim"))
+    elif seen := evidence(finding).replace("; ", "   "):
         lines.append(Text(_DETAIL_INDENT + _indented(seen, _DETAIL_INDENT), style="dim"))
     if finding.fix:
         fix = Text(_DETAIL_INDENT)
