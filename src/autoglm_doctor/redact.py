@@ -152,6 +152,11 @@ def is_secret_name(name: str) -> bool:
     return any(word in _SECRET_WORDS for word in name_words(name))
 
 
+def may_be_secret_variable(name: str) -> bool:
+    """The quick test the config area applies to ``${VAR}`` names: a secret-looking word, not allowlisted."""
+    return bool(SECRET_NAME.search(name)) and name not in NOT_SECRET
+
+
 def is_setting_name(name: str) -> bool:
     """A name with a count/setting word (``max_new_tokens``, ``auth_mode``, ``api_key_file``)."""
     return any(word in _SETTING_WORDS for word in name_words(name))

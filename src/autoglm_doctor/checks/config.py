@@ -30,7 +30,7 @@ from autoglm_doctor.knowledge import confidence_note
 from autoglm_doctor.model import Finding, Location, Severity, Skip, error, info, warning
 from autoglm_doctor.packs import Condition
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
-from autoglm_doctor.redact import NOT_SECRET, SECRET_NAME
+from autoglm_doctor.redact import may_be_secret_variable
 from autoglm_doctor.registry import check
 
 _NO_CONFIG = "no deployment config (pass --config FILE, set AUTOGLM_CONFIG, or add ./autoglm.yaml)"
@@ -99,10 +99,6 @@ def _unparsed_skip(facts: ConfigFacts | None) -> Skip:
     return Skip(_NO_CONFIG)
 
 
-def _is_secret_var(name: str) -> bool:
-    return bool(SECRET_NAME.search(name)) and name not in NOT_SECRET
-
-
 # --------------------------------------------------------------------------- config.syntax
 
 
@@ -162,7 +158,7 @@ def _env_rule(snap: Snapshot, rule: ValueRule) -> Iterator[Finding]:
                 fix=rule.fix or f"export {name}=...{example}",
             )
         return
-    if _is_secret_var(name):
+    if may_be_secret_variable(name):
         return  # its value is never read back (the snapshot masks it); being set is what counts
     for v in check_value(rule, value, name=name):
         code = {"config.not-allowed": "config.env-value", "config.type": "config.env-value"}.get(v.code, v.code)

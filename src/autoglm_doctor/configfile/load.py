@@ -11,7 +11,7 @@ from typing import Any
 from autoglm_doctor.configfile import envvars
 from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic, PathFacts, SecretFacts
 from autoglm_doctor.configfile.parse import POSITION_DEPTH, Parsed, Source, decode, detect_format, diag, dotted, parse
-from autoglm_doctor.redact import NOT_SECRET, REDACTED, SECRET_NAME
+from autoglm_doctor.redact import REDACTED, may_be_secret_variable
 
 ENV = "config.env"
 
@@ -259,7 +259,7 @@ class _Walker:
                     )
                 )
         key = path[-1] if path else ""
-        secret_var = any(SECRET_NAME.search(v) and v not in NOT_SECRET for v in variables)
+        secret_var = any(may_be_secret_variable(v) for v in variables)
         if isinstance(result, str) and (secret_var or (isinstance(key, str) and is_secret_key(key))):
             text = result
             unresolved = "${" in text and bool(variables)

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT_S = 30.0
 """A probe that has not answered by then is stuck (a hung NFS mount, a wedged interpreter)."""
 
-SECRET_NAME = re.compile(r"token|key|secret|passw|credential|auth", re.IGNORECASE)
-REDACTED = "<redacted>"
 
 # Variables the checks read. Values of secret-looking names are never stored.
 ENV_VARS = (
