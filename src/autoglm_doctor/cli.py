@@ -95,13 +95,13 @@ def _write_output(text: str, output: Path | None) -> None:
             sys.stdout.write(text.encode(encoding, "replace").decode(encoding))
         sys.stdout.flush()
         return
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise _usage(f"cannot write {output}: {exc.strerror or exc}") from exc
+    from autoglm_doctor.fix.errors import FixError
+    from autoglm_doctor.fix.writer import write_atomically
+
+    try:  # reports and snapshots replace their file, as any output does (only --fix refuses to)
+        write_atomically(output, text, force=True)
+    except FixError as exc:
+        raise _usage(str(exc)) from exc
 
 
 @app.command()
