@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoglm_doctor.records import record
+
 SNAPSHOT_SCHEMA = "autoglm-doctor/snapshot@1"
 REPORT_SCHEMA = "autoglm-doctor/report@1"
 FLEET_SCHEMA = "autoglm-doctor/fleet@1"
@@ -29,7 +31,7 @@ MAX_FILE_BYTES = 64 << 20
 """A snapshot is tens of kilobytes; anything this big is not one."""
 
 
-@dataclass(frozen=True)
+@record
 class Attribute:
     """One property compared across nodes."""
 
@@ -71,7 +73,7 @@ class Node:
     """Attribute key -> value as a string."""
 
 
-@dataclass(frozen=True)
+@record
 class FileProblem:
     """A file that could not be used."""
 
@@ -81,7 +83,7 @@ class FileProblem:
     """Why, in words."""
 
 
-@dataclass(frozen=True)
+@record
 class AttributeDrift:
     """How one attribute is spread over the fleet."""
 
@@ -102,7 +104,7 @@ class AttributeDrift:
         return len(self.counts) > 1
 
 
-@dataclass(frozen=True)
+@record
 class Group:
     """Nodes with identical values for every attribute."""
 
@@ -112,7 +114,7 @@ class Group:
     """Member nodes (sorted)."""
 
 
-@dataclass(frozen=True)
+@record
 class FleetResult:
     """Everything ``fleet`` found."""
 

@@ -7,8 +7,10 @@ wraps them into a :class:`CheckResult`, and the reporters read a :class:`Report`
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from autoglm_doctor.records import record
 
 
 class Status(str, enum.Enum):
@@ -43,7 +45,7 @@ class Severity(str, enum.Enum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
+@record
 class Location:
     """Where a finding points: a file and, when known, a line and column (1-based)."""
 
@@ -63,7 +65,7 @@ class Location:
         return ":".join(parts)
 
 
-@dataclass(frozen=True)
+@record
 class Finding:
     """One problem (or one notable fact) a check found."""
 
@@ -123,7 +125,7 @@ class Skip(Exception):  # noqa: N818 - it is a control-flow signal, not an error
     """Raised by a check that cannot apply here; the message is the reason."""
 
 
-@dataclass(frozen=True)
+@record
 class CheckResult:
     """The outcome of running one check."""
 
@@ -163,7 +165,7 @@ def status_from_findings(findings: tuple[Finding, ...]) -> Status:
     return Status.PASS
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     """Everything one ``check`` run produced."""
 

@@ -9,7 +9,7 @@ a usage error naming file and line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor import yamlpos
+from autoglm_doctor.records import record
 
 DEFAULT_PACK = "open-autoglm"
 
@@ -30,7 +31,7 @@ class PackError(ValueError):
     """A pack is missing or malformed (a usage error)."""
 
 
-@dataclass(frozen=True)
+@record
 class Condition:
     """A config option whose presence (or value) makes a package required."""
 
@@ -47,7 +48,7 @@ class Condition:
         return f"the config sets {self.key}: {value}"
 
 
-@dataclass(frozen=True)
+@record
 class PackageRule:
     """One package the deployment needs."""
 
@@ -70,7 +71,7 @@ class PackageRule:
         return SpecifierSet(self.spec)
 
 
-@dataclass(frozen=True)
+@record
 class Pack:
     """A loaded check pack."""
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.model import Finding
+from autoglm_doctor.records import record
 
 if TYPE_CHECKING:
     import importlib.metadata
@@ -48,7 +49,7 @@ BUILTIN_MODULES = (
 """Built-in check modules, imported explicitly in this order (the order of the report)."""
 
 
-@dataclass(frozen=True)
+@record
 class CheckSpec:
     """A registered check."""
 
@@ -133,7 +134,7 @@ def specs_in(obj: object, origin: str) -> list[CheckSpec]:
     return []
 
 
-@dataclass(frozen=True)
+@record
 class PluginFailure:
     """A third-party plugin that could not be loaded."""
 

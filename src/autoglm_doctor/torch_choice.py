@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -45,6 +45,7 @@ from autoglm_doctor.knowledge.packages import (
 from autoglm_doctor.packs import Pack, PackageRule
 from autoglm_doctor.probe.gpu import GpuDevice, GpuFacts
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
+from autoglm_doctor.records import record
 from autoglm_doctor.specs import common_version, exact
 
 # --- where the deployment runs ----------------------------------------------------------------
@@ -146,7 +147,7 @@ def torch_variant(snap: Snapshot) -> str:
     return "cpu" if build.version else ""
 
 
-@dataclass(frozen=True)
+@record
 class Host:
     """What the torch build must run on."""
 
@@ -205,7 +206,7 @@ def host_of(snap: Snapshot, pack: Pack, device: str | None = None) -> Host:
 # --- candidates -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class TorchPick:
     """One torch build."""
 
@@ -247,7 +248,7 @@ class TorchPick:
         return kb.parse_cuda(self.variant) if self.variant.startswith("cu") else None
 
 
-@dataclass(frozen=True)
+@record
 class TransformersPick:
     """One transformers choice: the installed version, or a range from the pack and knowledge base."""
 
@@ -269,7 +270,7 @@ class TransformersPick:
 Test = Callable[[TorchPick | None, TransformersPick | None], bool]
 
 
-@dataclass(frozen=True)
+@record
 class Constraint:
     """A named condition on a (torch, transformers) pair."""
 
@@ -279,7 +280,7 @@ class Constraint:
     """The test."""
 
 
-@dataclass(frozen=True)
+@record
 class Choice:
     """The pair the search picked."""
 

@@ -9,7 +9,6 @@ the Snapshot and the knowledge base (knowledge/cuda.yaml, knowledge/gpu_arch.yam
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from packaging.version import Version
@@ -22,6 +21,7 @@ from autoglm_doctor.knowledge.packages import torchvision_pairs
 from autoglm_doctor.model import Finding, Location, Skip, error, info, warning
 from autoglm_doctor.probe.gpu import GpuDevice, short_uuid
 from autoglm_doctor.probe.snapshot import Snapshot, TorchBuild
+from autoglm_doctor.records import record
 from autoglm_doctor.registry import check
 from autoglm_doctor.torch_choice import (
     NoChoice,
@@ -136,7 +136,7 @@ def torch_line(build: TorchBuild) -> str:
     return f"{version.major}.{version.minor}" if version else ""
 
 
-@dataclass(frozen=True)
+@record
 class Suggestion:
     """The torch build to install instead, or why there is none: what the fix command and message say."""
 
@@ -510,7 +510,7 @@ def normalise_dtype(value: Any) -> str:
     return _DTYPE_ALIASES.get(text, text)
 
 
-@dataclass(frozen=True)
+@record
 class Footprint:
     """The estimated GPU memory a model needs."""
 

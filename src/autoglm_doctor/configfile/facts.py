@@ -9,9 +9,11 @@ Everything here is JSON-serialisable: a snapshot carries it to another machine.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from autoglm_doctor.records import record
 
 if TYPE_CHECKING:
     from autoglm_doctor.probe.collect import GatherOptions
@@ -20,7 +22,7 @@ DISCOVERED_NAMES = ("autoglm.yaml", "autoglm.yml", "autoglm.json")
 """Files looked for in the working directory when neither --config nor AUTOGLM_CONFIG names one."""
 
 
-@dataclass(frozen=True)
+@record
 class Diagnostic:
     """One problem found while reading the config (syntax or env interpolation)."""
 
@@ -46,7 +48,7 @@ class Diagnostic:
     """Dotted key path it concerns, when known."""
 
 
-@dataclass(frozen=True)
+@record
 class PathFacts:
     """A relative path found in the config, resolved both ways."""
 
@@ -62,7 +64,7 @@ class PathFacts:
     """The cwd-relative path exists."""
 
 
-@dataclass(frozen=True)
+@record
 class SecretFacts:
     """What is known about a secret-looking value, without the value itself."""
 
@@ -76,7 +78,7 @@ class SecretFacts:
     """Environment variables it was read from."""
 
 
-@dataclass(frozen=True)
+@record
 class ConfigFacts:
     """The deployment config as the doctor understood it."""
 

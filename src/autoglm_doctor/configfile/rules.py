@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from autoglm_doctor import yamlpos
+from autoglm_doctor.records import record
 
 TYPES = ("int", "float", "number", "bool", "str", "mapping", "list", "path")
 _RULE_KEYS = {
@@ -53,7 +53,7 @@ class RuleError(ValueError):
         self.path = path
 
 
-@dataclass(frozen=True)
+@record
 class Recommend:
     """A recommended value: not meeting it warns."""
 
@@ -67,7 +67,7 @@ class Recommend:
     """None of these."""
 
 
-@dataclass(frozen=True)
+@record
 class ValueRule:
     """What one config key, launch flag or environment variable must look like."""
 
@@ -97,7 +97,7 @@ class ValueRule:
     """What to write instead, when the default advice is not enough."""
 
 
-@dataclass(frozen=True)
+@record
 class Violation:
     """A value that breaks its rule."""
 
@@ -113,7 +113,7 @@ class Violation:
     """What to write instead."""
 
 
-@dataclass(frozen=True)
+@record
 class SecretPolicy:
     """How signing secrets in the config are judged."""
 
@@ -125,7 +125,7 @@ class SecretPolicy:
     """The environment variable the fix tells users to read it from."""
 
 
-@dataclass(frozen=True)
+@record
 class MemoryRow:
     """A launch limit that depends on the GPU's memory."""
 
@@ -139,7 +139,7 @@ class MemoryRow:
     """Where the figure comes from."""
 
 
-@dataclass(frozen=True)
+@record
 class LaunchRules:
     """Rules for a vLLM/SGLang launch command (the served deployment)."""
 
@@ -151,7 +151,7 @@ class LaunchRules:
     """GPU-memory limits."""
 
 
-@dataclass(frozen=True)
+@record
 class RequestPolicy:
     """The service's batch request format."""
 

@@ -25,6 +25,7 @@ from autoglm_doctor.knowledge.packages import combinations, torch_release, torch
 from autoglm_doctor.model import Report, Severity
 from autoglm_doctor.packs import Pack, PackageRule
 from autoglm_doctor.probe.snapshot import Distribution, Snapshot, canonical_name
+from autoglm_doctor.records import record
 from autoglm_doctor.specs import bounded_above, common_version, exact
 from autoglm_doctor.torch_choice import runs_on_driver, torch_variant
 
@@ -40,7 +41,7 @@ FIXED_AREAS = ("packages.", "cuda.torch-build")
 _MAX_ROUNDS = 200
 
 
-@dataclass(frozen=True)
+@record
 class Line:
     """One requirement of the file."""
 
@@ -77,7 +78,7 @@ class Line:
         return "; ".join(parts)
 
 
-@dataclass(frozen=True)
+@record
 class Unresolved:
     """A finding the file cannot fix (a shadowing file, a driver to upgrade)."""
 
@@ -86,7 +87,7 @@ class Unresolved:
     fix: str
 
 
-@dataclass(frozen=True)
+@record
 class FixPlan:
     """Everything the file says."""
 

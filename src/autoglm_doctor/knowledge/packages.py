@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -10,9 +9,10 @@ from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor import yamlpos
 from autoglm_doctor.knowledge import load_table
+from autoglm_doctor.records import record
 
 
-@dataclass(frozen=True)
+@record
 class TorchRelease:
     """One torch release line and the Python versions it ships wheels for."""
 
@@ -24,7 +24,7 @@ class TorchRelease:
     """high, medium or low."""
 
 
-@dataclass(frozen=True)
+@record
 class TransformersRelease:
     """One transformers release range and what it needs."""
 
@@ -42,7 +42,7 @@ class TransformersRelease:
     """high, medium or low."""
 
 
-@dataclass(frozen=True)
+@record
 class Combination:
     """A known-bad combination of installed distributions."""
 

@@ -11,12 +11,13 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autoglm_doctor import __version__
+from autoglm_doctor.records import record
 
 if TYPE_CHECKING:
     from autoglm_doctor.probe.snapshot import Snapshot
@@ -60,7 +61,7 @@ class ProbeError(RuntimeError):
     """The target interpreter could not be probed at all."""
 
 
-@dataclass(frozen=True)
+@record
 class GatherOptions:
     """What to gather facts about."""
 

@@ -23,9 +23,11 @@ import subprocess
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from autoglm_doctor.records import record
 
 if TYPE_CHECKING:
     from autoglm_doctor.probe.collect import GatherOptions
@@ -37,7 +39,7 @@ TOOL_TIMEOUT_S = 3.0
 """Seconds nvidia-smi and nvcc may take; a healthy one answers in well under a second."""
 
 
-@dataclass(frozen=True)
+@record
 class GpuProcess:
     """A process holding memory on a GPU."""
 
@@ -49,7 +51,7 @@ class GpuProcess:
     """Bytes it holds; None when the driver does not say (Windows WDDM, some containers)."""
 
 
-@dataclass(frozen=True)
+@record
 class MigDevice:
     """A MIG instance of a GPU in MIG mode: CUDA sees these, not the whole GPU."""
 
@@ -63,7 +65,7 @@ class MigDevice:
     """Bytes free on the instance."""
 
 
-@dataclass(frozen=True)
+@record
 class GpuDevice:
     """One physical GPU as NVML numbers it."""
 
@@ -93,7 +95,7 @@ class GpuDevice:
         return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-@dataclass(frozen=True)
+@record
 class GpuFacts:
     """What the host's GPU stack looks like."""
 
@@ -354,7 +356,7 @@ def default_backend(environ: Mapping[str, str]) -> NvmlBackend:
     return PynvmlBackend()
 
 
-@dataclass(frozen=True)
+@record
 class _NvmlRead:
     error: str = ""
     driver: str = ""
@@ -426,7 +428,7 @@ def _match_entry(entry: str, gpus: list[GpuDevice]) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class ToolRun:
     """The outcome of running a tool with a timeout."""
 

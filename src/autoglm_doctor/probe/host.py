@@ -11,9 +11,11 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from autoglm_doctor.records import record
 
 if TYPE_CHECKING:
     from autoglm_doctor.probe.collect import GatherOptions
@@ -23,7 +25,7 @@ _CGROUP_MARKERS = re.compile(r"docker|kubepods|containerd|libpod|lxc|podman|crio
 _UNLIMITED = 2**60  # cgroup v1 writes "no limit" as a number near 2**63
 
 
-@dataclass(frozen=True)
+@record
 class DiskFacts:
     """Free space where something the deployment reads or writes lives."""
 
@@ -41,7 +43,7 @@ class DiskFacts:
     """Bytes free for this user."""
 
 
-@dataclass(frozen=True)
+@record
 class HostFacts:
     """The machine around the interpreter."""
 

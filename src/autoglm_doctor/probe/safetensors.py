@@ -20,6 +20,8 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+from autoglm_doctor.records import record
+
 MAX_HEADER_BYTES = 100_000_000
 """The safetensors library refuses headers larger than this (``HeaderTooLarge``)."""
 
@@ -56,7 +58,7 @@ EXAMPLES_KEPT = 3
 """How many example problems a header summary keeps (the count is always exact)."""
 
 
-@dataclass(frozen=True)
+@record
 class LfsPointer:
     """A Git LFS pointer file found where real content should be."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from autoglm_doctor.configfile.facts import ConfigFacts
 from autoglm_doctor.probe.gpu import GpuFacts
 from autoglm_doctor.probe.host import HostFacts
 from autoglm_doctor.probe.weights import ModelFacts
+from autoglm_doctor.records import record
 from autoglm_doctor.serde import SerdeError, from_data, to_data
 
 SCHEMA = "autoglm-doctor/snapshot@1"
@@ -30,7 +31,7 @@ def canonical_name(name: str) -> str:
     return _NORMALIZE.sub("-", name).lower()
 
 
-@dataclass(frozen=True)
+@record
 class PythonFacts:
     """The inspected interpreter."""
 
@@ -68,7 +69,7 @@ class PythonFacts:
     """The user site-packages folder when it is on the search path (``pip install --user``)."""
 
 
-@dataclass(frozen=True)
+@record
 class Distribution:
     """One installed distribution, as found on disk (``*.dist-info`` / ``*.egg-info``)."""
 
@@ -99,7 +100,7 @@ class Distribution:
         return canonical_name(self.name)
 
 
-@dataclass(frozen=True)
+@record
 class TorchBuild:
     """What ``torch/version.py`` says, read as text; torch itself is never imported."""
 
@@ -122,7 +123,7 @@ class TorchBuild:
         return self.version.partition("+")[2]
 
 
-@dataclass(frozen=True)
+@record
 class Shadow:
     """A file or folder that wins an import over the real module of the same name."""
 
@@ -136,7 +137,7 @@ class Shadow:
     """The distribution that owns the real module, when known."""
 
 
-@dataclass(frozen=True)
+@record
 class Snapshot:
     """Every fact about one deployment target, gathered once."""
 

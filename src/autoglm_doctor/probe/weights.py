@@ -15,12 +15,13 @@ import json
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.probe import hubcache
 from autoglm_doctor.probe.safetensors import LFS_POINTER_MAX_BYTES, LFS_PREFIX, SafetensorsHeader, read_header
+from autoglm_doctor.records import record
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
@@ -57,7 +58,7 @@ _ENV_REF = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@record
 class WeightFile:
     """One weight file (safetensors or pickle) in the model folder."""
 
@@ -101,7 +102,7 @@ class WeightFile:
     """Every problem with this file in one line each (for people reading the snapshot)."""
 
 
-@dataclass(frozen=True)
+@record
 class ShardGap:
     """Tensors the index assigns to a shard whose header does not have them."""
 
@@ -113,7 +114,7 @@ class ShardGap:
     """The first few of their names."""
 
 
-@dataclass(frozen=True)
+@record
 class ShardIndex:
     """A shard index (``model.safetensors.index.json`` or ``pytorch_model.bin.index.json``)."""
 
@@ -137,7 +138,7 @@ class ShardIndex:
     """Shards whose header lacks tensors the index assigns to them."""
 
 
-@dataclass(frozen=True)
+@record
 class JsonProblem:
     """A small JSON file of the model folder that does not parse."""
 
@@ -151,7 +152,7 @@ class JsonProblem:
     """1-based column."""
 
 
-@dataclass(frozen=True)
+@record
 class Reference:
     """A file one of the folder's JSON files names (auto_map code, processor files)."""
 
@@ -163,7 +164,7 @@ class Reference:
     """Whether it exists."""
 
 
-@dataclass(frozen=True)
+@record
 class IncompleteFile:
     """A ``*.incomplete`` file: a download that never finished."""
 
@@ -173,7 +174,7 @@ class IncompleteFile:
     """Bytes it got before stopping."""
 
 
-@dataclass(frozen=True)
+@record
 class HashCheck:
     """One file's sha256 against its reference (``--verify-hashes``)."""
 
@@ -189,7 +190,7 @@ class HashCheck:
     """Why it could not be hashed."""
 
 
-@dataclass(frozen=True)
+@record
 class ModelFacts:
     """The located model and what its headers say.
 
@@ -325,7 +326,7 @@ class ModelFacts:
     """Manifest lines that are not ``sha256sum`` lines."""
 
 
-@dataclass(frozen=True)
+@record
 class _Location:
     given: str
     named_by: str

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from autoglm_doctor.model import Report
+from autoglm_doctor.records import record
 
 
 class Format(str, enum.Enum):
@@ -18,7 +18,7 @@ class Format(str, enum.Enum):
     GITHUB = "github"
 
 
-@dataclass(frozen=True)
+@record
 class RenderOptions:
     """How to render."""
 
