@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from autoglm_doctor.cli import main
+from autoglm_doctor.entry import main
 from tests.helpers.venvs import Venv, healthy, make_venv
 
 
@@ -38,7 +38,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def run_json(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, dict[str, Any]]]:
-    """Run ``autoglm-doctor check --format json ARGS`` in-process; returns (exit code, report)."""
+    """Run ``autoglm-doctor check --format json ARGS`` in-process, as the console script does; (exit code, report)."""
 
     def run(*args: str) -> tuple[int, dict[str, Any]]:
         code = main(["check", "--no-smoke", "--format", "json", *args])

@@ -1,23 +1,25 @@
-"""The command line: the only place that prints to the terminal and decides the exit code.
+"""The command line (typer): every command, its help and its usage errors.
 
-Exit codes (DESIGN.md): 0 nothing failed · 1 a check failed or errored · 2 usage error ·
-130 interrupted. An unexpected crash of the doctor itself exits 3 with a short message.
+Exit codes are :mod:`autoglm_doctor.exits`'s. A plain ``check`` started from the console script
+skips this module (see :mod:`autoglm_doctor.entry`) and runs the same
+:func:`autoglm_doctor.check_command.run`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import json
-import os
-import sys
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-from autoglm_doctor import __version__
+from autoglm_doctor import __version__, check_command
+from autoglm_doctor.check_command import ENDPOINT_CONCURRENCY_MIN, SMOKE_TIMEOUT_MIN, CheckArgs
+from autoglm_doctor.exits import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError, run_guarded
 from autoglm_doctor.fix.formats import FixFormat
+from autoglm_doctor.output import width, write_output
 from autoglm_doctor.report import Format
 
 # Importing typer and click allocates tens of thousands of objects: the cyclic collector's passes
@@ -35,14 +37,8 @@ finally:
     if _collecting:
         gc.enable()
 
-if TYPE_CHECKING:
-    from autoglm_doctor.fix.command import FixOptions
-    from autoglm_doctor.runner import Progress
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
 app = typer.Typer(
-    name="autoglm-doctor",
+    name=PROG,
     help="Preflight doctor for Open-AutoGLM deployments: tells you why the model will not load, and what to change.",
     no_args_is_help=True,
     add_completion=False,
@@ -62,45 +58,12 @@ def _usage(message: str) -> Exception:
     return click_exceptions.UsageError(message)
 
 
-def _stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
-
-
-def _color_wanted(stream_is_tty: bool) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    return stream_is_tty
-
-
-def _width() -> int:
+@contextlib.contextmanager
+def _click_usage() -> Iterator[None]:
+    """Our usage errors, raised as click's inside a command, so that click prints its usage line."""
     try:
-        return max(60, int(os.environ.get("COLUMNS", "")))
-    except ValueError:
-        pass
-    if sys.stdout.isatty():  # fit the terminal, so the status column stays on screen
-        import shutil
-
-        return max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
-    return 100
-
-
-def _write_output(text: str, output: Path | None) -> None:
-    if output is None:
-        try:
-            sys.stdout.write(text)
-        except UnicodeEncodeError:  # a stdout that cannot say ✓ (cp1252, ascii): degrade, never crash
-            encoding = sys.stdout.encoding or "ascii"
-            sys.stdout.write(text.encode(encoding, "replace").decode(encoding))
-        sys.stdout.flush()
-        return
-    from autoglm_doctor.fix.errors import FixError
-    from autoglm_doctor.fix.writer import write_atomically
-
-    try:  # reports and snapshots replace their file, as any output does (only --fix refuses to)
-        write_atomically(output, text, force=True)
-    except FixError as exc:
+        yield
+    except UsageError as exc:
         raise _usage(str(exc)) from exc
 
 
@@ -133,7 +96,8 @@ def check(
         ),
     ] = None,
     smoke_timeout: Annotated[
-        float, typer.Option("--smoke-timeout", metavar="S", help="Seconds the smoke test may take.", min=1)
+        float,
+        typer.Option("--smoke-timeout", metavar="S", help="Seconds the smoke test may take.", min=SMOKE_TIMEOUT_MIN),
     ] = 600.0,
     allow_remote_code: Annotated[
         bool, typer.Option("--allow-remote-code", help="Let the smoke test run model code from the model folder.")
@@ -147,7 +111,10 @@ def check(
     endpoint_concurrency: Annotated[
         int,
         typer.Option(
-            "--endpoint-concurrency", metavar="N", help="Send N concurrent requests to the endpoint (0: off).", min=0
+            "--endpoint-concurrency",
+            metavar="N",
+            help="Send N concurrent requests to the endpoint (0: off).",
+            min=ENDPOINT_CONCURRENCY_MIN,
         ),
     ] = 0,
     verify_hashes: Annotated[
@@ -180,129 +147,35 @@ def check(
     ] = False,
 ) -> int:
     """Run every check and report each problem with its fix."""
-    fix_options = _fix_options(fix, fix_output, fix_format, force, verify, device)
-    from autoglm_doctor.probe.collect import GatherOptions, gather
-
-    gathering = None
-    if snapshot is None:
-        # Facts are gathered in the background while the pack and the checks load: start it
-        # before importing them, so that the probe's interpreter starts as early as it can.
-        from autoglm_doctor import entry
-
-        wanted = GatherOptions(python=python, config=config, model=model, verify_hashes=verify_hashes)
-        gathering = entry.take_early(wanted) or entry.Background(gather, wanted)
-    from autoglm_doctor import packs, registry, runner
-    from autoglm_doctor.context import CheckContext, Options
-    from autoglm_doctor.model import Report
-    from autoglm_doctor.probe.snapshot import Snapshot, SnapshotError
-    from autoglm_doctor.report import RenderOptions, render
-
-    try:
-        chosen_pack = packs.load(pack)
-        loaded = registry.load()
-        selected = runner.select(loaded.checks, only, skip)
-    except (packs.PackError, runner.SelectionError) as exc:
-        if gathering is not None:
-            gathering.result()  # let the probe finish rather than leave it running
-        raise _usage(str(exc)) from exc
-    if not smoke:
-        selected = [spec for spec in selected if not spec.id.startswith("smoke.")]
-    if gathering is not None:
-        snap = gathering.result()
-    else:
-        assert snapshot is not None
-        try:
-            snap = Snapshot.load(snapshot)
-        except SnapshotError as exc:
-            raise _usage(str(exc)) from exc
-
-    ctx = CheckContext(
-        pack=chosen_pack,
-        options=Options(
-            smoke=smoke,
-            device=device,
-            smoke_timeout=smoke_timeout,
-            allow_remote_code=allow_remote_code,
-            request=request,
-            endpoint=endpoint,
-            endpoint_concurrency=endpoint_concurrency,
-            verify_hashes=verify_hashes,
-            python=python,
-            from_snapshot=snapshot is not None,
-        ),
+    args = CheckArgs(
+        config=config,
+        model=model,
+        python=python,
+        pack=pack,
+        only=only,
+        skip=skip,
+        smoke=smoke,
+        device=device,
+        smoke_timeout=smoke_timeout,
+        allow_remote_code=allow_remote_code,
+        request=request,
+        endpoint=endpoint,
+        endpoint_concurrency=endpoint_concurrency,
+        verify_hashes=verify_hashes,
+        output_format=output_format,
+        output=output,
+        strict=strict,
+        exit_zero=exit_zero,
+        verbose=verbose,
+        snapshot=snapshot,
+        fix=fix,
+        fix_output=fix_output,
+        fix_format=fix_format,
+        force=force,
+        verify=verify,
     )
-    progress = _progress_printer() if _stderr_is_terminal() and not verbose else None
-    results = runner.run(loaded, selected, snap, ctx, progress=progress)
-    report = Report(
-        results=tuple(results),
-        environment={
-            "python": snap.python.version or "unknown",
-            "executable": snap.python.executable,
-            "platform": snap.python.platform_full or snap.python.platform,
-        },
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        tool_version=__version__,
-        pack=chosen_pack.name,
-    )
-    writes_terminal = output is None and sys.stdout.isatty()
-    text = render(
-        report,
-        output_format,
-        RenderOptions(
-            color=output_format is Format.RICH and _color_wanted(writes_terminal),
-            width=_width(),
-            verbose=verbose,
-            strict=strict,
-        ),
-    )
-    _write_output(text, output)
-    if output is not None and output_format is not Format.RICH and _stderr_is_terminal():
-        typer.echo(f"report written to {output}: {report.status(strict=strict).value}", err=True)
-    fix_code = EXIT_OK
-    if fix_options is not None:
-        from autoglm_doctor.fix.command import run_fix
-
-        fix_code = run_fix(report, snap, chosen_pack, fix_options, lambda line: typer.echo(line, err=True))
-    if exit_zero:
-        return fix_code
-    return EXIT_FAIL if report.status(strict=strict).value == "fail" else fix_code
-
-
-def _fix_options(
-    fix: bool, output: Path | None, fmt: FixFormat, force: bool, verify: bool, device: str | None
-) -> FixOptions | None:
-    """The --fix options, checked before any work: an existing output file without --force exits 1 at once."""
-    if not fix:
-        flags = (("--fix-output", output is not None), ("--force", force), ("--verify", verify))
-        given = [flag for flag, on in flags if on]
-        if fmt is not FixFormat.REQUIREMENTS:
-            given.append("--fix-format")
-        if given:
-            raise _usage(f"{', '.join(given)} only work(s) with --fix")
-        return None
-    from autoglm_doctor.fix.command import DEFAULT_OUTPUT, FixOptions, precheck
-    from autoglm_doctor.fix.errors import FixError
-
-    options = FixOptions(output=output or DEFAULT_OUTPUT, format=fmt, force=force, verify=verify, device=device)
-    try:
-        precheck(options)
-    except FixError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAIL) from exc
-    return options
-
-
-def _progress_printer() -> Callable[[Progress], None]:
-    """Live one-line progress on stderr (only used when stderr is a terminal)."""
-
-    def show(event: Progress) -> None:
-        if event.result is None:
-            sys.stderr.write(f"\r\033[2K[{event.index}/{event.total}] {event.spec.id} …")
-        elif event.index == event.total:
-            sys.stderr.write("\r\033[2K")
-        sys.stderr.flush()
-
-    return show
+    with _click_usage():
+        return check_command.run(args)
 
 
 @app.command("list")
@@ -374,7 +247,8 @@ def snapshot_command(
     snap = gather(GatherOptions(python=python, config=config, model=model))
     for problem in snap.probe_errors:
         typer.echo(f"error: {problem}", err=True)
-    _write_output(snap.to_json() + "\n", output)
+    with _click_usage():
+        write_output(snap.to_json() + "\n", output)
     return EXIT_FAIL if not snap.python.version else EXIT_OK
 
 
@@ -401,9 +275,9 @@ def fleet_command(
             typer.echo(f"error: {problem.file}: {problem.error}", err=True)
         raise _usage("no snapshot or report could be read (make them with `autoglm-doctor snapshot -o NODE.json`)")
     if output_format is ListFormat.JSON:
-        _write_output(fleet.render_json(result), None)
+        write_output(fleet.render_json(result), None)
     else:
-        _write_output(fleet.render_text(result, width=_width()), None)
+        write_output(fleet.render_text(result, width=width()), None)
     return result.exit_code()
 
 
@@ -417,31 +291,20 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI and map every outcome to an exit code.
+    """Run the typer CLI and map every outcome to an exit code.
 
-    ``argv=None`` means "run as the program" (the console script, ``python -m``): the process
-    ends when this returns.
+    ``argv=None`` means "run as the program" (the process ends when this returns). The console
+    script comes here through :func:`autoglm_doctor.entry.main`, which runs a plain ``check``
+    without typer.
     """
-    # A run is short and makes next to no cyclic garbage, while the collector's passes over the
-    # freshly imported modules cost tens of ms: pause it for the run (the caller's setting comes
-    # back afterwards). As the program, also freeze what is loaded, so that the interpreter's
-    # final full collection at exit does not walk every module, class and function once more.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _main(argv)
-    finally:
-        if collecting:
-            gc.enable()
-        if argv is None:
-            gc.freeze()
+    return run_guarded(lambda: _main(argv), program=argv is None)
 
 
 def _main(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name="autoglm-doctor", standalone_mode=False)
-    except (typer.Abort, KeyboardInterrupt):
+        result = command.main(args=argv, prog_name=PROG, standalone_mode=False)
+    except typer.Abort:
         typer.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
     except typer.Exit as exc:
@@ -449,15 +312,4 @@ def _main(argv: list[str] | None) -> int:
     except click_exceptions.ClickException as exc:
         exc.show()
         return EXIT_USAGE if isinstance(exc, click_exceptions.UsageError) else EXIT_FAIL
-    except BrokenPipeError:
-        return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the doctor itself crashed: say so plainly
-        import traceback
-
-        typer.echo(f"autoglm-doctor crashed: {type(exc).__name__}: {exc}", err=True)
-        if os.environ.get("AUTOGLM_DOCTOR_DEBUG"):
-            traceback.print_exc()
-        else:
-            typer.echo("set AUTOGLM_DOCTOR_DEBUG=1 for the traceback, and please report it", err=True)
-        return EXIT_INTERNAL
     return result if isinstance(result, int) else EXIT_OK
