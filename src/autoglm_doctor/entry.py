@@ -13,12 +13,18 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """``autoglm-doctor [ARGS]``; ``argv=None`` means "run as the program" (read ``sys.argv``)."""
-    from autoglm_doctor.check_command import parse_plain, run
     from autoglm_doctor.exits import run_guarded
+
+    # Guarded from the first import on, so that the collector's pause covers every import.
+    return run_guarded(lambda: _run(argv), program=argv is None)
+
+
+def _run(argv: list[str] | None) -> int:
+    from autoglm_doctor.check_command import parse_plain, run
 
     args = parse_plain(sys.argv[1:] if argv is None else argv)
     if args is None:
         from autoglm_doctor.cli import main as cli_main
 
-        return cli_main(argv)
-    return run_guarded(lambda: run(args), program=argv is None)
+        return cli_main(argv)  # guards itself too, with typer's errors mapped
+    return run(args)
