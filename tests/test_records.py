@@ -47,7 +47,8 @@ def test_init_repr_and_fields_match_dataclass(args: tuple[Any, ...], kwargs: dic
     assert dataclasses.is_dataclass(mine)
 
 
-def test_init_signature_matches_dataclass() -> None:
+def test_init_signature_matches_dataclass_once_compiled() -> None:
+    Record(0)  # __init__ is compiled when a class makes its first instance
     mine, theirs = inspect.signature(Record).parameters, inspect.signature(Reference).parameters
     assert list(mine) == list(theirs)
     plain = [name for name in mine if name != "tags"]  # a factory's placeholder differs
@@ -112,3 +113,23 @@ def test_unsupported_features_are_refused_loudly() -> None:
         @record
         class WithHiddenField:
             a: int = field(default=0, init=False)
+
+
+def test_init_is_compiled_at_the_first_instance_only() -> None:
+    @record
+    class Lazy:
+        """Never instantiated before this test."""
+
+        a: int
+        b: str = "b"
+
+    class Child(Lazy):
+        """A plain subclass whose first instance comes before its parent's."""
+
+    stub = Lazy.__init__
+    assert Child(1, "c") == Child(1, "c")
+    compiled = Lazy.__init__
+    assert compiled is not stub and "Lazy.__init__" in compiled.__qualname__
+    assert Lazy(2).b == "b" and Lazy.__init__ is compiled  # compiled once, for the class that declares it
+    with pytest.raises(TypeError):
+        Lazy()

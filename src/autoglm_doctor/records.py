@@ -4,8 +4,9 @@ Every fact, finding and spec in the doctor is an immutable record, and a ``check
 about seventy of them. CPython before 3.13 compiles each method that ``dataclass(frozen=True)``
 generates (``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``,
 ``__delattr__``) with a separate ``exec``: about 1.3 ms per class, ~90 ms of the doctor's
-start-up on 3.11. Here only ``__init__`` is generated (one ``exec``); the other methods are
-shared functions that read the class's field names, which costs nothing per class.
+start-up on 3.11. Here only ``__init__`` is generated (one ``exec``, when the class makes its
+first instance); the other methods are shared functions that read the class's field names,
+which costs nothing per class.
 
 The result *is* a dataclass: :func:`dataclasses.fields`, :func:`dataclasses.replace`,
 :func:`dataclasses.asdict` and :func:`dataclasses.is_dataclass` work, and
@@ -63,9 +64,11 @@ def _repr(self: Any) -> str:
     return f"{self.__class__.__qualname__}({shown})"
 
 
-def _init_source(fields: tuple[dataclasses.Field[Any], ...], namespace: dict[str, Any]) -> str:
+def _compile_init(cls: Any) -> Any:
+    """The ``__init__`` that ``dataclass(frozen=True)`` would generate for ``cls``, in one ``exec``."""
+    namespace: dict[str, Any] = {"_set": object.__setattr__, "_NO_ARGUMENT": _NO_ARGUMENT}
     params, body = [], []
-    for index, item in enumerate(fields):
+    for index, item in enumerate(dataclasses.fields(cls)):
         name = item.name
         value = name
         if item.default is not dataclasses.MISSING:
@@ -78,7 +81,24 @@ def _init_source(fields: tuple[dataclasses.Field[Any], ...], namespace: dict[str
         else:
             params.append(name)
         body.append(f"    _set(self, {name!r}, {value})")
-    return f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]) + "\n"
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]) + "\n"
+    exec(source, namespace)  # noqa: S102 - source built from field names only
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    return init
+
+
+def _first_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    """A record's ``__init__`` until its first instance: compile the real one, install it, run it.
+
+    Most record classes are never instantiated in a given run (a python-only check builds no
+    weights or config facts), so they never pay for the compilation.
+    """
+    owner = next(klass for klass in type(self).__mro__ if klass.__dict__.get("__init__") is _first_init)
+    init = _compile_init(owner)
+    type.__setattr__(owner, "__init__", init)
+    init(self, *args, **kwargs)
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
@@ -90,13 +110,8 @@ def record(cls: type[T]) -> type[T]:
     fields = dataclasses.fields(made)
     if not all(item.init for item in fields):
         raise TypeError(f"@record does not support field(init=False) ({cls.__qualname__}); use @dataclass")
-    namespace: dict[str, Any] = {"_set": object.__setattr__, "_NO_ARGUMENT": _NO_ARGUMENT}
-    exec(_init_source(fields, namespace), namespace)  # noqa: S102 - source built from field names only
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
     attrs: dict[str, Any] = {
-        "__init__": init,
+        "__init__": _first_init,
         "__repr__": _repr,
         "__eq__": _eq,
         "__hash__": _hash,
