@@ -133,3 +133,12 @@ def test_init_is_compiled_at_the_first_instance_only() -> None:
     assert Lazy(2).b == "b" and Lazy.__init__ is compiled  # compiled once, for the class that declares it
     with pytest.raises(TypeError):
         Lazy()
+
+
+def test_a_record_without_docstring_is_documented_by_its_fields() -> None:
+    @record
+    class Bare:
+        a: int
+        b: str = ""
+
+    assert Bare.__doc__ == "Bare(a, b)"  # not dataclass's inspect.signature text: that costs ~10 ms

@@ -358,6 +358,8 @@ def default_backend(environ: Mapping[str, str]) -> NvmlBackend:
 
 @record
 class _NvmlRead:
+    """What one NVML session read (or the error that ended it)."""
+
     error: str = ""
     driver: str = ""
     cuda: int | None = None

@@ -328,6 +328,8 @@ class ModelFacts:
 
 @record
 class _Location:
+    """Where the model was named, as written, and the folder a relative path resolves against."""
+
     given: str
     named_by: str
     base: Path
