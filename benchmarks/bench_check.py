@@ -71,7 +71,7 @@ def _deployment_run(doctor: str, python: str) -> dict[str, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=15, help="interleaved runs of each command (default 15)")
     args = parser.parse_args()
     python = sys.executable
     doctor = shutil.which("autoglm-doctor", path=str(Path(python).parent)) or "autoglm-doctor"
