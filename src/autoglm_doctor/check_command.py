@@ -5,7 +5,7 @@ Importing typer and its click, though, costs ~85 ms, a quarter of a whole ``chec
 console script (:mod:`autoglm_doctor.entry`) first offers the arguments to :func:`parse_plain`,
 which reads a *valid* ``check`` command line without any framework. Anything else (help, an
 unknown or malformed option, a value out of range, another command) returns None and goes to
-typer, which answers exactly as it always does. ``tests/test_check_args.py`` proves that both
+typer, which answers exactly as it always does. ``tests/test_entry.py`` proves that both
 read every option to the same :class:`CheckArgs`.
 """
 
