@@ -142,11 +142,11 @@ def test_usage_errors_read_the_same_on_both_paths(
     assert fast.err.startswith("Usage: autoglm-doctor check [OPTIONS]\n")
 
 
-def test_a_plain_check_loads_no_cli_framework(healthy_venv: Venv, workdir: Path) -> None:
+def test_a_plain_check_loads_neither_cli_framework_nor_torch(healthy_venv: Venv, workdir: Path) -> None:
     code = (
         "import sys; from autoglm_doctor.entry import main\n"
         f"code = main(['check', '--no-smoke', '--format', 'json', '--python', {str(healthy_venv.python)!r}])\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click'))\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'click', 'torch', 'transformers'))\n"
         "print('LOADED', loaded, code, file=sys.stderr)\n"
     )
     proc = subprocess.run(
