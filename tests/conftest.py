@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from autoglm_doctor.entry import main
+from autoglm_doctor.cli import main
 from tests.helpers.venvs import Venv, healthy, make_venv
 
 

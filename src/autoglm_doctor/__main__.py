@@ -2,6 +2,6 @@
 
 import sys
 
-from autoglm_doctor.entry import main
+from autoglm_doctor.cli import main
 
 sys.exit(main())

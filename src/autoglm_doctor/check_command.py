@@ -1,27 +1,23 @@
-"""``autoglm-doctor check``: its options, a fast reader of plain command lines, and the run itself.
+"""``autoglm-doctor check``: the run itself, from the options the typer command read.
 
-The typer app in :mod:`autoglm_doctor.cli` defines every command, its help and its errors.
-Importing typer and its click, though, costs ~85 ms, a quarter of a whole ``check`` run. So the
-console script (:mod:`autoglm_doctor.entry`) first offers the arguments to :func:`parse_plain`,
-which reads a *valid* ``check`` command line without any framework. Anything else (help, an
-unknown or malformed option, a value out of range, another command) returns None and goes to
-typer, which answers exactly as it always does. ``tests/test_entry.py`` proves that both
-read every option to the same :class:`CheckArgs`.
+:mod:`autoglm_doctor.cli` declares the options (help, metavars, bounds) and builds a
+:class:`CheckArgs`; :func:`run` gathers the facts, runs the checks, writes the report and the
+--fix file, and returns the exit code.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from autoglm_doctor import __version__
 from autoglm_doctor.exits import EXIT_FAIL, EXIT_OK, UsageError
 from autoglm_doctor.fix.formats import FixFormat
 from autoglm_doctor.output import color_wanted, stderr_is_terminal, width, write_output
-from autoglm_doctor.records import record
 from autoglm_doctor.report import Format
 
 if TYPE_CHECKING:
@@ -29,7 +25,7 @@ if TYPE_CHECKING:
     from autoglm_doctor.runner import Progress
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class CheckArgs:
     """Every option of ``check``, read; the defaults are the command's."""
 
@@ -64,88 +60,13 @@ SMOKE_TIMEOUT_MIN = 1.0
 ENDPOINT_CONCURRENCY_MIN = 0
 
 
-def _at_least(convert: Callable[[str], Any], minimum: float) -> Callable[[str], Any]:
-    def checked(text: str) -> Any:
-        value = convert(text)
-        if value < minimum:
-            raise ValueError(text)
-        return value
-
-    return checked
-
-
-VALUE_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "--config": ("config", Path),
-    "--model": ("model", str),
-    "--python": ("python", str),
-    "--pack": ("pack", str),
-    "--only": ("only", str),
-    "--skip": ("skip", str),
-    "--device": ("device", str),
-    "--smoke-timeout": ("smoke_timeout", _at_least(float, SMOKE_TIMEOUT_MIN)),
-    "--request": ("request", Path),
-    "--endpoint": ("endpoint", str),
-    "--endpoint-concurrency": ("endpoint_concurrency", _at_least(int, ENDPOINT_CONCURRENCY_MIN)),
-    "--format": ("output_format", Format),
-    "--output": ("output", Path),
-    "--snapshot": ("snapshot", Path),
-    "--fix-output": ("fix_output", Path),
-    "--fix-format": ("fix_format", FixFormat),
-}
-"""Options that take a value: the field each sets, and how its text becomes the value."""
-
-FLAG_OPTIONS: dict[str, tuple[str, bool]] = {
-    "--smoke": ("smoke", True),
-    "--no-smoke": ("smoke", False),
-    "--allow-remote-code": ("allow_remote_code", True),
-    "--verify-hashes": ("verify_hashes", True),
-    "--strict": ("strict", True),
-    "--exit-zero": ("exit_zero", True),
-    "-v": ("verbose", True),
-    "--verbose": ("verbose", True),
-    "--fix": ("fix", True),
-    "--force": ("force", True),
-    "--verify": ("verify", True),
-}
-"""Flags: the field each sets, and to what."""
-
-
-def parse_plain(argv: list[str]) -> CheckArgs | None:
-    """``check ARGS`` read into :class:`CheckArgs`; None unless every argument is plainly valid.
-
-    None is the safe answer: the caller then hands the arguments to typer. So anything this
-    reader does not fully understand (a value that starts with ``-``, an empty value, ``--``,
-    help) is left to typer rather than guessed at.
-    """
-    if not argv or argv[0] != "check":
-        return None
-    values: dict[str, Any] = {}
-    rest = iter(argv[1:])
-    for arg in rest:
-        name, eq, inline = arg.partition("=")
-        if name in FLAG_OPTIONS and not eq:
-            field, value = FLAG_OPTIONS[name]
-            values[field] = value
-            continue
-        if name not in VALUE_OPTIONS:
-            return None
-        text = inline if eq else next(rest, None)
-        if not text or (not eq and text.startswith("-")):
-            return None
-        field, convert = VALUE_OPTIONS[name]
-        try:
-            values[field] = convert(text)
-        except ValueError:
-            return None
-    return CheckArgs(**values)
-
-
 def run(args: CheckArgs) -> int:
     """Run every selected check, write the report (and the --fix file); the exit code."""
     fix_options = _fix_options(args)
     if isinstance(fix_options, int):
         return fix_options
-    from autoglm_doctor.probe.collect import GatherOptions, gather
+    from autoglm_doctor.gather_options import GatherOptions
+    from autoglm_doctor.probe.collect import gather
 
     gathering = None
     if args.snapshot is None:

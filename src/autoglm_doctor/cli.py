@@ -1,7 +1,7 @@
-"""The command line (typer): every command, its help and its usage errors.
+"""The command line (typer): every command, its help, its usage errors, and the exit code.
 
-Exit codes are :mod:`autoglm_doctor.exits`'s. A plain ``check`` started from the console script
-skips this module (see :mod:`autoglm_doctor.entry`) and runs the same
+This is the console script's entry point and the only place that exits (codes in
+:mod:`autoglm_doctor.exits`). ``check`` reads its options here and runs
 :func:`autoglm_doctor.check_command.run`.
 """
 
@@ -9,33 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import gc
 import json
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
+import typer
+
 from autoglm_doctor import __version__, check_command
 from autoglm_doctor.check_command import ENDPOINT_CONCURRENCY_MIN, SMOKE_TIMEOUT_MIN, CheckArgs
-from autoglm_doctor.exits import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError, run_guarded
+from autoglm_doctor.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError
 from autoglm_doctor.fix.formats import FixFormat
 from autoglm_doctor.output import width, write_output
 from autoglm_doctor.report import Format
 
-# Importing typer and click allocates tens of thousands of objects: the cyclic collector's passes
-# over them cost ~12 ms per run and free nothing, so it pauses for these imports only.
-_collecting = gc.isenabled()
-gc.disable()
-try:
-    import typer
-
-    try:  # typer >= 0.2x vendors its own click; older typer uses the click package
-        from typer._click import exceptions as click_exceptions
-    except ImportError:  # pragma: no cover - depends on the installed typer
-        from click import exceptions as click_exceptions  # type: ignore[no-redef]
-finally:
-    if _collecting:
-        gc.enable()
+try:  # typer >= 0.2x vendors its own click; older typer uses the click package
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 app = typer.Typer(
     name=PROG,
@@ -67,8 +60,6 @@ def _click_usage() -> Iterator[None]:
         raise _usage(str(exc)) from exc
 
 
-# A new option of check also goes into check_command.CheckArgs and its option tables, which read
-# plain command lines without typer; tests/test_entry.py fails until both agree.
 @app.command()
 def check(
     config: Annotated[
@@ -244,7 +235,8 @@ def snapshot_command(
     ] = None,
 ) -> int:
     """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`."""
-    from autoglm_doctor.probe.collect import GatherOptions, gather
+    from autoglm_doctor.gather_options import GatherOptions
+    from autoglm_doctor.probe.collect import gather
 
     snap = gather(GatherOptions(python=python, config=config, model=model))
     for problem in snap.probe_errors:
@@ -293,25 +285,36 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the typer CLI and map every outcome to an exit code.
+    """Run the CLI and map every way it can end to an exit code.
 
-    ``argv=None`` means "run as the program" (the process ends when this returns). The console
-    script comes here through :func:`autoglm_doctor.entry.main`, which runs a plain ``check``
-    without typer.
+    ``argv=None`` means "run as the program" (the console script, ``python -m``): read
+    ``sys.argv``. Exit codes: 0 nothing failed · 1 a check failed or errored · 2 usage error ·
+    3 the doctor itself crashed (a bug; one line, the traceback with ``AUTOGLM_DOCTOR_DEBUG=1``) ·
+    130 interrupted.
     """
-    return run_guarded(lambda: _main(argv), program=argv is None)
-
-
-def _main(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name=PROG, standalone_mode=False)
-    except typer.Abort:
-        typer.echo("interrupted", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except typer.Exit as exc:
         return int(exc.exit_code)
     except click_exceptions.ClickException as exc:
         exc.show()
         return EXIT_USAGE if isinstance(exc, click_exceptions.UsageError) else EXIT_FAIL
+    except UsageError as exc:  # raised outside a command's own usage mapping
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the doctor itself crashed: say so plainly
+        print(f"{PROG} crashed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("AUTOGLM_DOCTOR_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        else:
+            print("set AUTOGLM_DOCTOR_DEBUG=1 for the traceback, and please report it", file=sys.stderr)
+        return EXIT_INTERNAL
     return result if isinstance(result, int) else EXIT_OK
