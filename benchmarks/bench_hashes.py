@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from autoglm_doctor.probe.collect import GatherOptions  # noqa: E402
+from autoglm_doctor.gather_options import GatherOptions  # noqa: E402
 from autoglm_doctor.probe.hashing import default_workers  # noqa: E402
 from autoglm_doctor.probe.weights import gather  # noqa: E402
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from autoglm_doctor import packs, registry  # noqa: E402
 from autoglm_doctor.context import CheckContext, Options  # noqa: E402
+from autoglm_doctor.gather_options import GatherOptions  # noqa: E402
 from autoglm_doctor.model import Status  # noqa: E402
-from autoglm_doctor.probe.collect import GatherOptions  # noqa: E402
 from autoglm_doctor.probe.snapshot import PythonFacts, Snapshot  # noqa: E402
 from autoglm_doctor.probe.weights import gather  # noqa: E402
 from autoglm_doctor.runner import run_check  # noqa: E402

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from autoglm_doctor.configfile.envvars import expand, references
-from autoglm_doctor.configfile.load import is_placeholder, is_secret_key, parse_config
+from autoglm_doctor.configfile.load import is_secret_key, parse_config
 from autoglm_doctor.model import Report
 from autoglm_doctor.probe.snapshot import Snapshot
+from autoglm_doctor.redact import is_placeholder
 from tests.helpers.config_lint import run_checks, snapshot
 
 

@@ -1,6 +1,6 @@
 """cuda.torch-build's fix command and `check --fix` name the same torch build and wheel index.
 
-Both come from autoglm_doctor.torch_choice.choose. Every GPU fixture and every driver case of
+Both come from autoglm_doctor.knowledge.torch_choice.choose. Every GPU fixture and every driver case of
 tests/test_fix_plan.py is crossed with installed torch builds that are wrong in each way the check
 knows (CPU-only, ROCm, CUDA too new for the driver, no kernels for the GPU), one that is fine, and a
 transformers that narrows torch (4.52 asks for torch<2.7), so the pair search moves torch.
@@ -19,10 +19,10 @@ import pytest
 
 from autoglm_doctor import packs
 from autoglm_doctor.fix.plan import make_plan
+from autoglm_doctor.knowledge.torch_choice import choose
 from autoglm_doctor.model import Severity, Status
 from autoglm_doctor.probe.gpu import GpuFacts
 from autoglm_doctor.probe.snapshot import Snapshot, TorchBuild
-from autoglm_doctor.torch_choice import choose
 from tests.helpers.gpu import FIXTURES, gpu_facts
 from tests.test_fix_plan import DRIVERS, dist, report_for, snapshot, stack
 
@@ -138,7 +138,7 @@ def test_a_transformers_that_narrows_torch_moves_both_answers_alike() -> None:
 
 def test_the_chooser_imports_neither_the_checks_nor_the_fix() -> None:
     code = (
-        "import sys, autoglm_doctor.torch_choice; "
+        "import sys, autoglm_doctor.knowledge.torch_choice; "
         "print(sorted(m for m in sys.modules if m.startswith(('autoglm_doctor.checks', 'autoglm_doctor.fix'))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from autoglm_doctor.cli import main
-from autoglm_doctor.probe.collect import GatherOptions, ProbeError, gather, run_probe
+from autoglm_doctor.gather_options import GatherOptions
+from autoglm_doctor.probe.collect import ProbeError, gather, run_probe
 from autoglm_doctor.probe.snapshot import Snapshot
 from tests.helpers.venvs import Venv, find_python, healthy, make_venv
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from autoglm_doctor.gather_options import GatherOptions
 from autoglm_doctor.model import Severity, Status
 from autoglm_doctor.probe import host as host_probe
-from autoglm_doctor.probe.collect import GatherOptions
 from autoglm_doctor.probe.host import DiskFacts, HostFacts, gather_from
 from autoglm_doctor.probe.snapshot import Snapshot
 from tests.helpers.gpu import finding, gpu_facts, nine_b_model, run_check, snapshot

@@ -156,7 +156,8 @@ def test_every_format_masks_secrets_quoted_in_findings(fmt: Format, monkeypatch:
 
 
 def test_config_secrets_seen_while_gathering_are_masked_in_reports(tmp_path: Path) -> None:
-    from autoglm_doctor.probe.collect import GatherOptions, add_host_facts, unprobed_snapshot
+    from autoglm_doctor.gather_options import GatherOptions
+    from autoglm_doctor.probe.collect import add_host_facts, unprobed_snapshot
 
     bearer = "bearer-PLANTED-x9y8z7w6"
     config = tmp_path / "autoglm.yaml"

@@ -12,8 +12,8 @@ import pytest
 from autoglm_doctor import packs, registry
 from autoglm_doctor.cli import main
 from autoglm_doctor.context import CheckContext, Options
+from autoglm_doctor.gather_options import GatherOptions
 from autoglm_doctor.model import CheckResult, Status
-from autoglm_doctor.probe.collect import GatherOptions
 from autoglm_doctor.probe.snapshot import PythonFacts, Snapshot
 from autoglm_doctor.probe.weights import ModelFacts, gather
 from autoglm_doctor.runner import run_check

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from autoglm_doctor.gather_options import GatherOptions
 from autoglm_doctor.model import Status
 from autoglm_doctor.probe import hashing
-from autoglm_doctor.probe.collect import GatherOptions
 from autoglm_doctor.probe.weights import gather
 from tests.helpers.model_folders import build_hf_cache, build_model
 from tests.test_weights_files import check_folder, codes, only_error

@@ -10,8 +10,8 @@ import pytest
 
 from autoglm_doctor.cli import main
 from autoglm_doctor.configfile.facts import ConfigFacts
+from autoglm_doctor.gather_options import GatherOptions
 from autoglm_doctor.model import Status
-from autoglm_doctor.probe.collect import GatherOptions
 from autoglm_doctor.probe.weights import ModelFacts, gather
 from tests.helpers.model_folders import build_model
 from tests.test_weights_files import codes, only_error, run

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from safetensors import SafetensorError, safe_open
 
-from autoglm_doctor.probe.collect import GatherOptions
+from autoglm_doctor.gather_options import GatherOptions
 from autoglm_doctor.probe.safetensors import read_header
 from autoglm_doctor.probe.weights import gather
 from tests.helpers.model_folders import LFS_POINTER, build_model, layer_tensors, write_safetensors

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.packs import Pack
-from autoglm_doctor.records import record
 
 if TYPE_CHECKING:
     from autoglm_doctor.probe.snapshot import Snapshot
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Options:
     """Command-line options that change what checks do (not what facts are gathered)."""
 
@@ -39,7 +39,7 @@ class Options:
     """Facts come from a saved snapshot: checks that need the live machine skip."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class CheckContext:
     """Everything besides the Snapshot that a check may read."""
 

@@ -7,10 +7,8 @@ wraps them into a :class:`CheckResult`, and the reporters read a :class:`Report`
 from __future__ import annotations
 
 import enum
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any
-
-from autoglm_doctor.records import record
 
 
 class Status(str, enum.Enum):
@@ -45,7 +43,7 @@ class Severity(str, enum.Enum):
     INFO = "info"
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Location:
     """Where a finding points: a file and, when known, a line and column (1-based)."""
 
@@ -65,7 +63,7 @@ class Location:
         return ":".join(parts)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One problem (or one notable fact) a check found."""
 
@@ -125,7 +123,7 @@ class Skip(Exception):  # noqa: N818 - it is a control-flow signal, not an error
     """Raised by a check that cannot apply here; the message is the reason."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     """The outcome of running one check."""
 
@@ -165,7 +163,7 @@ def status_from_findings(findings: tuple[Finding, ...]) -> Status:
     return Status.PASS
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Report:
     """Everything one ``check`` run produced."""
 

@@ -9,7 +9,7 @@ a usage error naming file and line.
 
 from __future__ import annotations
 
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor import yamlpos
-from autoglm_doctor.records import record
 
 DEFAULT_PACK = "open-autoglm"
 
@@ -31,7 +30,7 @@ class PackError(ValueError):
     """A pack is missing or malformed (a usage error)."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Condition:
     """A config option whose presence (or value) makes a package required."""
 
@@ -48,7 +47,7 @@ class Condition:
         return f"the config sets {self.key}: {value}"
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class PackageRule:
     """One package the deployment needs."""
 
@@ -71,7 +70,7 @@ class PackageRule:
         return SpecifierSet(self.spec)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Pack:
     """A loaded check pack."""
 

@@ -21,6 +21,53 @@ import re
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+PLACEHOLDERS = frozenset(
+    {
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "secret",
+        "changeme",
+        "change-me",
+        "change_me",
+        "changeit",
+        "your-secret-key",
+        "your_secret_key",
+        "yoursecretkey",
+        "your-secret",
+        "mysecret",
+        "my-secret",
+        "my-secret-key",
+        "password",
+        "passw0rd",
+        "123456",
+        "12345678",
+        "default",
+        "test",
+        "example",
+        "placeholder",
+        "xxx",
+        "todo",
+        "key",
+        "token",
+        "api-key",
+        "sk-xxx",
+        "insecure",
+        "dev",
+        "development",
+    }
+)
+"""Well-known placeholder secrets (compared case-insensitively); the guide's example uses ``secret-key``."""
+
+_PLACEHOLDER_HINT = re.compile(r"change[-_ ]?me|your[-_ ]|replace[-_ ]?me|example|placeholder|x{4,}|<.*>", re.I)
+
+
+def is_placeholder(value: str) -> bool:
+    """A value that is obviously not a real secret."""
+    lower = value.strip().lower()
+    return lower in PLACEHOLDERS or bool(_PLACEHOLDER_HINT.search(lower)) or (len(set(lower)) == 1 and len(lower) > 1)
+
+
 # Kept for compatibility: a quick "might be secret" test. The precise rule is is_secret_name().
 SECRET_NAME = re.compile(r"token|key|secret|passw|credential|auth", re.IGNORECASE)
 MASK = "***"
@@ -176,14 +223,6 @@ def _is_number(text: str) -> bool:
     return len(text) < 6  # short numbers are settings; a long numeric PIN/secret is still masked
 
 
-def _placeholder(value: str) -> bool:
-    try:  # the config area knows which values are placeholders (changeme, your-key-here...)
-        from autoglm_doctor.configfile.load import is_placeholder
-    except ImportError:  # pragma: no cover - the config area is always installed
-        return False
-    return bool(is_placeholder(value))
-
-
 def register_secret_values(values: Iterable[str]) -> None:
     """Remember secret values seen while gathering (config keys), so reports mask them too.
 
@@ -193,7 +232,7 @@ def register_secret_values(values: Iterable[str]) -> None:
     _registered.update(
         v
         for v in values
-        if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH and not _harmless(v) and not _placeholder(v)
+        if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH and not _harmless(v) and not is_placeholder(v)
     )
 
 

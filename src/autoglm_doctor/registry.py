@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.model import Finding
-from autoglm_doctor.records import record
 
 if TYPE_CHECKING:
     import importlib.metadata
@@ -49,7 +48,7 @@ BUILTIN_MODULES = (
 """Built-in check modules, imported explicitly in this order (the order of the report)."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class CheckSpec:
     """A registered check."""
 
@@ -134,7 +133,7 @@ def specs_in(obj: object, origin: str) -> list[CheckSpec]:
     return []
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class PluginFailure:
     """A third-party plugin that could not be loaded."""
 

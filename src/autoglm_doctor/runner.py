@@ -6,11 +6,11 @@ import fnmatch
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from autoglm_doctor.context import CheckContext, missing_need
 from autoglm_doctor.model import CheckResult, Finding, Severity, Skip, Status, error, info, status_from_findings
 from autoglm_doctor.probe.snapshot import Snapshot
-from autoglm_doctor.records import record
 from autoglm_doctor.registry import CheckSpec, PluginFailure, Registry
 
 
@@ -43,7 +43,7 @@ def select(checks: dict[str, CheckSpec], only: str | None = None, skip: str | No
     return [checks[i] for i in ids if i in only_ids and i not in skip_ids]
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Progress:
     """One progress event: a check is about to start (result None) or has finished."""
 

@@ -9,6 +9,7 @@ the Snapshot and the knowledge base (knowledge/cuda.yaml, knowledge/gpu_arch.yam
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from packaging.version import Version
@@ -18,12 +19,7 @@ from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.knowledge import confidence_note
 from autoglm_doctor.knowledge import gpu as kb
 from autoglm_doctor.knowledge.packages import torchvision_pairs
-from autoglm_doctor.model import Finding, Location, Skip, error, info, warning
-from autoglm_doctor.probe.gpu import GpuDevice, short_uuid
-from autoglm_doctor.probe.snapshot import Snapshot, TorchBuild
-from autoglm_doctor.records import record
-from autoglm_doctor.registry import check
-from autoglm_doctor.torch_choice import (
+from autoglm_doctor.knowledge.torch_choice import (
     NoChoice,
     TorchPick,
     choose,
@@ -36,6 +32,10 @@ from autoglm_doctor.torch_choice import (
     usable_gpus,
     windows_target,
 )
+from autoglm_doctor.model import Finding, Location, Skip, error, info, warning
+from autoglm_doctor.probe.gpu import GpuDevice, short_uuid
+from autoglm_doctor.probe.snapshot import Snapshot, TorchBuild
+from autoglm_doctor.registry import check
 
 GiB = 1024**3
 
@@ -136,12 +136,12 @@ def torch_line(build: TorchBuild) -> str:
     return f"{version.major}.{version.minor}" if version else ""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Suggestion:
     """The torch build to install instead, or why there is none: what the fix command and message say."""
 
     pick: TorchPick | None
-    """The build :func:`autoglm_doctor.torch_choice.choose` picked (None: nothing fits)."""
+    """The build :func:`autoglm_doctor.knowledge.torch_choice.choose` picked (None: nothing fits)."""
     command: str
     """The exact install command for the target interpreter (empty without a pick)."""
     conflict: str
@@ -151,7 +151,7 @@ class Suggestion:
 def suggest_torch(snap: Snapshot, ctx: CheckContext) -> Suggestion:
     """The torch build ``check --fix`` would pin for this snapshot and pack, as an install command.
 
-    The choice is :func:`autoglm_doctor.torch_choice.choose`'s, the same call the fix plan makes, so
+    The choice is :func:`autoglm_doctor.knowledge.torch_choice.choose`'s, the same call the fix plan makes, so
     this command and the requirements file name the same torch version, CUDA variant and index.
     """
     try:
@@ -510,7 +510,7 @@ def normalise_dtype(value: Any) -> str:
     return _DTYPE_ALIASES.get(text, text)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Footprint:
     """The estimated GPU memory a model needs."""
 

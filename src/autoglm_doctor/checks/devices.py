@@ -18,12 +18,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.probe.snapshot import Snapshot
-from autoglm_doctor.records import record
 from autoglm_doctor.registry import check
 
 PHONE_PACK = "open-autoglm-phone"
@@ -39,7 +39,7 @@ class AdbTimeout(Exception):
     """An adb call did not finish in time (it and what it started were killed)."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Device:
     """One line of ``adb devices -l``."""
 

@@ -22,20 +22,20 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.probe.snapshot import Snapshot
-from autoglm_doctor.records import record
 from autoglm_doctor.registry import check
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_PROMPT = "In one short sentence: what is the capital of France?"
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Answer:
     """One HTTP exchange: the status and body, or why there was none."""
 

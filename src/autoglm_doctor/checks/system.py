@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from autoglm_doctor.checks.cuda import config_location, estimate_weights, gib, gpu_needed, target_gpus
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.knowledge import gpu as kb
+from autoglm_doctor.knowledge.torch_choice import cpu_deployment, usable_gpus
 from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
-from autoglm_doctor.torch_choice import cpu_deployment, usable_gpus
 
 GiB = 1024**3
 

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-
-from autoglm_doctor.records import record
+from dataclasses import dataclass
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BARE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Reference:
     """One ``${...}`` in a string."""
 

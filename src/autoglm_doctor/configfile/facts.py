@@ -9,20 +9,18 @@ Everything here is JSON-serialisable: a snapshot carries it to another machine.
 from __future__ import annotations
 
 import os
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoglm_doctor.records import record
-
 if TYPE_CHECKING:
-    from autoglm_doctor.probe.collect import GatherOptions
+    from autoglm_doctor.gather_options import GatherOptions
 
 DISCOVERED_NAMES = ("autoglm.yaml", "autoglm.yml", "autoglm.json")
 """Files looked for in the working directory when neither --config nor AUTOGLM_CONFIG names one."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One problem found while reading the config (syntax or env interpolation)."""
 
@@ -48,7 +46,7 @@ class Diagnostic:
     """Dotted key path it concerns, when known."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class PathFacts:
     """A relative path found in the config, resolved both ways."""
 
@@ -64,7 +62,7 @@ class PathFacts:
     """The cwd-relative path exists."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class SecretFacts:
     """What is known about a secret-looking value, without the value itself."""
 
@@ -78,7 +76,7 @@ class SecretFacts:
     """Environment variables it was read from."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ConfigFacts:
     """The deployment config as the doctor understood it."""
 
@@ -139,15 +137,3 @@ def discover(options: GatherOptions) -> tuple[Path, str] | None:
         if candidate.is_file():
             return candidate, "discovered"
     return None
-
-
-def gather(options: GatherOptions) -> ConfigFacts | None:
-    """Find, read and parse the deployment config (None when there is none to find)."""
-    found = discover(options)
-    if found is None:
-        return None
-    from autoglm_doctor.configfile.load import load_config  # the parser is imported only when there is a config
-
-    path, source = found
-    shown = str(options.config) if source == "--config" and options.config is not None else str(path)
-    return load_config(path, shown=shown, source=source, cwd=options.cwd, environ=dict(os.environ))

@@ -3,57 +3,20 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from autoglm_doctor.configfile import envvars
-from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic, PathFacts, SecretFacts
+from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic, PathFacts, SecretFacts, discover
 from autoglm_doctor.configfile.parse import POSITION_DEPTH, Parsed, Source, decode, detect_format, diag, dotted, parse
-from autoglm_doctor.redact import REDACTED, may_be_secret_variable
+from autoglm_doctor.gather_options import GatherOptions
+from autoglm_doctor.redact import REDACTED, is_placeholder, may_be_secret_variable
 
 ENV = "config.env"
 
-PLACEHOLDERS = frozenset(
-    {
-        "secret-key",
-        "secret_key",
-        "secretkey",
-        "secret",
-        "changeme",
-        "change-me",
-        "change_me",
-        "changeit",
-        "your-secret-key",
-        "your_secret_key",
-        "yoursecretkey",
-        "your-secret",
-        "mysecret",
-        "my-secret",
-        "my-secret-key",
-        "password",
-        "passw0rd",
-        "123456",
-        "12345678",
-        "default",
-        "test",
-        "example",
-        "placeholder",
-        "xxx",
-        "todo",
-        "key",
-        "token",
-        "api-key",
-        "sk-xxx",
-        "insecure",
-        "dev",
-        "development",
-    }
-)
-"""Well-known placeholder secrets (compared case-insensitively); the guide's example uses ``secret-key``."""
-
-_PLACEHOLDER_HINT = re.compile(r"change[-_ ]?me|your[-_ ]|replace[-_ ]?me|example|placeholder|x{4,}|<.*>", re.I)
 _SECRET_PARTS = {"secret", "password", "passwd", "passphrase", "credential", "credentials", "token", "apikey"}
 _KEY_OWNERS = {"api", "secret", "access", "private", "signing", "auth", "hmac", "jwt", "encryption", "client"}
 _PATH_KEY = re.compile(r"(^|_)(path|dir|file|folder)$")
@@ -77,12 +40,6 @@ def is_secret_key(name: str) -> bool:
     if any(p in _SECRET_PARTS for p in parts):
         return True
     return len(parts) >= 2 and parts[-1] == "key" and parts[-2] in _KEY_OWNERS
-
-
-def is_placeholder(value: str) -> bool:
-    """A value that is obviously not a real secret."""
-    lower = value.strip().lower()
-    return lower in PLACEHOLDERS or bool(_PLACEHOLDER_HINT.search(lower)) or (len(set(lower)) == 1 and len(lower) > 1)
 
 
 def _code_part(line: str, fmt: str) -> str:
@@ -406,4 +363,14 @@ def _missing(shown: str, source: str, what: str = "does not exist") -> Diagnosti
     )
 
 
-__all__ = ["POSITION_DEPTH", "is_placeholder", "is_secret_key", "load_config", "parse_config"]
+def gather(options: GatherOptions) -> ConfigFacts | None:
+    """Find, read and parse the deployment config (None when there is none to find)."""
+    found = discover(options)
+    if found is None:
+        return None
+    path, source = found
+    shown = str(options.config) if source == "--config" and options.config is not None else str(path)
+    return load_config(path, shown=shown, source=source, cwd=options.cwd, environ=dict(os.environ))
+
+
+__all__ = ["POSITION_DEPTH", "gather", "is_secret_key", "load_config", "parse_config"]

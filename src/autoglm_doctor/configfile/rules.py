@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from autoglm_doctor import yamlpos
-from autoglm_doctor.records import record
 
 TYPES = ("int", "float", "number", "bool", "str", "mapping", "list", "path")
 _RULE_KEYS = {
@@ -45,6 +45,10 @@ _RULE_KEYS = {
 _RECOMMEND_KEYS = {"min", "max", "values", "not"}
 
 
+DEFAULT_BASE64_KEYS = ("image", "image_base64", "base64", "b64", "audio")
+"""Request fields whose values must be valid base64, unless a pack names others."""
+
+
 class RuleError(ValueError):
     """A rule is malformed; ``path`` is where in the pack section."""
 
@@ -53,7 +57,7 @@ class RuleError(ValueError):
         self.path = path
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Recommend:
     """A recommended value: not meeting it warns."""
 
@@ -67,7 +71,7 @@ class Recommend:
     """None of these."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ValueRule:
     """What one config key, launch flag or environment variable must look like."""
 
@@ -97,7 +101,7 @@ class ValueRule:
     """What to write instead, when the default advice is not enough."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Violation:
     """A value that breaks its rule."""
 
@@ -113,7 +117,7 @@ class Violation:
     """What to write instead."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class SecretPolicy:
     """How signing secrets in the config are judged."""
 
@@ -125,7 +129,7 @@ class SecretPolicy:
     """The environment variable the fix tells users to read it from."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class MemoryRow:
     """A launch limit that depends on the GPU's memory."""
 
@@ -139,7 +143,7 @@ class MemoryRow:
     """Where the figure comes from."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class LaunchRules:
     """Rules for a vLLM/SGLang launch command (the served deployment)."""
 
@@ -151,7 +155,7 @@ class LaunchRules:
     """GPU-memory limits."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class RequestPolicy:
     """The service's batch request format."""
 
@@ -161,7 +165,7 @@ class RequestPolicy:
     """Key of each item's unique id."""
     data_key: str = "data"
     """Key of each item's payload."""
-    base64_keys: tuple[str, ...] = ("image", "image_base64", "base64", "b64", "audio")
+    base64_keys: tuple[str, ...] = DEFAULT_BASE64_KEYS
     """Keys whose string values must be valid base64 (``data:...;base64,`` URLs are checked too)."""
 
 
@@ -323,7 +327,7 @@ def request_policy(sections: Mapping[str, Any]) -> RequestPolicy:
     max_items = section.get("max_items", 1000)
     if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
         raise RuleError(("request", "max_items"), "'max_items' must be a positive integer")
-    b64 = section.get("base64", list(RequestPolicy.base64_keys))
+    b64 = section.get("base64", list(DEFAULT_BASE64_KEYS))
     if not isinstance(b64, list):
         raise RuleError(("request", "base64"), "'base64' must be a list of keys")
     return RequestPolicy(

@@ -1,16 +1,16 @@
 """Which torch build and which transformers the fix pins: the shared chooser, with the fix's error.
 
-The search lives in :mod:`autoglm_doctor.torch_choice`, which the ``cuda.torch-build`` check calls as
+The search lives in :mod:`autoglm_doctor.knowledge.torch_choice`, which the ``cuda.torch-build`` check calls as
 well, so the requirements file and the check's fix command name the same torch build and wheel index.
 Here its "nothing fits" becomes :class:`~.errors.Unsatisfiable`, which ``--fix`` reports.
 """
 
 from __future__ import annotations
 
-from autoglm_doctor import torch_choice
+from autoglm_doctor.knowledge import torch_choice
+from autoglm_doctor.knowledge.torch_choice import Choice, Host, TorchPick, TransformersPick
 from autoglm_doctor.packs import Pack
 from autoglm_doctor.probe.snapshot import Snapshot
-from autoglm_doctor.torch_choice import Choice, Host, TorchPick, TransformersPick
 
 from .errors import Unsatisfiable
 

@@ -6,12 +6,12 @@ Kept apart from ``cli.py`` so the command line only passes options in and prints
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from autoglm_doctor.model import Report
 from autoglm_doctor.packs import Pack
 from autoglm_doctor.probe.snapshot import Snapshot
-from autoglm_doctor.records import record
 
 from .errors import FixError
 from .plan import make_plan
@@ -23,7 +23,7 @@ DEFAULT_OUTPUT = Path("requirements-autoglm.txt")
 """Where ``--fix`` writes without ``--fix-output``: the working directory."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class FixOptions:
     """The ``--fix`` family of options."""
 

@@ -22,12 +22,11 @@ from autoglm_doctor.checks.packages import active_rules
 from autoglm_doctor.context import CheckContext, Options
 from autoglm_doctor.knowledge import gpu as kb
 from autoglm_doctor.knowledge.packages import combinations, torch_release, torchvision_pairs, transformers_release
+from autoglm_doctor.knowledge.torch_choice import runs_on_driver, torch_variant
 from autoglm_doctor.model import Report, Severity
 from autoglm_doctor.packs import Pack, PackageRule
 from autoglm_doctor.probe.snapshot import Distribution, Snapshot, canonical_name
-from autoglm_doctor.records import record
 from autoglm_doctor.specs import bounded_above, common_version, exact
-from autoglm_doctor.torch_choice import runs_on_driver, torch_variant
 
 from .choice import Choice, Host, TorchPick, TransformersPick, choose
 from .errors import FixError, Unsatisfiable
@@ -41,7 +40,7 @@ FIXED_AREAS = ("packages.", "cuda.torch-build")
 _MAX_ROUNDS = 200
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Line:
     """One requirement of the file."""
 
@@ -78,7 +77,7 @@ class Line:
         return "; ".join(parts)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Unresolved:
     """A finding the file cannot fix (a shadowing file, a driver to upgrade)."""
 
@@ -87,7 +86,7 @@ class Unresolved:
     fix: str
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class FixPlan:
     """Everything the file says."""
 

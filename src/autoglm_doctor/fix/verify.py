@@ -14,12 +14,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
-
-from autoglm_doctor.records import record
 
 VERIFY_TIMEOUT_S = 600.0
 """Seconds pip may take: a dry run may download large wheels (torch) to read their metadata."""
@@ -30,7 +29,7 @@ PIP_PROBE_TIMEOUT_S = 30.0
 _MIN_PIP_FOR_PYTHON = Version("22.3")
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
     """What pip said about the file."""
 

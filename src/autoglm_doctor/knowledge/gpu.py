@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
 
 from autoglm_doctor import yamlpos
 from autoglm_doctor.knowledge import load_table
-from autoglm_doctor.records import record
 
 CudaVersion = tuple[int, int]
 """A CUDA version as ``(major, minor)``."""
@@ -55,7 +55,7 @@ def parse_cc(text: str | None) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ToolkitDriver:
     """The driver a CUDA minor release needs to run in full (Table 3 of the release notes)."""
 
@@ -69,7 +69,7 @@ class ToolkitDriver:
     """high, medium or low."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class FamilyFloor:
     """Minor-version compatibility: the driver that runs any toolkit of one CUDA major."""
 
@@ -83,7 +83,7 @@ class FamilyFloor:
     """high, medium or low."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class TorchCudaRelease:
     """One torch release line and its CUDA wheels."""
 
@@ -105,7 +105,7 @@ class TorchCudaRelease:
         return int(major), int(minor)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ArchList:
     """The GPU architectures one torch build variant contains."""
 
@@ -131,7 +131,7 @@ class ArchList:
         return text + (" +PTX" if self.ptx else "")
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Architecture:
     """A compute capability's architecture."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -9,10 +10,9 @@ from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor import yamlpos
 from autoglm_doctor.knowledge import load_table
-from autoglm_doctor.records import record
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class TorchRelease:
     """One torch release line and the Python versions it ships wheels for."""
 
@@ -24,7 +24,7 @@ class TorchRelease:
     """high, medium or low."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class TransformersRelease:
     """One transformers release range and what it needs."""
 
@@ -42,7 +42,7 @@ class TransformersRelease:
     """high, medium or low."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Combination:
     """A known-bad combination of installed distributions."""
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor.knowledge import load_table
-from autoglm_doctor.records import record
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class VllmPin:
     """What one range of vLLM releases requires."""
 

@@ -11,23 +11,18 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autoglm_doctor import __version__
-from autoglm_doctor.records import record
+from autoglm_doctor.gather_options import PROBE_TIMEOUT_S, GatherOptions
 
 if TYPE_CHECKING:
     from autoglm_doctor.probe.snapshot import Snapshot
 
 # The snapshot types (and every area's facts behind them) are imported where they are used, so
 # that importing this module, and starting the probe, stays cheap (see gather()).
-
-PROBE_TIMEOUT_S = 30.0
-"""A probe that has not answered by then is stuck (a hung NFS mount, a wedged interpreter)."""
-
 
 # Variables the checks read. Values of secret-looking names are never stored.
 ENV_VARS = (
@@ -59,24 +54,6 @@ ENV_VARS = (
 
 class ProbeError(RuntimeError):
     """The target interpreter could not be probed at all."""
-
-
-@record
-class GatherOptions:
-    """What to gather facts about."""
-
-    python: str | None = None
-    """Target interpreter; None means the doctor's own."""
-    config: Path | None = None
-    """Deployment config file, when one was given or discovered."""
-    model: str | None = None
-    """Model folder or hub id, when given."""
-    cwd: Path = field(default_factory=Path.cwd)
-    """Working directory the deployment runs from."""
-    timeout: float = PROBE_TIMEOUT_S
-    """Seconds the probe may take."""
-    verify_hashes: bool = False
-    """Hash every weight file (slow; off by default)."""
 
 
 def probe_source() -> str:
@@ -259,10 +236,10 @@ def _await_probe(probe: RunningProbe, answer: list[dict[str, object] | BaseExcep
 def add_host_facts(snap: Snapshot, options: GatherOptions) -> Snapshot:
     """Add the host-side areas (config first: the model location may come from it)."""
     from autoglm_doctor import redact
-    from autoglm_doctor.configfile import facts as config_facts
+    from autoglm_doctor.configfile import load as config_load
     from autoglm_doctor.probe import gpu, host, weights
 
-    config = config_facts.gather(options)
+    config = config_load.gather(options)
     if config is not None:  # reports mask these values wherever a check quotes them
         redact.register_secret_values(redact.secret_values_in(config.data))
     snap = dataclasses.replace(snap, config=config)

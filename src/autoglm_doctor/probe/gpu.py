@@ -23,14 +23,12 @@ import subprocess
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoglm_doctor.records import record
-
 if TYPE_CHECKING:
-    from autoglm_doctor.probe.collect import GatherOptions
+    from autoglm_doctor.gather_options import GatherOptions
 
 NVML_FIXTURE_ENV = "AUTOGLM_DOCTOR_NVML_FIXTURE"
 """Testing/support hook: a JSON file describing a GPU host, replayed instead of the real NVML."""
@@ -39,7 +37,7 @@ TOOL_TIMEOUT_S = 3.0
 """Seconds nvidia-smi and nvcc may take; a healthy one answers in well under a second."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class GpuProcess:
     """A process holding memory on a GPU."""
 
@@ -51,7 +49,7 @@ class GpuProcess:
     """Bytes it holds; None when the driver does not say (Windows WDDM, some containers)."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class MigDevice:
     """A MIG instance of a GPU in MIG mode: CUDA sees these, not the whole GPU."""
 
@@ -65,7 +63,7 @@ class MigDevice:
     """Bytes free on the instance."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class GpuDevice:
     """One physical GPU as NVML numbers it."""
 
@@ -95,7 +93,7 @@ class GpuDevice:
         return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class GpuFacts:
     """What the host's GPU stack looks like."""
 
@@ -356,7 +354,7 @@ def default_backend(environ: Mapping[str, str]) -> NvmlBackend:
     return PynvmlBackend()
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class _NvmlRead:
     """What one NVML session read (or the error that ended it)."""
 
@@ -430,7 +428,7 @@ def _match_entry(entry: str, gpus: list[GpuDevice]) -> int | None:
     return None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ToolRun:
     """The outcome of running a tool with a timeout."""
 

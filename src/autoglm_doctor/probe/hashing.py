@@ -18,9 +18,8 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-
-from autoglm_doctor.records import record
 
 CHUNK_BYTES = 8 << 20
 """Read size: large reads keep the GIL released inside hashlib for most of the time."""
@@ -33,7 +32,7 @@ _GNU_LINE = re.compile(r"^\\?([0-9a-fA-F]{64}) [ *](.+)$")
 _BSD_LINE = re.compile(r"^SHA256 ?\((.+)\) ?= ?([0-9a-fA-F]{64})$")
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class HashOutcome:
     """The sha256 of one file, or why it could not be computed."""
 
@@ -139,7 +138,7 @@ class _ProgressBar:
         self._progress.stop()
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """A sha256 manifest found in the model folder."""
 

@@ -11,21 +11,19 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoglm_doctor.records import record
-
 if TYPE_CHECKING:
-    from autoglm_doctor.probe.collect import GatherOptions
+    from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.weights import ModelFacts
 
 _CGROUP_MARKERS = re.compile(r"docker|kubepods|containerd|libpod|lxc|podman|crio")
 _UNLIMITED = 2**60  # cgroup v1 writes "no limit" as a number near 2**63
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class DiskFacts:
     """Free space where something the deployment reads or writes lives."""
 
@@ -43,7 +41,7 @@ class DiskFacts:
     """Bytes free for this user."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class HostFacts:
     """The machine around the interpreter."""
 

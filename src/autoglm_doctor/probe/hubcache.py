@@ -18,9 +18,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-
-from autoglm_doctor.records import record
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 """``owner/name`` as the hub spells repository ids."""
@@ -53,7 +52,7 @@ def hub_id_of(repo_dir: Path) -> str:
     return repo_dir.name.removeprefix("models--").replace("--", "/", 1)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class HubLookup:
     """Where a hub id lives in the local cache, if anywhere."""
 

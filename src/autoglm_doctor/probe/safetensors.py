@@ -20,8 +20,6 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-from autoglm_doctor.records import record
-
 MAX_HEADER_BYTES = 100_000_000
 """The safetensors library refuses headers larger than this (``HeaderTooLarge``)."""
 
@@ -58,7 +56,7 @@ EXAMPLES_KEPT = 3
 """How many example problems a header summary keeps (the count is always exact)."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class LfsPointer:
     """A Git LFS pointer file found where real content should be."""
 

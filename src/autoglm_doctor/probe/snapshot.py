@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from autoglm_doctor.configfile.facts import ConfigFacts
 from autoglm_doctor.probe.gpu import GpuFacts
 from autoglm_doctor.probe.host import HostFacts
 from autoglm_doctor.probe.weights import ModelFacts
-from autoglm_doctor.records import record
 from autoglm_doctor.serde import SerdeError, from_data, to_data
 
 SCHEMA = "autoglm-doctor/snapshot@1"
@@ -31,7 +30,7 @@ def canonical_name(name: str) -> str:
     return _NORMALIZE.sub("-", name).lower()
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class PythonFacts:
     """The inspected interpreter."""
 
@@ -69,7 +68,7 @@ class PythonFacts:
     """The user site-packages folder when it is on the search path (``pip install --user``)."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Distribution:
     """One installed distribution, as found on disk (``*.dist-info`` / ``*.egg-info``)."""
 
@@ -100,7 +99,7 @@ class Distribution:
         return canonical_name(self.name)
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class TorchBuild:
     """What ``torch/version.py`` says, read as text; torch itself is never imported."""
 
@@ -123,7 +122,7 @@ class TorchBuild:
         return self.version.partition("+")[2]
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Shadow:
     """A file or folder that wins an import over the real module of the same name."""
 
@@ -137,7 +136,7 @@ class Shadow:
     """The distribution that owns the real module, when known."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Every fact about one deployment target, gathered once."""
 

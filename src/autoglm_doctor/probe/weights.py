@@ -15,17 +15,16 @@ import json
 import os
 import re
 import sys
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.probe import hubcache
 from autoglm_doctor.probe.safetensors import LFS_POINTER_MAX_BYTES, LFS_PREFIX, SafetensorsHeader, read_header
-from autoglm_doctor.records import record
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
-    from autoglm_doctor.probe.collect import GatherOptions
+    from autoglm_doctor.gather_options import GatherOptions
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 """Weight files stored with pickle (loading them can run code)."""
@@ -58,7 +57,7 @@ _ENV_REF = re.compile(
 )
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class WeightFile:
     """One weight file (safetensors or pickle) in the model folder."""
 
@@ -102,7 +101,7 @@ class WeightFile:
     """Every problem with this file in one line each (for people reading the snapshot)."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ShardGap:
     """Tensors the index assigns to a shard whose header does not have them."""
 
@@ -114,7 +113,7 @@ class ShardGap:
     """The first few of their names."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ShardIndex:
     """A shard index (``model.safetensors.index.json`` or ``pytorch_model.bin.index.json``)."""
 
@@ -138,7 +137,7 @@ class ShardIndex:
     """Shards whose header lacks tensors the index assigns to them."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class JsonProblem:
     """A small JSON file of the model folder that does not parse."""
 
@@ -152,7 +151,7 @@ class JsonProblem:
     """1-based column."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Reference:
     """A file one of the folder's JSON files names (auto_map code, processor files)."""
 
@@ -164,7 +163,7 @@ class Reference:
     """Whether it exists."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class IncompleteFile:
     """A ``*.incomplete`` file: a download that never finished."""
 
@@ -174,7 +173,7 @@ class IncompleteFile:
     """Bytes it got before stopping."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class HashCheck:
     """One file's sha256 against its reference (``--verify-hashes``)."""
 
@@ -190,7 +189,7 @@ class HashCheck:
     """Why it could not be hashed."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class ModelFacts:
     """The located model and what its headers say.
 
@@ -326,7 +325,7 @@ class ModelFacts:
     """Manifest lines that are not ``sha256sum`` lines."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class _Location:
     """Where the model was named, as written, and the folder a relative path resolves against."""
 

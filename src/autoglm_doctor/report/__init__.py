@@ -2,34 +2,10 @@
 
 from __future__ import annotations
 
-import enum
-
 from autoglm_doctor.model import Report
-from autoglm_doctor.records import record
+from autoglm_doctor.report.options import Format, RenderOptions
 
-
-class Format(str, enum.Enum):
-    """Output formats of ``check``."""
-
-    RICH = "rich"
-    JSON = "json"
-    JUNIT = "junit"
-    MARKDOWN = "markdown"
-    GITHUB = "github"
-
-
-@record
-class RenderOptions:
-    """How to render."""
-
-    color: bool = False
-    """Use colour (rich only); off for non-terminals and under NO_COLOR."""
-    width: int = 100
-    """Line width for the rich report."""
-    verbose: bool = False
-    """Show durations, info findings and tracebacks."""
-    strict: bool = False
-    """Warnings count as failures in the overall status."""
+__all__ = ["Format", "RenderOptions", "render"]
 
 
 def render(report: Report, fmt: Format, options: RenderOptions) -> str:

@@ -16,8 +16,8 @@ import os
 from pathlib import PurePosixPath, PureWindowsPath
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
-from autoglm_doctor.report import RenderOptions
 from autoglm_doctor.report._common import counts_phrase, evidence, strict_note
+from autoglm_doctor.report.options import RenderOptions
 
 _COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 

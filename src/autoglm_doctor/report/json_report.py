@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 from autoglm_doctor.model import Report
-from autoglm_doctor.report import RenderOptions
+from autoglm_doctor.report.options import RenderOptions
 
 SCHEMA_ID = "autoglm-doctor/report@1"
 SCHEMA_FILE = "report.schema.json"

@@ -14,8 +14,8 @@ import re
 import xml.etree.ElementTree as ET
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
-from autoglm_doctor.report import RenderOptions
 from autoglm_doctor.report._common import counts_phrase, evidence, fails_run, skip_reason
+from autoglm_doctor.report.options import RenderOptions
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 SUITE_NAME = "autoglm-doctor"

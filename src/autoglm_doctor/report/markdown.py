@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
-from autoglm_doctor.report import RenderOptions
 from autoglm_doctor.report._common import counted_findings, counts_phrase, skip_reason, strict_note
+from autoglm_doctor.report.options import RenderOptions
 
 _ICON = {
     Status.PASS: "✅",

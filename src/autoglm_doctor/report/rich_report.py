@@ -15,8 +15,8 @@ import re
 from typing import TYPE_CHECKING
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
-from autoglm_doctor.report import RenderOptions
 from autoglm_doctor.report._common import counts_phrase, evidence, strict_note
+from autoglm_doctor.report.options import RenderOptions
 
 _STYLE = {
     Status.PASS: "green",

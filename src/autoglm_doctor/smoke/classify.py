@@ -10,15 +10,15 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from autoglm_doctor.model import Finding, error, info
-from autoglm_doctor.records import record
 from autoglm_doctor.smoke.protocol import SmokeRequest, SmokeResult, SmokeRun
 
 MiB = 1024 * 1024
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Known:
     """A failure recognised by a message in the script's error or output."""
 

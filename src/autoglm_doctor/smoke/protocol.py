@@ -10,10 +10,8 @@ sitecustomize printing before the script starts) and are kept with stderr.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from autoglm_doctor.records import record
 
 MARKER = "@autoglm-doctor-smoke@ "
 """Prefix of every protocol line; must match ``_script.MARKER``."""
@@ -22,7 +20,7 @@ PROMPT = "The capital of France is"
 """The fixed prompt every smoke test generates from."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class SmokeRequest:
     """How to load the model: the config's options, resolved."""
 
@@ -50,7 +48,7 @@ class SmokeRequest:
         return json.dumps(asdict(self))
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class SmokeResult:
     """What a successful run measured."""
 
@@ -86,7 +84,7 @@ class SmokeResult:
         return cls(**{k: v for k, v in event.items() if k in known})
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class SmokeRun:
     """Everything one run of the script left behind."""
 

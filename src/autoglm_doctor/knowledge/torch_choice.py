@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -45,7 +45,6 @@ from autoglm_doctor.knowledge.packages import (
 from autoglm_doctor.packs import Pack, PackageRule
 from autoglm_doctor.probe.gpu import GpuDevice, GpuFacts
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
-from autoglm_doctor.records import record
 from autoglm_doctor.specs import common_version, exact
 
 # --- where the deployment runs ----------------------------------------------------------------
@@ -147,7 +146,7 @@ def torch_variant(snap: Snapshot) -> str:
     return "cpu" if build.version else ""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Host:
     """What the torch build must run on."""
 
@@ -206,7 +205,7 @@ def host_of(snap: Snapshot, pack: Pack, device: str | None = None) -> Host:
 # --- candidates -------------------------------------------------------------------------------
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class TorchPick:
     """One torch build."""
 
@@ -248,7 +247,7 @@ class TorchPick:
         return kb.parse_cuda(self.variant) if self.variant.startswith("cu") else None
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class TransformersPick:
     """One transformers choice: the installed version, or a range from the pack and knowledge base."""
 
@@ -270,7 +269,7 @@ class TransformersPick:
 Test = Callable[[TorchPick | None, TransformersPick | None], bool]
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Constraint:
     """A named condition on a (torch, transformers) pair."""
 
@@ -280,7 +279,7 @@ class Constraint:
     """The test."""
 
 
-@record
+@dataclass(frozen=True, slots=True)
 class Choice:
     """The pair the search picked."""
 
