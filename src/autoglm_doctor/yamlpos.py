@@ -1,8 +1,8 @@
 """Safe YAML loading that remembers the line of every value, for errors that point somewhere.
 
 Used for the doctor's own YAML (check packs and the knowledge base), where a mistake must be
-reported as ``file:line: what is wrong``. Only plain YAML types are built: tags such as
-``!!python/object`` are refused, never constructed.
+reported as ``file:line: what is wrong``. It reads with the one YAML reader that configs use, so
+only plain YAML types are built: tags such as ``!!python/object`` are refused, never constructed.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 
 class YamlError(ValueError):
@@ -49,44 +47,22 @@ class Positioned:
         return YamlError(self.file, self.line(path), message)
 
 
-def _build(node: yaml.Node, path: tuple[Any, ...], out: Positioned, loader: Any) -> Any:
-    out.lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                raise YamlError(out.file, key_node.start_mark.line + 1, "mapping keys must be plain scalars")
-            if key in result:
-                raise YamlError(out.file, key_node.start_mark.line + 1, f"duplicate key {key!r}")
-            result[key] = _build(value_node, (*path, key), out, loader)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), out, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
-
-
-# libyaml's parser when PyYAML was built with it (several times faster); same safe constructors.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def load(text: str, file: str) -> Positioned:
-    """Parse one YAML document with positions; raises :class:`YamlError` naming file and line."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        out = Positioned(data=None, file=file)
-        if node is not None:
-            out.data = _build(node, (), out, loader)
-        return out
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise YamlError(file, line, f"{exc.problem or exc.context or 'invalid YAML'}") from exc
-    except yaml.YAMLError as exc:
-        raise YamlError(file, None, str(exc)) from exc
-    finally:
-        loader.dispose()
+    """Parse one YAML document with positions; raises :class:`YamlError` naming file and line.
+
+    The config reader's YAML reader (:func:`autoglm_doctor.configfile.parse.parse_yaml`) does the
+    work, with positions at every depth; anything it reports as an error (a syntax error, a
+    duplicate or complex key, an unsafe tag, an alias bomb) is raised.
+    """
+    from autoglm_doctor.configfile.parse import Source, parse_yaml
+
+    parsed = parse_yaml(Source(text), depth=None)
+    for problem in parsed.diagnostics:
+        if problem.severity == "error":
+            raise YamlError(file, problem.line, problem.message)
+    return Positioned(
+        data=parsed.data, file=file, lines={path: line for path, (line, _column) in parsed.places.items()}
+    )
 
 
 def load_file(path: Path) -> Positioned:

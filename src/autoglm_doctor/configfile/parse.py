@@ -1,11 +1,8 @@
 """Parse YAML, JSON, TOML and launch-flag files into plain data with the position of every key.
 
 Nothing here executes what it reads: YAML is composed into nodes with the safe loader and
-built by hand, so a ``!!python/...`` tag is reported and its value is never constructed.
-Two faster readers come first and give exactly the node builder's result or step aside: a line
-scanner for plain block YAML (``key: value`` and ``- item`` lines, the bulk of big configs), then
-a reader of libyaml's event stream for the rest; tags, complex keys, recursive aliases and syntax
-errors are always left to the node builder, which reports them.
+built by one walk over them, so a ``!!python/...`` tag is reported and its value is never
+constructed.
 Positions are ``[line, column]`` (1-based) keyed by dotted path, recorded down to
 :data:`POSITION_DEPTH` levels; deeper values are still parsed and checked for duplicates.
 """
@@ -13,11 +10,10 @@ Positions are ``[line, column]`` (1-based) keyed by dotted path, recorded down t
 from __future__ import annotations
 
 import bisect
-import functools
 import importlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from json.scanner import make_scanner
 from typing import Any
@@ -106,6 +102,8 @@ class Parsed:
     """The parsed document (None when it did not parse)."""
     positions: dict[str, list[int]] = field(default_factory=dict)
     """Dotted key -> ``[line, column]``."""
+    places: dict[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)
+    """Key path (keys and list indexes) -> ``(line, column)``; YAML only, ``()`` is the document."""
     diagnostics: list[Diagnostic] = field(default_factory=list)
     """Problems, in the order they were found."""
 
@@ -229,9 +227,13 @@ def _tab_lines(source: Source) -> Iterator[tuple[int, int]]:
 
 
 class _YamlBuilder:
-    def __init__(self, source: Source, loader: Any) -> None:
+    """One walk over the composed node tree: plain data, positions and the problems found on the way."""
+
+    def __init__(self, source: Source, loader: Any, depth: int | None) -> None:
         self.source = source
         self.loader = loader
+        self.depth = depth
+        self.places: dict[tuple[Any, ...], tuple[int, int]] = {}
         self.out = Parsed()
         self.memo: dict[int, Any] = {}
         self.active: set[int] = set()
@@ -263,6 +265,10 @@ class _YamlBuilder:
         if isinstance(node, yaml.SequenceNode):
             return list(node.value)
         return []
+
+    def records(self, path: tuple[Any, ...]) -> bool:
+        """Whether the position of the value at ``path`` is recorded."""
+        return self.depth is None or len(path) <= self.depth
 
     def place(self, node: yaml.Node) -> tuple[int, int]:
         return node.start_mark.line + 1, node.start_mark.column + 1
@@ -332,9 +338,8 @@ class _YamlBuilder:
                 result_list: list[Any] = []
                 for i, item in enumerate(node.value):
                     child = (*path, i)
-                    if len(child) <= POSITION_DEPTH:
-                        line, column = self.place(item if isinstance(item, yaml.ScalarNode) else item)
-                        self.out.positions.setdefault(dotted(child), [line, column])
+                    if self.records(child):
+                        self.places.setdefault(child, self.place(item))
                     result_list.append(self.build(item, child))
                 value: Any = result_list
             else:
@@ -383,578 +388,16 @@ class _YamlBuilder:
                 )
             else:
                 first[name] = (key_line, key_col)
-            if len(child) <= POSITION_DEPTH:
-                where = value_node if isinstance(value_node, yaml.ScalarNode) else key_node
-                line, column = self.place(where)
-                if name in first and first[name] != (key_line, key_col):
-                    self.out.positions[dotted(child)] = [line, column]
+            if self.records(child):
+                where = self.place(value_node if isinstance(value_node, yaml.ScalarNode) else key_node)
+                if first[name] != (key_line, key_col):  # a duplicate: the value that wins is the later one
+                    self.places[child] = where
                 else:
-                    self.out.positions.setdefault(dotted(child), [line, column])
+                    self.places.setdefault(child, where)
             result[name] = self.build(value_node, child)
         for k, v in merged.items():
             result.setdefault(k, v)
         return result
-
-
-# --------------------------------------------------------------------------- YAML fast path
-#
-# Most big configs are plain block YAML: ``key: value`` lines, ``- item`` lines, comments.  For those
-# the line scanner below builds exactly what the node builder would (same data, same positions) in
-# a fraction of the time; anything outside that subset (anchors, tags, flow collections, block or
-# multi-line scalars, escapes, duplicate keys, odd indentation, errors...) makes it give up, and the
-# file goes to the event reader below (and, if that gives up too, to the node builder).
-
-_FAST_LINES = re.compile(
-    r"^( *)"  # indentation
-    r"(- +)?"  # a sequence entry
-    r"(?:(\w[\w.\-/+$()]*|\"[^\"\\\n]*\"|'(?:[^'\n]|'')*'):( +|$))?"  # a key, a colon and spaces
-    # a plain value: no ': ', ' #' or final ':' inside, then spaces and maybe a comment
-    r"(?:((?:[^ \-?:,\[\]{}#&*!|>'\"%@`\n]|[\-?:](?=[^ \n]))[^ :\n]*(?:(?: +|:)[^ :#\n][^ :\n]*)*)(?: *$| +#.*$)"
-    r"|(.*))",  # any other value (or nothing)
-    re.MULTILINE,
-)
-"""One match per line: indentation, '- ', key, spaces after the colon, plain value, other value."""
-_FAST_SINGLE = re.compile(r"'((?:[^']|'')*)'(?: *$| +#.*$)")
-_FAST_DOUBLE = re.compile(r"\"([^\"\\]*)\"(?: *$| +#.*$)")
-_FAST_EMPTY_FLOW = re.compile(r"(\[ *\]|\{ *\})(?: *$| +#.*$)")
-_FAST_DOCUMENT_START = re.compile(r"---(?: *$| +#.*$)")
-_FAST_UNUSUAL_ASCII = re.compile("[^\n\x20-\x7e]")
-"""Characters the line scanner leaves to libyaml: tabs, CR, controls (ASCII text)."""
-
-
-@functools.cache
-def _fast_unusual() -> re.Pattern[str]:
-    """Characters the line scanner leaves to libyaml: tabs, CR and other breaks, controls, BOMs, surrogates."""
-    return re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
-
-
-_FAST_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
-_FAST_TAGS = {f"tag:yaml.org,2002:{t}": t for t in ("str", "int", "float", "bool", "null", "timestamp")}
-_FAST_MAX_DEPTH = 100
-_FAST_MAX_KEY = 1000  # libyaml refuses simple keys longer than 1024 characters
-_CONSTRUCTOR = yaml.constructor.SafeConstructor()
-
-
-@functools.cache
-def _maybe_not_str() -> dict[str, Callable[[str], Any]]:
-    """Per first character, a test that is true whenever one of the loader's implicit resolvers might match.
-
-    A plain scalar whose first character is not in the table, or whose test is false, is a string: it is
-    found without trying each resolver in turn. One whose test is true is resolved the usual way.
-    """
-    table: dict[str, Callable[[str], Any]] = {}
-    for first, resolvers in _YAML_LOADER.yaml_implicit_resolvers.items():
-        if not isinstance(first, str):
-            continue
-        parts = []
-        for _, regexp in resolvers:
-            if regexp.flags & ~(re.VERBOSE | re.UNICODE):
-                table[first] = lambda _value: True  # an unusual resolver: always ask the resolvers
-                break
-            parts.append(f"(?x:{regexp.pattern})" if regexp.flags & re.VERBOSE else f"(?:{regexp.pattern})")
-        else:
-            table[first] = re.compile("|".join(parts)).match
-    return table
-
-
-class _NotPlain(Exception):  # noqa: N818 - control flow
-    """The document is not plain block YAML: leave it to libyaml."""
-
-
-class _FastYaml:
-    """Builds data and positions for plain block YAML line by line (see the comment above)."""
-
-    def __init__(self) -> None:
-        self.resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = _YAML_LOADER.yaml_implicit_resolvers
-        self.cache: dict[str, Any] = {}
-
-    def tag_of(self, value: str) -> str:
-        """The tag the loader's resolver gives a plain scalar."""
-        for candidate, regexp in self.resolvers.get(value[0] if value else "", []):
-            if regexp.match(value):
-                return candidate
-        return "tag:yaml.org,2002:str"
-
-    def plain(self, value: str) -> Any:
-        """The value of a plain scalar, resolved and built as the safe loader would."""
-        if value in self.cache:
-            return self.cache[value]
-        tag = self.tag_of(value)
-        kind = _FAST_TAGS.get(tag)
-        if kind is None:
-            raise _NotPlain  # merge keys, '=' and anything else: the node builder reports or handles them
-        try:
-            if kind == "int":
-                built: Any = _CONSTRUCTOR.construct_yaml_int(yaml.ScalarNode(tag, value))
-            elif kind == "float":
-                built = _CONSTRUCTOR.construct_yaml_float(yaml.ScalarNode(tag, value))
-            elif kind == "bool":
-                built = _CONSTRUCTOR.construct_yaml_bool(yaml.ScalarNode(tag, value))
-            elif kind == "null":
-                built = None
-            else:
-                built = value  # str, and timestamps stay as written
-        except Exception as exc:  # the node builder meets the same error and decides what to say
-            raise _NotPlain from exc
-        self.cache[value] = built
-        return built
-
-    def key(self, written: str) -> str:
-        """The key name the node builder would use for a plain or quoted key."""
-        if len(written) > _FAST_MAX_KEY:
-            raise _NotPlain
-        first = written[0]
-        if first == "'":
-            return written[1:-1].replace("''", "'")
-        if first == '"':
-            return written[1:-1]
-        raw = self.plain(written)
-        return raw if isinstance(raw, str) else ("null" if raw is None else str(raw).lower())
-
-    def value(self, rest: str) -> tuple[Any, bool]:
-        """The value written on the rest of a line and whether it is a (flow, empty) collection."""
-        first = rest[0]
-        if first == "'":
-            match = _FAST_SINGLE.match(rest)
-            if match is None:
-                raise _NotPlain
-            return match.group(1).replace("''", "'"), False
-        if first == '"':
-            match = _FAST_DOUBLE.match(rest)
-            if match is None:
-                raise _NotPlain
-            return match.group(1), False
-        if first in _FAST_INDICATORS:
-            if first in "[{":
-                match = _FAST_EMPTY_FLOW.match(rest)
-                if match is None:
-                    raise _NotPlain
-                return ([] if first == "[" else {}), True
-            if first not in "-?:" or len(rest) < 2 or rest[1] == " ":
-                raise _NotPlain
-        cut = rest.find(" #")
-        if cut >= 0:
-            rest = rest[:cut]
-        rest = rest.rstrip(" ")
-        if ": " in rest or rest[-1] == ":":
-            raise _NotPlain
-        return self.plain(rest), False
-
-    def parse(self, text: str) -> Parsed:
-        """Data and positions of ``text``; raises :class:`_NotPlain` when it is not plain block YAML."""
-        positions: dict[str, list[int]] = {}
-        # the open collections, innermost last: (indent, container, is a sequence, is an indentless
-        # sequence, depth, dotted path); the innermost one is also kept unpacked in the cur_* names
-        stack: list[tuple[int, Any, bool, bool, int, str]] = []
-        cur: Any = None
-        cur_indent, cur_seq, cur_indentless, cur_depth, cur_path = -1, False, False, 0, ""
-        pending: tuple[str, str, int, int, int] | None = None  # a 'key:' whose value starts on a later line
-        root: Any = None
-        document_start = False
-        maybe = _maybe_not_str()
-        cache = self.cache
-        build = self.plain
-        names: dict[str, str] = {}
-        limit = POSITION_DEPTH
-        number = 0
-        value: Any = None
-        collection = False
-        for indent_text, dash, key, spaces, plain, rest in _FAST_LINES.findall(text):
-            number += 1
-            if not plain and not key and not dash and (not rest or rest[0] == "#"):
-                continue  # blank or comment
-            n = len(indent_text)
-            if pending is not None:
-                name, where, key_line, key_column, colon_column = pending
-                pending = None
-                depth = cur_depth + 1
-                if n > cur_indent or (n == cur_indent and dash):
-                    if depth > _FAST_MAX_DEPTH:
-                        raise _NotPlain
-                    stack.append((cur_indent, cur, cur_seq, cur_indentless, cur_depth, cur_path))
-                    if dash:
-                        child: Any = []
-                        cur[name] = child
-                        cur_indent, cur, cur_seq, cur_indentless, cur_depth, cur_path = (
-                            n,
-                            child,
-                            True,
-                            n == cur_indent,
-                            depth,
-                            where,
-                        )
-                    elif key:
-                        child = {}
-                        cur[name] = child
-                        cur_indent, cur, cur_seq, cur_indentless, cur_depth, cur_path = (
-                            n,
-                            child,
-                            False,
-                            False,
-                            depth,
-                            where,
-                        )
-                    else:
-                        raise _NotPlain  # a scalar on the next line, or an error
-                    if depth <= limit:
-                        positions.setdefault(where, [key_line, key_column])
-                elif depth <= limit:
-                    positions.setdefault(where, [key_line, colon_column])
-            elif root is None:
-                if not dash and not key and not n and not document_start and _FAST_DOCUMENT_START.match(plain or rest):
-                    document_start = True  # a leading '---': the document starts on the next line
-                    continue
-                if dash:
-                    root = []
-                elif key:
-                    root = {}
-                else:
-                    raise _NotPlain
-                cur_indent, cur, cur_seq, cur_indentless, cur_depth, cur_path = n, root, bool(dash), False, 0, ""
-            if n != cur_indent:
-                while cur_indent > n:
-                    if not stack:
-                        raise _NotPlain
-                    cur_indent, cur, cur_seq, cur_indentless, cur_depth, cur_path = stack.pop()
-                if cur_indent != n:
-                    raise _NotPlain
-            if plain:
-                if plain in cache:
-                    value = cache[plain]
-                elif plain[0] in maybe and maybe[plain[0]](plain):
-                    value = build(plain)
-                else:
-                    value = plain
-                collection = False
-            elif rest:
-                if rest[0] == "#":
-                    rest = ""
-                else:
-                    value, collection = self.value(rest)
-            if not dash:
-                if cur_seq:
-                    if not cur_indentless:
-                        raise _NotPlain
-                    cur_indent, cur, cur_seq, cur_indentless, cur_depth, cur_path = stack.pop()
-                if not key:
-                    raise _NotPlain
-            else:
-                if not cur_seq:
-                    raise _NotPlain
-                depth = cur_depth + 1
-                if not key:
-                    if not plain and not rest:
-                        raise _NotPlain  # an empty entry or one whose value starts on the next line
-                    if depth <= limit:
-                        where = f"{cur_path}.{len(cur)}" if cur_depth else str(len(cur))
-                        positions.setdefault(where, [number, n + len(dash) + 1])
-                    cur.append(value)
-                    continue
-                if depth > _FAST_MAX_DEPTH:
-                    raise _NotPlain
-                mapping: dict[str, Any] = {}
-                where = ""
-                if depth <= limit:
-                    where = f"{cur_path}.{len(cur)}" if cur_depth else str(len(cur))
-                    positions.setdefault(where, [number, n + len(dash) + 1])
-                cur.append(mapping)
-                stack.append((cur_indent, cur, cur_seq, cur_indentless, cur_depth, cur_path))
-                cur_indent, cur, cur_seq, cur_indentless, cur_depth, cur_path = (
-                    n + len(dash),
-                    mapping,
-                    False,
-                    False,
-                    depth,
-                    where,
-                )
-            found = names.get(key)
-            if found is not None:
-                name = found
-            else:
-                first = key[0]
-                if (first in maybe and maybe[first](key)) or first in "'\"" or len(key) > _FAST_MAX_KEY:
-                    name = self.key(key)
-                else:
-                    name = key
-                names[key] = name
-            if name in cur:
-                raise _NotPlain  # the node builder reports duplicates
-            depth = cur_depth + 1
-            if not plain and not rest:
-                where = (f"{cur_path}.{name}" if cur_depth else name) if depth <= limit else ""
-                key_column = n + len(dash) + 1
-                pending = (name, where, number, key_column, key_column + len(key) + 1)
-                cur[name] = None
-                continue
-            if depth <= limit:
-                where = f"{cur_path}.{name}" if cur_depth else name
-                column = n + len(dash) + 1
-                if not collection:
-                    column += len(key) + 1 + len(spaces)
-                positions.setdefault(where, [number, column])
-            cur[name] = value
-        if pending is not None:
-            name, where, key_line, key_column, colon_column = pending
-            if cur_depth < limit:
-                positions.setdefault(where, [key_line, colon_column])
-        return Parsed(data=root, positions=positions)
-
-
-def _fast_yaml(source: Source) -> Parsed | None:
-    """Data and positions of plain block YAML without libyaml, or None to go the libyaml way."""
-    text = source.text
-    if (_FAST_UNUSUAL_ASCII if text.isascii() else _fast_unusual()).search(text):
-        return None
-    if _YAML_LOADER.yaml_path_resolvers or None in _YAML_LOADER.yaml_implicit_resolvers:
-        return None  # resolvers that look at more than the scalar itself
-    try:
-        return _FastYaml().parse(text)
-    except _NotPlain:
-        return None
-
-
-# --------------------------------------------------------------------------- YAML from libyaml's events
-#
-# What the fast path leaves over is read from the loader's event stream, without composing nodes:
-# the same data, positions and duplicate-key findings as the node builder.  Anything rarer (tags,
-# complex keys, recursive or undefined aliases, repeated anchors, several documents, very deep nesting,
-# syntax errors) makes it give up and the node builder reads the file and says what is wrong.
-
-_MERGE = object()
-"""The key of a mapping entry that is a merge (``<<: *defaults``)."""
-_BUILDING = (None, None, False, 0)
-"""What an anchor stands for while its own collection is being read."""
-
-
-class _Frame:
-    """A mapping or sequence being read from the events."""
-
-    __slots__ = ("anchor", "container", "first", "key", "mark", "merge", "merged", "path", "size")
-
-    def __init__(self, container: Any, path: tuple[Any, ...], mark: Any, anchor: str | None, merge: bool) -> None:
-        self.container = container
-        self.path = path
-        self.mark = mark
-        self.anchor = anchor
-        self.merge = merge  # the value of a '<<' key: merged into the mapping below it when done
-        self.size = 1  # values it stands for once aliases are expanded (itself included)
-        self.key: Any = None  # mappings: (name, mark) or _MERGE once the key is read, until its value is
-        self.first: dict[str, tuple[int, int]] = {}
-        self.merged: dict[str, Any] = {}
-
-
-class _EventYaml:
-    """Builds data, positions and duplicate-key findings from a loader's events."""
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.scalars = _FastYaml()
-        self.cache = self.scalars.cache
-        self.maybe = _maybe_not_str()
-        self.merge_first = {
-            first for first, found in self.scalars.resolvers.items() if any(tag == _MERGE_TAG for tag, _ in found)
-        }
-        self.positions: dict[str, list[int]] = {}
-        self.diagnostics: list[Diagnostic] = []
-        self.anchors: dict[str, tuple[Any, Any, bool, int]] = {}
-        self.distinct = 0  # nodes in the document, aliases not counted
-
-    def build(self, loader: Any) -> tuple[Any, Any, int]:
-        """The document's data, the mark where it starts and its size with aliases expanded."""
-        get = loader.get_event
-        get()  # the stream start
-        if isinstance(get(), yaml.StreamEndEvent):
-            return None, None, 0
-        stack: list[_Frame] = []
-        root: tuple[Any, Any, bool, int] | None = None
-        while True:
-            event = get()
-            kind = event.__class__
-            done: tuple[Any, Any, bool, int] | None = None
-            if kind is yaml.ScalarEvent:
-                if event.tag is not None:
-                    raise _NotPlain  # tags: the node builder reports or refuses them
-                self.distinct += 1
-                if stack and stack[-1].container.__class__ is not list and stack[-1].key is None:
-                    self.key(stack[-1], event)  # a mapping key
-                    stack[-1].size += 1
-                    if event.anchor is not None:
-                        raise _NotPlain  # an anchored key: rare, left to the node builder
-                    continue
-                value = self.scalar(event)
-                done = (value, event.start_mark, True, 1)
-                if event.anchor is not None:
-                    self.anchor(event.anchor, done)
-            elif kind is yaml.AliasEvent:
-                done = self.anchors.get(event.anchor, _BUILDING)
-                if done is _BUILDING:
-                    raise _NotPlain  # undefined or recursive: the node builder says which
-                if stack and stack[-1].container.__class__ is not list and stack[-1].key is None:
-                    if not done[2]:
-                        raise _NotPlain  # a list or mapping as key
-                    self.alias_key(stack[-1], done)
-                    stack[-1].size += done[3]
-                    continue
-            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-                if event.tag is not None:
-                    raise _NotPlain
-                self.distinct += 1
-                container: Any = {} if kind is yaml.MappingStartEvent else []
-                path: tuple[Any, ...] = ()
-                merge = False
-                if stack:
-                    parent = stack[-1]
-                    if parent.container.__class__ is not list and parent.key is None:
-                        raise _NotPlain  # a list or mapping as key
-                    path, merge = self.start(parent, container, event.start_mark, scalar=False)
-                if len(stack) >= _FAST_MAX_DEPTH:
-                    raise _NotPlain  # very deep: the node builder decides whether it can read it
-                if event.anchor is not None:
-                    self.anchor(event.anchor, _BUILDING)
-                stack.append(_Frame(container, path, event.start_mark, event.anchor, merge))
-                continue
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                frame = stack.pop()
-                if frame.merged:
-                    for k, v in frame.merged.items():
-                        frame.container.setdefault(k, v)
-                done = (frame.container, frame.mark, False, frame.size)
-                if frame.anchor is not None:
-                    self.anchors[frame.anchor] = done
-                if stack:
-                    parent = stack[-1]
-                    parent.size += frame.size
-                    if frame.merge:
-                        self.merge(parent, frame.container)
-                    elif parent.container.__class__ is not list:
-                        parent.key = None
-                    continue
-                root = done
-                continue
-            elif kind is yaml.DocumentEndEvent:
-                if not isinstance(get(), yaml.StreamEndEvent):
-                    raise _NotPlain  # more than one document
-                break
-            else:
-                raise _NotPlain
-            if not stack:
-                root = done
-                continue
-            parent = stack[-1]
-            parent.size += done[3]
-            _, merge = self.start(parent, done[0], done[1], scalar=done[2])
-            if merge:
-                self.merge(parent, done[0])
-            elif parent.container.__class__ is not list:
-                parent.key = None  # the value is complete: a key comes next
-        assert root is not None
-        return root[0], root[1], root[3]
-
-    def anchor(self, name: str, value: tuple[Any, Any, bool, int]) -> None:
-        if name in self.anchors:
-            raise _NotPlain  # the loader refuses a repeated anchor
-        self.anchors[name] = value
-
-    def scalar(self, event: Any) -> Any:
-        value = event.value
-        if not event.implicit[0]:
-            return value  # quoted
-        if value in self.cache:
-            return self.cache[value]
-        first = value[:1]
-        if first in self.maybe and self.maybe[first](value):
-            return self.scalars.plain(value)
-        return value
-
-    def key(self, frame: _Frame, event: Any) -> None:
-        """Read a mapping key (a scalar event)."""
-        value = event.value
-        if event.implicit[0] and value[:1] in self.merge_first and self.scalars.tag_of(value) == _MERGE_TAG:
-            frame.key = _MERGE
-            return
-        raw = self.scalar(event)
-        self.named(frame, raw, event.start_mark)
-
-    def alias_key(self, frame: _Frame, anchored: tuple[Any, Any, bool, int]) -> None:
-        self.named(frame, anchored[0], anchored[1])
-
-    def named(self, frame: _Frame, raw: Any, mark: Any) -> None:
-        name = raw if isinstance(raw, str) else ("null" if raw is None else str(raw).lower())
-        child = (*frame.path, name)
-        key_line, key_col = mark.line + 1, mark.column + 1
-        if name in frame.first:
-            first_line, _ = frame.first[name]
-            self.diagnostics.append(
-                diag(
-                    self.source,
-                    "config.duplicate-key",
-                    f"key {dotted(child)!r} is defined twice (lines {first_line} and {key_line}); "
-                    f"the value on line {key_line} silently replaces the one on line {first_line}",
-                    key_line,
-                    key_col,
-                    fix=f"keep one {name!r} entry: delete line {first_line} or line {key_line}",
-                    expected="each key once",
-                    key=dotted(child),
-                )
-            )
-        else:
-            frame.first[name] = (key_line, key_col)
-        frame.key = (name, mark)
-
-    def start(self, frame: _Frame, value: Any, mark: Any, *, scalar: bool) -> tuple[tuple[Any, ...], bool]:
-        """Record where a value of ``frame`` starts and put it in; its path, and whether it is merged."""
-        container = frame.container
-        if container.__class__ is list:
-            child: tuple[Any, ...] = (*frame.path, len(container))
-            if len(child) <= POSITION_DEPTH:
-                self.positions.setdefault(dotted(child), [mark.line + 1, mark.column + 1])
-            container.append(value)
-            return child, False
-        if frame.key is _MERGE:
-            frame.key = None
-            return frame.path, True
-        name, key_mark = frame.key
-        child = (*frame.path, name)
-        if len(child) <= POSITION_DEPTH:
-            where = mark if scalar else key_mark
-            place = [where.line + 1, where.column + 1]
-            if frame.first[name] != (key_mark.line + 1, key_mark.column + 1):
-                self.positions[dotted(child)] = place
-            else:
-                self.positions.setdefault(dotted(child), place)
-        container[name] = value
-        return child, False
-
-    def merge(self, frame: _Frame, value: Any) -> None:
-        """Merge the value of a '<<' key into the mapping of ``frame``."""
-        for src in value if isinstance(value, list) else [value]:
-            if isinstance(src, dict):
-                for k, v in src.items():
-                    frame.merged.setdefault(k, v)
-
-
-def _events_yaml(source: Source) -> Parsed | None:
-    """Data, positions and duplicate keys from the loader's events, or None to use the node builder."""
-    if _YAML_LOADER.yaml_path_resolvers or None in _YAML_LOADER.yaml_implicit_resolvers:
-        return None  # resolvers that look at more than the scalar itself
-    builder = _EventYaml(source)
-    loader = _YAML_LOADER(source.text)
-    try:
-        data, mark, size = builder.build(loader)
-    except (_NotPlain, yaml.YAMLError):
-        return None
-    finally:
-        loader.dispose()
-    out = Parsed()
-    if mark is None:
-        return out
-    if "&" in source.text and size > ALIAS_EXPANSION_LIMIT and size > 4 * builder.distinct:
-        out.diagnostics.append(_alias_bomb(source, mark.line + 1, mark.column + 1))
-        return out
-    out.data = data
-    out.positions = builder.positions
-    out.diagnostics = builder.diagnostics
-    return out
 
 
 def _alias_bomb(source: Source, line: int, column: int) -> Diagnostic:
@@ -969,11 +412,14 @@ def _alias_bomb(source: Source, line: int, column: int) -> Diagnostic:
     )
 
 
-def parse_yaml(source: Source) -> Parsed:
-    """Parse YAML with positions; never constructs tagged Python objects."""
-    fast = _fast_yaml(source)
-    if fast is not None:
-        return fast
+def parse_yaml(source: Source, *, depth: int | None = POSITION_DEPTH) -> Parsed:
+    """Parse YAML with positions; never constructs tagged Python objects.
+
+    PyYAML's composer (libyaml's when PyYAML was built with it) makes the node tree; one walk
+    (:class:`_YamlBuilder`) builds plain data from it and records positions, unsafe or unknown
+    tags, duplicate and complex keys, recursive aliases and the aliases' expanded size.
+    Positions are recorded for keys up to ``depth`` levels deep (None: every level).
+    """
     out = Parsed()
     tabs = list(_tab_lines(source))
     tab_lines = {line for line, _ in tabs}
@@ -989,24 +435,20 @@ def parse_yaml(source: Source) -> Parsed:
         )
         for line, column in tabs
     )
-    built = _events_yaml(source)
-    if built is not None:
-        out.data = built.data
-        out.positions = built.positions
-        out.diagnostics.extend(built.diagnostics)
-        return out
     loader = _YAML_LOADER(source.text)
     try:
         node = loader.get_single_node()
         if node is None:
             return out
-        builder = _YamlBuilder(source, loader)
+        builder = _YamlBuilder(source, loader, depth)
         size = builder.expanded_size(node) if "&" in source.text else 0
         if size > ALIAS_EXPANSION_LIMIT and size > 4 * len(builder.sizes):
             out.diagnostics.append(_alias_bomb(source, *builder.place(node)))
             return out
+        builder.places[()] = builder.place(node)
         out.data = builder.build(node, ())
-        out.positions.update(builder.out.positions)
+        out.places = builder.places
+        out.positions = {dotted(path): list(place) for path, place in builder.places.items() if path}
         out.diagnostics.extend(builder.out.diagnostics)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
