@@ -92,3 +92,16 @@ def test_the_graph_sees_function_level_and_relative_imports() -> None:
 def test_no_import_cycles_inside_the_package() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_the_removed_stand_ins_stay_removed() -> None:
+    """typer is the only parser, records are dataclasses, YAML has one reader (CONTRIBUTING.md)."""
+    removed = ("parse_plain", "def record", "_FastYaml", "_EventYaml")
+    found = [
+        f"{path.relative_to(PACKAGE)}: {name}"
+        for path in PACKAGE.rglob("*.py")
+        for name in removed
+        if name in path.read_text(encoding="utf-8")
+    ]
+    assert found == []
+    assert not (PACKAGE / "records.py").exists() and not (PACKAGE / "entry.py").exists()

@@ -266,7 +266,7 @@ class _YamlBuilder:
             return list(node.value)
         return []
 
-    def records(self, path: tuple[Any, ...]) -> bool:
+    def keeps_place(self, path: tuple[Any, ...]) -> bool:
         """Whether the position of the value at ``path`` is recorded."""
         return self.depth is None or len(path) <= self.depth
 
@@ -338,7 +338,7 @@ class _YamlBuilder:
                 result_list: list[Any] = []
                 for i, item in enumerate(node.value):
                     child = (*path, i)
-                    if self.records(child):
+                    if self.keeps_place(child):
                         self.places.setdefault(child, self.place(item))
                     result_list.append(self.build(item, child))
                 value: Any = result_list
@@ -388,7 +388,7 @@ class _YamlBuilder:
                 )
             else:
                 first[name] = (key_line, key_col)
-            if self.records(child):
+            if self.keeps_place(child):
                 where = self.place(value_node if isinstance(value_node, yaml.ScalarNode) else key_node)
                 if first[name] != (key_line, key_col):  # a duplicate: the value that wins is the later one
                     self.places[child] = where
@@ -533,7 +533,7 @@ class _JsonPositions:
         value, end = self.scan(self.text, idx)
         return value, end
 
-    def record(self, path: tuple[Any, ...], offset: int) -> None:
+    def note_place(self, path: tuple[Any, ...], offset: int) -> None:
         if len(path) <= POSITION_DEPTH:
             line, column = self.source.position(offset)
             self.positions[dotted(path)] = [line, column]
@@ -570,7 +570,7 @@ class _JsonPositions:
             else:
                 first[key] = key_start
             is_container = self.text[value_start] in "{["
-            self.record(child, key_start if is_container else value_start)
+            self.note_place(child, key_start if is_container else value_start)
             result[key], idx = self.value(value_start, child)
             idx = self.ws(idx)
             char = self.text[idx]
@@ -586,7 +586,7 @@ class _JsonPositions:
         while True:
             start = self.ws(idx)
             child = (*path, len(result))
-            self.record(child, start)
+            self.note_place(child, start)
             item, idx = self.value(start, child)
             result.append(item)
             idx = self.ws(idx)
