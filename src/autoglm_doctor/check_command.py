@@ -33,6 +33,7 @@ class CheckArgs:
     model: str | None = None
     python: str | None = None
     pack: str | None = None
+    """Comma-separated pack names or files (``--pack`` repeated)."""
     only: str | None = None
     skip: str | None = None
     smoke: bool = True
@@ -130,6 +131,8 @@ def run(args: CheckArgs) -> int:
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         tool_version=__version__,
         pack=chosen_pack.name,
+        packs=chosen_pack.names or (chosen_pack.name,),
+        config=snap.config.path if snap.config is not None and snap.config.exists else "",
     )
     writes_terminal = args.output is None and sys.stdout.isatty()
     text = render(

@@ -73,7 +73,12 @@ def check(
         ),
     ] = None,
     pack: Annotated[
-        str | None, typer.Option("--pack", metavar="NAME|FILE", help="Check pack: a built-in name or a YAML file.")
+        list[str] | None,
+        typer.Option(
+            "--pack",
+            metavar="NAME|FILE",
+            help="Check pack: a built-in name or a YAML file; repeat it (or separate with commas) to merge packs.",
+        ),
     ] = None,
     only: Annotated[
         str | None, typer.Option("--only", metavar="IDS", help="Run only these check ids or globs (comma-separated).")
@@ -144,7 +149,7 @@ def check(
         config=config,
         model=model,
         python=python,
-        pack=pack,
+        pack=",".join(pack) if pack else None,
         only=only,
         skip=skip,
         smoke=smoke,

@@ -176,7 +176,11 @@ class Report:
     tool_version: str = ""
     """autoglm-doctor's version."""
     pack: str = ""
-    """Name of the check pack that was applied."""
+    """Name of the check pack that was applied (``a + b`` for merged packs)."""
+    packs: tuple[str, ...] = ()
+    """Every pack applied, in the order given."""
+    config: str = ""
+    """The config file actually read (empty: none)."""
 
     def counts(self) -> dict[str, int]:
         """How many results have each status."""
@@ -203,6 +207,8 @@ class Report:
             "created": self.created,
             "status": overall.value,
             "counts": self.counts(),
+            "packs": list(self.packs or ((self.pack,) if self.pack else ())),
+            "config": self.config or None,
             "environment": dict(self.environment),
             "results": [r.to_dict() for r in self.results],
         }

@@ -9,7 +9,7 @@ a usage error naming file and line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor import yamlpos
+from autoglm_doctor.probe.snapshot import canonical_name
 
 DEFAULT_PACK = "open-autoglm"
 
@@ -35,12 +36,16 @@ class Condition:
     """A config option whose presence (or value) makes a package required."""
 
     key: str
-    """Dotted config key, e.g. ``device_map`` or ``model.load_in_8bit``."""
+    """Dotted config key, e.g. ``device_map`` or ``model.load_in_8bit`` (empty for an ``env`` condition)."""
     equals: Any = None
     """The value that triggers it; None means "set to anything but null/false"."""
+    env: str = ""
+    """An environment variable instead of a config key (``PHONE_AGENT_DEVICE_TYPE``)."""
 
     def describe(self) -> str:
         """How the condition reads in a message."""
+        if self.env:
+            return f"{self.env} is set" if self.equals is None else f"{self.env}={self.equals}"
         if self.equals is None:
             return f"the config sets {self.key}"
         value = str(self.equals).lower() if isinstance(self.equals, bool) else self.equals
@@ -61,6 +66,8 @@ class PackageRule:
     """Why it is needed, shown with findings."""
     when: tuple[Condition, ...] = ()
     """Required only when one of these config conditions holds (always when empty)."""
+    alternatives: tuple[PackageRule, ...] = ()
+    """Packages that satisfy the rule instead of this one (``one_of:``: vllm or sglang)."""
     line: int | None = None
     """Line of the rule in the pack file."""
 
@@ -68,6 +75,15 @@ class PackageRule:
     def specifier(self) -> SpecifierSet:
         """The allowed versions, parsed."""
         return SpecifierSet(self.spec)
+
+    @property
+    def choices(self) -> tuple[PackageRule, ...]:
+        """The package itself and the alternatives that satisfy the rule as well."""
+        return (self, *self.alternatives)
+
+    def describe(self) -> str:
+        """``vllm>=0.12.0`` or ``vllm>=0.12.0 or sglang>=0.5.6.post1``."""
+        return " or ".join(f"{r.name}{r.spec}" for r in self.choices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +108,8 @@ class Pack:
     """Raw sections for later areas (config rules, env, service, devices)."""
     source: yamlpos.Positioned | None = field(default=None, compare=False, repr=False)
     """The parsed file with positions, for errors that point at a line."""
+    names: tuple[str, ...] = ()
+    """Every pack merged into this one, in the order given (just ``name`` for a single pack)."""
 
 
 def builtin_dir() -> Path:
@@ -123,13 +141,75 @@ def resolve(name_or_file: str | None) -> Path:
 
 
 def load(name_or_file: str | None = None) -> Pack:
-    """Load and validate a pack by built-in name or file path."""
-    path = resolve(name_or_file)
-    try:
-        doc = yamlpos.load_file(path)
-        return _validate(doc, path)
-    except yamlpos.YamlError as exc:
-        raise PackError(str(exc)) from exc
+    """Load and validate a pack by built-in name or file path; ``a,b`` loads both and merges them."""
+    values = [v.strip() for v in (name_or_file or DEFAULT_PACK).split(",") if v.strip()] or [DEFAULT_PACK]
+    loaded: list[Pack] = []
+    for value in dict.fromkeys(values):
+        path = resolve(value)
+        try:
+            doc = yamlpos.load_file(path)
+            loaded.append(_validate(doc, path))
+        except yamlpos.YamlError as exc:
+            raise PackError(str(exc)) from exc
+    return loaded[0] if len(loaded) == 1 else merge(loaded)
+
+
+_GPU_STRENGTH = {"none": 0, "optional": 1, "required": 2}
+
+
+def merge(loaded: list[Pack]) -> Pack:
+    """One pack that asks for everything the given packs ask for (both sides of a deployment on one host).
+
+    Python ranges intersect; the strongest GPU need wins; a package named twice keeps both ranges
+    and is unconditional when either pack requires it unconditionally; the raw sections merge key by
+    key, the first pack winning where both set the same leaf.
+    """
+    rules: dict[str, PackageRule] = {}
+    for pack in loaded:
+        for rule in pack.packages:
+            key = canonical_name(rule.name)
+            seen = rules.get(key)
+            if seen is None:
+                rules[key] = rule
+                continue
+            spec = ",".join(s for s in dict.fromkeys((seen.spec, rule.spec)) if s)
+            when = () if not seen.when or not rule.when else (*seen.when, *rule.when)
+            alternatives = seen.alternatives if seen.alternatives and rule.alternatives else ()
+            why = seen.why if not rule.why or rule.why == seen.why else f"{seen.why}; {rule.why}".strip("; ")
+            rules[key] = replace(
+                seen,
+                spec=spec,
+                when=when,
+                alternatives=alternatives,
+                why=why,
+                recommended=seen.recommended or rule.recommended,
+            )
+    sections: dict[str, Any] = {}
+    for pack in loaded:
+        sections = _merged(sections, pack.sections)
+    python = ",".join(p.python for p in loaded if p.python)
+    return Pack(
+        name=" + ".join(p.name for p in loaded),
+        path=", ".join(p.path for p in loaded),
+        description="; ".join(p.description for p in loaded if p.description),
+        python=str(SpecifierSet(python)) if python else "",
+        python_recommended=next((p.python_recommended for p in loaded if p.python_recommended), ""),
+        gpu=max((p.gpu for p in loaded), key=_GPU_STRENGTH.__getitem__),
+        packages=tuple(rules.values()),
+        sections=sections,
+        source=loaded[0].source,
+        names=tuple(n for p in loaded for n in p.names),
+    )
+
+
+def _merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    out = dict(first)
+    for key, value in second.items():
+        if isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = _merged(out[key], value)
+        elif key not in out:
+            out[key] = value
+    return out
 
 
 def _spec(doc: yamlpos.Positioned, path: tuple[Any, ...], value: Any) -> str:
@@ -178,8 +258,11 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
         where = ("packages", i)
         if isinstance(item, str):
             item = {"name": item}
+        alternatives: list[PackageRule] = []
+        if isinstance(item, dict) and "one_of" in item:
+            item, alternatives = _one_of(doc, where, item)
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise doc.error(where, "each package needs a 'name'")
+            raise doc.error(where, "each package needs a 'name' (or a 'one_of' list of packages)")
         extra = set(item) - {"name", "spec", "recommended", "why", "when"}
         if extra:
             raise doc.error(where, f"unknown package key {sorted(extra)[0]!r}")
@@ -190,8 +273,13 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
         for j, cond in enumerate(when):
             if isinstance(cond, str):
                 cond = {"key": cond}
+            if isinstance(cond, dict) and isinstance(cond.get("env"), str):
+                conditions.append(Condition(key="", env=cond["env"], equals=cond.get("equals")))
+                continue
             if not isinstance(cond, dict) or not isinstance(cond.get("key"), str):
-                raise doc.error((*where, "when", j), "a condition needs a 'key' (a dotted config key)")
+                raise doc.error(
+                    (*where, "when", j), "a condition needs a 'key' (a dotted config key) or an 'env' (a variable)"
+                )
             conditions.append(Condition(key=cond["key"], equals=cond.get("equals")))
         rules.append(
             PackageRule(
@@ -200,6 +288,7 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
                 recommended=_version(doc, (*where, "recommended"), item.get("recommended")),
                 why=str(item.get("why") or ""),
                 when=tuple(conditions),
+                alternatives=tuple(alternatives),
                 line=doc.line(where),
             )
         )
@@ -216,4 +305,31 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
         packages=tuple(rules),
         sections={k: data[k] for k in RAW_SECTIONS if k in data},
         source=doc,
+        names=(name,),
     )
+
+
+def _one_of(doc: yamlpos.Positioned, where: tuple[Any, ...], item: dict[str, Any]) -> tuple[Any, list[PackageRule]]:
+    """``{one_of: [{name, spec}, ...], why, when}`` -> (the first choice as an item, the other choices)."""
+    choices = item.get("one_of")
+    extra = set(item) - {"one_of", "why", "when"}
+    if extra:
+        raise doc.error(where, f"unknown key {sorted(extra)[0]!r} beside one_of (allowed: why, when)")
+    if not isinstance(choices, list) or len(choices) < 2:
+        raise doc.error((*where, "one_of"), "'one_of' lists two or more packages ({name, spec})")
+    rules = []
+    for j, choice in enumerate(choices):
+        if isinstance(choice, str):
+            choice = {"name": choice}
+        if not isinstance(choice, dict) or not isinstance(choice.get("name"), str) or set(choice) - {"name", "spec"}:
+            raise doc.error((*where, "one_of", j), "each choice is {name, spec}")
+        rules.append(
+            PackageRule(
+                name=choice["name"],
+                spec=_spec(doc, (*where, "one_of", j, "spec"), choice.get("spec")),
+                why=str(item.get("why") or ""),
+                line=doc.line((*where, "one_of", j)),
+            )
+        )
+    first = {"name": rules[0].name, "spec": rules[0].spec or None, "why": item.get("why"), "when": item.get("when")}
+    return {k: v for k, v in first.items() if v is not None}, rules[1:]

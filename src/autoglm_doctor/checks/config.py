@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from autoglm_doctor.checks._util import installed_version, pip_install
 from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic
+from autoglm_doctor.configfile.launch import SETTINGS, port_of, setting
 from autoglm_doctor.configfile.rules import (
     LaunchRules,
     RequestPolicy,
@@ -148,6 +149,15 @@ def _env_rule(snap: Snapshot, rule: ValueRule) -> Iterator[Finding]:
     value = snap.env.get(name)
     because = f": {rule.reason}" if rule.reason else ""
     if value is None or value == "":
+        if rule.default and not rule.required:
+            yield info(
+                "config.env-default",
+                f"{name} is not set: the client uses its default {rule.default}{because}",
+                observed="not set",
+                expected=f"{name} set, or the default {rule.default}",
+                fix=rule.fix or f"export {name}={rule.default}",
+            )
+            return
         if rule.required:
             example = f" (e.g. {show(rule.enum[0])})" if rule.enum else ""
             yield error(
@@ -391,7 +401,7 @@ def _model_cross_checks(snap: Snapshot, facts: ConfigFacts) -> Iterator[Finding]
                 expected=f"<= {limit}",
                 fix=f"set model_max_length: {limit}",
             )
-    remote = lookup(facts.data, "trust_remote_code")
+    remote = lookup(facts.data, "trust_remote_code", flag=True)
     wants_remote = remote is not None and _truthy(remote[1])
     if model.auto_map and not wants_remote:
         classes = ", ".join(sorted(map(str, model.auto_map))) or "auto_map"
@@ -522,31 +532,37 @@ def _gpu_memory_gib(snap: Snapshot) -> float | None:
 def _launch(snap: Snapshot, facts: ConfigFacts, launch: LaunchRules) -> Iterator[Finding]:
     if not launch.flags and not launch.served_model_env and not launch.memory:
         return
+    engine = facts.engine
     for rule in launch.flags:
-        found = lookup(facts.data, rule.key, flag=True)
+        if engine and not SETTINGS[engine].get(rule.key, (rule.key,)):
+            continue  # the engine has no such flag (SGLang and --limit-mm-per-prompt)
+        spelled = f"--{SETTINGS[engine].get(rule.key, (rule.key,))[0]}" if engine else f"--{rule.key}"
+        found = setting(facts.data, engine, rule.key) if engine else lookup(facts.data, rule.key, flag=True)
         if found is None or found[1] is None:
             if rule.required:
                 because = f": {rule.reason}" if rule.reason else ""
                 yield error(
                     "config.launch-flag-missing",
-                    f"the launch command has no --{rule.key}{because}",
+                    f"the launch command has no {spelled}{because}",
                     location=_start(facts),
-                    observed=f"--{rule.key} absent",
-                    expected=f"--{rule.key}",
-                    fix=rule.fix or f"add --{rule.key} ... to the launch command",
+                    observed=f"{spelled} absent",
+                    expected=spelled,
+                    fix=(rule.fix or f"add --{rule.key} ... to the launch command").replace(f"--{rule.key}", spelled),
                 )
             continue
         path, value = found
-        for v in check_value(rule, value, name=f"--{rule.key}"):
+        for v in check_value(rule, value, name=spelled):
             yield Finding(
                 Severity.ERROR if v.severity == "error" else Severity.WARNING,
                 "config.launch-flag" if v.code != "config.not-recommended" else v.code,
                 v.message,
-                fix=v.fix.replace(f"--{rule.key}: ", f"--{rule.key} "),
+                fix=v.fix.replace(f"{spelled}: ", f"{spelled} "),
                 location=_where(facts, path),
-                observed=f"--{rule.key} {show(value)}",
+                observed=f"{spelled} {show(value)}",
                 expected=v.expected,
             )
+    if engine:
+        yield from _served_launch(snap, facts, engine)
     if launch.served_model_env:
         served = lookup(facts.data, "served-model-name", flag=True)
         client = snap.env.get(launch.served_model_env)
@@ -577,6 +593,110 @@ def _launch(snap: Snapshot, facts: ConfigFacts, launch: LaunchRules) -> Iterator
                 expected=f"--{row.flag} <= {row.max} below {row.below_gib:g} GiB",
                 fix=f"--{row.flag} {row.max}",
             )
+
+
+def _served_launch(snap: Snapshot, facts: ConfigFacts, engine: str) -> Iterator[Finding]:
+    """What the launch flags say against the model, the visible GPUs and this host's ports."""
+
+    def flag(name: str) -> str:
+        return f"--{(SETTINGS[engine].get(name) or (name,))[0]}"
+
+    model = snap.model
+    length = setting(facts.data, engine, "max-model-len")
+    limit = model.max_position_embeddings if model is not None else None
+    if length is not None and isinstance(length[1], int) and limit and length[1] > limit:
+        yield error(
+            "config.launch-exceeds-model-length",
+            f"{flag('max-model-len')} {length[1]} is more than the model's max_position_embeddings ({limit}, "
+            f"config.json{' text_config' if model is not None and model.vision else ''}): {engine} refuses to start "
+            "('User-specified max_model_len ... is greater than the derived max_model_len')",
+            location=_where(facts, length[0]),
+            observed=f"{flag('max-model-len')} {length[1]}",
+            expected=f"<= {limit}",
+            fix=f"{flag('max-model-len')} {limit}",
+        )
+    if engine == "vllm" and model is not None and model.vision:
+        yield from _image_limit(facts)
+    tp_found = setting(facts.data, engine, "tensor-parallel-size")
+    tp = tp_found[1] if tp_found is not None and isinstance(tp_found[1], int) else 1
+    visible = len(snap.gpu.visible_gpus()) if snap.gpu is not None else None
+    if tp_found is not None and visible is not None and tp > visible:
+        yield error(
+            "config.launch-tensor-parallel",
+            f"{flag('tensor-parallel-size')} {tp} needs {tp} GPUs, but {visible} {'is' if visible == 1 else 'are'} "
+            f"visible here (CUDA_VISIBLE_DEVICES included): {engine} fails to start its workers",
+            location=_where(facts, tp_found[0]),
+            observed=f"{visible} GPU(s) visible",
+            expected=f">= {tp}",
+            fix=f"{flag('tensor-parallel-size')} {max(1, visible)}" if visible else "run the server on a GPU host",
+        )
+    heads = model.num_attention_heads if model is not None else None
+    if tp_found is not None and heads and tp > 0 and heads % tp:
+        fitting = max(d for d in range(1, tp + 1) if heads % d == 0)
+        yield error(
+            "config.launch-tensor-parallel",
+            f"{flag('tensor-parallel-size')} {tp} does not divide the model's {heads} attention heads: {engine} "
+            f"refuses it ('Total number of attention heads ({heads}) must be divisible by tensor parallel size "
+            f"({tp})')",
+            location=_where(facts, tp_found[0]),
+            observed=f"{flag('tensor-parallel-size')} {tp}",
+            expected=f"a divisor of {heads}",
+            fix=f"{flag('tensor-parallel-size')} {fitting}",
+        )
+    port = port_of(facts.data, engine)
+    host = snap.host
+    if port is not None and host is not None and port in host.ports_in_use:
+        given = setting(facts.data, engine, "port")
+        yield error(
+            "config.launch-port-in-use",
+            f"port {port} is already taken on this host{'' if given else f' ({engine} default)'}: the server fails "
+            f"with '[Errno 98] error while attempting to bind on address (..., {port}): address already in use'",
+            location=_where(facts, given[0]) if given else _start(facts),
+            observed=f"port {port} in use",
+            expected="a free port",
+            fix=f"stop what listens there (ss -ltnp 'sport = :{port}'), or start with --port {port + 1} and point "
+            f"PHONE_AGENT_BASE_URL at it",
+        )
+
+
+def _image_limit(facts: ConfigFacts) -> Iterator[Finding]:
+    """An image model served by vLLM: --limit-mm-per-prompt must let a screenshot through."""
+    from autoglm_doctor.checks._served import json_flag
+
+    found = setting(facts.data, "vllm", "limit-mm-per-prompt")
+    if found is None:
+        yield warning(
+            "config.launch-image-limit",
+            "the model takes images but the launch command has no --limit-mm-per-prompt: how many images a "
+            "request may carry is then vLLM's default, which has changed between releases; the agent sends a "
+            "screenshot with every step",
+            location=_start(facts),
+            observed="--limit-mm-per-prompt absent",
+            expected="--limit-mm-per-prompt '{\"image\":10}'",
+            fix="add --limit-mm-per-prompt '{\"image\":10}' (as Open-AutoGLM's guide does)",
+        )
+        return
+    limits = json_flag(found[1])
+    images = limits.get("image")
+    if not limits or (images is not None and not isinstance(images, int)):
+        yield error(
+            "config.launch-image-limit",
+            f"--limit-mm-per-prompt {show(found[1])} is not a JSON object of counts: vLLM refuses the argument",
+            location=_where(facts, found[0]),
+            observed=f"--limit-mm-per-prompt {show(found[1])}",
+            expected='{"image":10}',
+            fix="--limit-mm-per-prompt '{\"image\":10}'",
+        )
+    elif images is not None and images < 1:
+        yield error(
+            "config.launch-image-limit",
+            f"--limit-mm-per-prompt allows {images} images: vLLM answers every screenshot the agent sends with "
+            f"HTTP 400 'At most {images} image(s) may be provided in one request.'",
+            location=_where(facts, found[0]),
+            observed=f"--limit-mm-per-prompt {show(found[1])}",
+            expected='{"image": >= 1}',
+            fix="--limit-mm-per-prompt '{\"image\":10}'",
+        )
 
 
 def _vllm_pins(snap: Snapshot, vllm: str) -> Iterator[Finding]:

@@ -8,12 +8,15 @@ the Snapshot and the knowledge base (knowledge/cuda.yaml, knowledge/gpu_arch.yam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from packaging.version import Version
 
+from autoglm_doctor.checks._served import STORED_BYTES, Launch, ServedMemory, read_launch, served_memory, tp_that_fits
+from autoglm_doctor.checks._served import gib as gib2
 from autoglm_doctor.checks._util import installed_version, parse_version, pip_install
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.knowledge import confidence_note
@@ -35,6 +38,7 @@ from autoglm_doctor.knowledge.torch_choice import (
 from autoglm_doctor.model import Finding, Location, Skip, error, info, warning
 from autoglm_doctor.probe.gpu import GpuDevice, short_uuid
 from autoglm_doctor.probe.snapshot import Snapshot, TorchBuild
+from autoglm_doctor.probe.weights import ModelFacts
 from autoglm_doctor.registry import check
 
 GiB = 1024**3
@@ -52,8 +56,6 @@ _DTYPE_ALIASES = {
     "bf16": "bfloat16",
     "torch.bfloat16": "bfloat16",
 }
-
-_STORED_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 CUDA_CONTEXT_BYTES = 1 * GiB
 """Allowance for the CUDA context, cuBLAS/cuDNN workspaces and the caching allocator's slack."""
@@ -571,7 +573,7 @@ def estimate_weights(snap: Snapshot) -> tuple[int, str, str, bool] | None:
 def _stored_bytes_per_param(by_dtype: dict[str, int], torch_dtype: str) -> float:
     if by_dtype:
         dominant = max(by_dtype, key=lambda k: by_dtype[k])
-        return float(_STORED_BYTES.get(dominant.upper(), 2))
+        return float(STORED_BYTES.get(dominant.upper(), 2))
     return DTYPE_BYTES.get(normalise_dtype(torch_dtype), 2.0)
 
 
@@ -667,6 +669,10 @@ def cuda_memory(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         raise Skip(f"the deployment runs on the CPU ({on_cpu})")
     if not usable_gpus(snap.gpu):
         raise Skip("no NVIDIA GPU visible to CUDA here (see cuda.driver)")
+    launch = read_launch(snap)
+    if launch is not None:
+        yield from _served_memory(snap, launch)
+        return
     footprint = estimate_footprint(snap)
     if footprint is None:
         raise Skip("the model's parameter count is unknown (no safetensors headers read; see weights.files)")
@@ -780,3 +786,120 @@ def _smaller_load(snap: Snapshot, footprint: Footprint, free: int, config: str) 
         f"use a GPU with >= {gib(footprint.total)} free, or set device_map: auto in {config} to spread the model "
         "over several GPUs (and the CPU)"
     )
+
+
+# --- cuda.memory of a served model (vLLM / SGLang) ----------------------------------------------
+
+
+def _served_memory(snap: Snapshot, launch: Launch) -> Iterator[Finding]:
+    """The launch command's memory as the engine accounts for it (see :mod:`autoglm_doctor.checks._served`)."""
+    model = snap.model
+    if model is None or not model.exists:
+        raise Skip("the launch command's model folder is not usable here (see weights.path)")
+    visible = usable_gpus(snap.gpu)
+    devices = visible[: launch.tensor_parallel]
+    device = min(devices, key=lambda g: g.memory_total)
+    memory = served_memory(launch, model, device)
+    if memory is None:
+        raise Skip("the model's parameter count or attention shape is unknown (see weights.files)")
+    where = f"GPU {device.index} ({device.name})"
+    if len(devices) > 1:
+        where = f"each of {len(devices)} GPUs (smallest: {where})"
+    util_flag = launch.flag("gpu-memory-utilization")
+    len_flag = launch.flag("max-model-len")
+    location = _launch_location(snap, "max-model-len", launch)
+    if memory.dtype == "bfloat16" and device.cc is not None and not kb.supports_bf16(device.cc):
+        yield error(
+            "cuda.bf16-unsupported",
+            f"{where} has compute capability {kb.cuda_text(device.cc)}: {launch.engine} refuses bfloat16 there "
+            "('Bfloat16 is only supported on GPUs with compute capability of at least 8.0')",
+            observed=f"bfloat16 ({memory.dtype_source})",
+            expected="float16 on this GPU",
+            fix="add --dtype half to the launch command",
+            location=_launch_location(snap, "dtype", launch),
+        )
+    if launch.engine == "vllm" and memory.free < memory.budget:
+        holders = [p for p in device.processes if p.used_memory]
+        held = f" (pids {', '.join(str(p.pid) for p in holders)})" if holders else ""
+        lower = int(memory.free / memory.total * 100) / 100
+        fits_lower = memory.kv_needed <= memory.kv_available - (memory.budget - int(memory.total * lower))
+        fix = (
+            f"stop the processes holding GPU memory{held}, or lower {util_flag} to {lower:.2f}"
+            if fits_lower
+            else f"stop the processes holding GPU memory{held}: below {util_flag} {launch.utilization:g} the "
+            "model no longer fits"
+        )
+        yield error(
+            "cuda.memory-startup-free",
+            f"{where} has {gib2(memory.free)} free of {gib2(memory.total)}, less than the {gib2(memory.budget)} "
+            f"{util_flag} {launch.utilization:g} reserves: vLLM refuses to start ('Free memory on device ... on "
+            "startup is less than desired GPU memory utilization')",
+            observed=f"{gib2(memory.free)} free",
+            expected=f">= {gib2(memory.budget)} free",
+            fix=fix,
+            location=_launch_location(snap, "gpu-memory-utilization", launch),
+        )
+    if memory.kv_needed <= memory.kv_available:
+        yield info(
+            "cuda.memory-fits",
+            f"{launch.engine} on {where}: the KV cache of one {memory.max_model_len}-token sequence "
+            f"({gib2(memory.kv_needed)}) fits the {gib2(memory.kv_available)} left; the largest {len_flag} that "
+            f"fits is {memory.largest_len}. Accounting: {memory.describe()}",
+            observed=f"{gib2(memory.kv_available)} left for the KV cache",
+            expected=f">= {gib2(memory.kv_needed)}",
+        )
+        return
+    fixes = _served_fixes(snap, launch, model, device, memory)
+    if memory.largest_len <= 0:
+        message = (
+            f"{launch.engine} on {where}: the weights ({gib2(memory.weights)}) and the profiling peak "
+            f"({gib2(memory.activation)}) leave no room for a KV cache in the {gib2(memory.budget)} that {util_flag} "
+            f"{launch.utilization:g} allows: start-up fails ('No available memory for the cache blocks')"
+        )
+        code = "cuda.memory-weights"
+    else:
+        message = (
+            f"{launch.engine} on {where}: one {memory.max_model_len}-token sequence needs {gib2(memory.kv_needed)} "
+            f"of KV cache, more than the {gib2(memory.kv_available)} left; the largest {len_flag} that fits is "
+            f"{memory.largest_len}. vLLM stops at start-up with 'To serve at least one request with the model's "
+            f"max seq len ({memory.max_model_len}) ... the estimated maximum model length is ...'"
+        )
+        code = "cuda.memory-max-model-len"
+    yield error(
+        code,
+        f"{message}. Accounting: {memory.describe()}",
+        observed=f"{gib2(memory.kv_available)} left for the KV cache",
+        expected=f">= {gib2(memory.kv_needed)} ({memory.max_model_len} tokens)",
+        fix="; or ".join(fixes) if fixes else f"use a GPU with more memory, or a smaller {len_flag}",
+        location=location,
+    )
+
+
+def _served_fixes(
+    snap: Snapshot, launch: Launch, model: ModelFacts, device: GpuDevice, memory: ServedMemory
+) -> list[str]:
+    """Launch-flag changes that make the sequence fit, each computed."""
+    fixes = []
+    if memory.largest_len >= 1024:
+        fixes.append(f"{launch.flag('max-model-len')} {memory.largest_len}")
+    need = memory.weights + memory.activation + memory.kv_needed
+    util = math.ceil(need / memory.total * 100) / 100
+    if util <= 0.95 and util * memory.total <= memory.free:
+        fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f}")
+    tp = tp_that_fits(launch, model, device)
+    if tp is not None:
+        visible = len(usable_gpus(snap.gpu))
+        more = "" if tp <= visible else f" (needs {tp} GPUs; {visible} visible here)"
+        fixes.append(f"{launch.flag('tensor-parallel-size')} {tp}{more}")
+    return fixes
+
+
+def _launch_location(snap: Snapshot, name: str, launch: Launch) -> Location | None:
+    """Where a launch setting is (or, when absent, the launch file)."""
+    from autoglm_doctor.configfile.launch import setting
+
+    if snap.config is None or not snap.config.path:
+        return None
+    found = setting(snap.config.data, launch.engine, name)
+    line, column = snap.config.position(found[0]) if found else (None, None)
+    return Location(snap.config.path, line, column)

@@ -25,7 +25,7 @@ _HARMLESS_STDLIB = {"test", "tests", "this", "antigravity", "idlelib", "turtlede
 
 
 def _holds(condition: Condition, snap: Snapshot) -> bool:
-    value = config_value(snap, condition.key)
+    value = snap.env.get(condition.env) if condition.env else config_value(snap, condition.key)
     if condition.equals is None:
         return value not in (None, False, "", "none", "None")
     if isinstance(condition.equals, str) and isinstance(value, str):
@@ -66,6 +66,9 @@ def packages_required(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Every package the pack requires is installed, including those the config's options imply."""
     installed = snap.effective()
     for rule, trigger in active_rules(snap, ctx):
+        if rule.alternatives:
+            yield from _one_of_missing(snap, rule, installed)
+            continue
         if canonical_name(rule.name) in installed:
             continue
         because = f" ({trigger.describe()})" if trigger else ""
@@ -80,6 +83,31 @@ def packages_required(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         )
 
 
+def _one_of_missing(snap: Snapshot, rule: PackageRule, installed: dict[str, Distribution]) -> Iterator[Finding]:
+    """A ``one_of`` rule: the engine the launch command runs must be installed, else any of the choices."""
+    from autoglm_doctor.checks._served import launch_engine  # served packs only
+
+    engine = launch_engine(snap)
+    named = next((c for c in rule.choices if canonical_name(c.name) == engine), None)
+    wanted = (named,) if named is not None else rule.choices
+    if any(canonical_name(c.name) in installed for c in wanted):
+        return
+    why = f": {rule.why}" if rule.why else ""
+    if named is not None:
+        message = f"{named.name} is not installed, but the launch command runs {named.name}{why}"
+    else:
+        message = f"none of {', '.join(c.name for c in rule.choices)} is installed (one is needed){why}"
+    first = wanted[0]
+    yield error(
+        "packages.missing",
+        message,
+        observed="not installed",
+        expected=" or ".join(_requirement_text(c) for c in wanted),
+        fix=pip_install(snap, _requirement_text(first)),
+        location=_config_location(snap) if named is not None else None,
+    )
+
+
 @check(
     "packages.versions",
     needs=("python",),
@@ -90,39 +118,44 @@ def packages_required(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 def packages_versions(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Installed versions lie in the pack's ranges; versions below the recommended one warn."""
     installed = snap.effective()
-    for rule, _trigger_cond in active_rules(snap, ctx):
-        dist = installed.get(canonical_name(rule.name))
-        if dist is None:
-            continue  # packages.required reports it
-        version = parse_version(dist.version)
-        if version is None:
-            yield warning(
-                "packages.unparseable-version",
-                f"{rule.name} reports version {dist.version!r}, which is not a PEP 440 version",
-                observed=dist.version or "(empty)",
-                expected=_requirement_text(rule),
-                fix=pip_install(snap, "--force-reinstall", _requirement_text(rule)),
-            )
-            continue
-        if rule.spec and not rule.specifier.contains(version, prereleases=True):
-            why = f": {rule.why}" if rule.why else ""
-            yield error(
-                "packages.out-of-range",
-                f"{rule.name} {version} is outside the supported range {rule.spec}{why}",
-                observed=f"{rule.name}=={version}",
-                expected=_requirement_text(rule),
-                fix=pip_install(snap, _requirement_text(rule)),
-            )
-            continue
-        recommended = parse_version(rule.recommended) if rule.recommended else None
-        if recommended is not None and version < recommended:
-            yield warning(
-                "packages.below-recommended",
-                f"{rule.name} {version} is older than the recommended {recommended}",
-                observed=f"{rule.name}=={version}",
-                expected=f"{rule.name}>={recommended}",
-                fix=pip_install(snap, f"{rule.name}>={recommended}"),
-            )
+    for active, _trigger_cond in active_rules(snap, ctx):
+        for rule in active.choices:
+            yield from _version_findings(snap, rule, installed.get(canonical_name(rule.name)))
+
+
+def _version_findings(snap: Snapshot, rule: PackageRule, dist: Distribution | None) -> Iterator[Finding]:
+    """Findings for one installed package against its range and recommended version."""
+    if dist is None:
+        return  # packages.required reports it
+    version = parse_version(dist.version)
+    if version is None:
+        yield warning(
+            "packages.unparseable-version",
+            f"{rule.name} reports version {dist.version!r}, which is not a PEP 440 version",
+            observed=dist.version or "(empty)",
+            expected=_requirement_text(rule),
+            fix=pip_install(snap, "--force-reinstall", _requirement_text(rule)),
+        )
+        return
+    if rule.spec and not rule.specifier.contains(version, prereleases=True):
+        why = f": {rule.why}" if rule.why else ""
+        yield error(
+            "packages.out-of-range",
+            f"{rule.name} {version} is outside the supported range {rule.spec}{why}",
+            observed=f"{rule.name}=={version}",
+            expected=_requirement_text(rule),
+            fix=pip_install(snap, _requirement_text(rule)),
+        )
+        return
+    recommended = parse_version(rule.recommended) if rule.recommended else None
+    if recommended is not None and version < recommended:
+        yield warning(
+            "packages.below-recommended",
+            f"{rule.name} {version} is older than the recommended {recommended}",
+            observed=f"{rule.name}=={version}",
+            expected=f"{rule.name}>={recommended}",
+            fix=pip_install(snap, f"{rule.name}>={recommended}"),
+        )
 
 
 # `name ; extra == "x"`: a line that only matters when extra x is requested. Most Requires-Dist

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from autoglm_doctor.checks._served import read_launch, served_dtype, served_weight_bytes
 from autoglm_doctor.checks.cuda import config_location, estimate_weights, gib, gpu_needed, target_gpus
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.knowledge import gpu as kb
@@ -145,6 +146,13 @@ def system_resources(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     if host is None:
         raise Skip("host facts were not gathered")
     weights = estimate_weights(snap)
+    launch = read_launch(snap)
+    if launch is not None and snap.model is not None:
+        # vLLM and SGLang read the safetensors shards straight onto the GPU(s) at the served dtype:
+        # no transformers staging in host RAM, so only the disk side applies
+        dtype = served_dtype(launch, snap.model)[0]
+        served = served_weight_bytes(snap.model, dtype)
+        weights = (served, dtype, "served", True) if served else None
     ram = host.ram_available
     limit = " (container memory limit)" if host.cgroup_memory_limit is not None and ram != host.mem_available else ""
     on_cpu = cpu_deployment(snap, ctx) or (not usable_gpus(snap.gpu) and not gpu_needed(snap, ctx))
@@ -162,7 +170,7 @@ def system_resources(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
                     expected=f">= {gib(need)}",
                     fix="add RAM (or raise the container's memory limit), or run on a GPU",
                 )
-        elif config_value(snap, "device_map") is None and weight_bytes > ram:
+        elif launch is None and config_value(snap, "device_map") is None and weight_bytes > ram:
             gpus, _ = target_gpus(snap, ctx)
             device = f"cuda:{usable_gpus(snap.gpu).index(gpus[0])}" if gpus else "cuda:0"
             yield warning(

@@ -111,6 +111,9 @@ class ConfigFacts:
     """``"dotted.key"`` -> facts about a secret-looking value (whose value ``data`` masks)."""
     paths: dict[str, PathFacts] = field(default_factory=dict)
     """``"dotted.key"`` -> a relative path value resolved against the config folder and the cwd."""
+    engine: str = ""
+    """``vllm`` or ``sglang`` when the config is a launch command (the program it starts, or flags only
+    that engine has); empty for an in-process deployment config."""
 
     def position(self, key: str) -> tuple[int | None, int | None]:
         """Line and column of ``key`` (or of its nearest parent that has one)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from autoglm_doctor.configfile import envvars
 from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic, PathFacts, SecretFacts, discover
+from autoglm_doctor.configfile.launch import engine_of
 from autoglm_doctor.configfile.parse import POSITION_DEPTH, Parsed, Source, decode, detect_format, diag, dotted, parse
 from autoglm_doctor.gather_options import GatherOptions
 from autoglm_doctor.redact import REDACTED, is_placeholder, may_be_secret_variable
@@ -324,6 +325,7 @@ def parse_config(
     return ConfigFacts(
         **base,
         data={str(k): v for k, v in data.items()},
+        engine=engine_of(text, fmt, data),
         parsed=True,
         positions=parsed.positions,
         diagnostics=_ordered(diagnostics),

@@ -17,6 +17,7 @@ Rule keys (for a config key, a launch flag or an environment variable)::
     reason: "why the recommendation (or the rule) matters"
     description: "what the key means (docs)"
     fix: "what to write instead (optional; a default is derived)"
+    default: "http://localhost:8000/v1"  # env vars: what the program uses when unset (an info note)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _RULE_KEYS = {
     "reason",
     "description",
     "fix",
+    "default",
 }
 _RECOMMEND_KEYS = {"min", "max", "values", "not"}
 
@@ -99,6 +101,8 @@ class ValueRule:
     """What the key means."""
     fix: str = ""
     """What to write instead, when the default advice is not enough."""
+    default: str = ""
+    """Env vars: the value the program uses when the variable is unset (then an info note, not an error)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +239,7 @@ def _value_rule(key: str, raw: Any, path: tuple[Any, ...]) -> ValueRule:
         reason=str(raw.get("reason") or ""),
         description=str(raw.get("description") or ""),
         fix=str(raw.get("fix") or ""),
+        default="" if raw.get("default") is None else str(raw["default"]),
     )
 
 

@@ -19,6 +19,7 @@ from autoglm_doctor import __version__
 from autoglm_doctor.gather_options import PROBE_TIMEOUT_S, GatherOptions
 
 if TYPE_CHECKING:
+    from autoglm_doctor.configfile.facts import ConfigFacts
     from autoglm_doctor.probe.snapshot import Snapshot
 
 # The snapshot types (and every area's facts behind them) are imported where they are used, so
@@ -48,6 +49,7 @@ ENV_VARS = (
     "PHONE_AGENT_API_KEY",
     "PHONE_AGENT_DEVICE_ID",
     "PHONE_AGENT_DEVICE_TYPE",
+    "PHONE_AGENT_WDA_URL",
     "OPENAI_API_KEY",
 )
 
@@ -244,12 +246,21 @@ def add_host_facts(snap: Snapshot, options: GatherOptions) -> Snapshot:
         redact.register_secret_values(redact.secret_values_in(config.data))
     snap = dataclasses.replace(snap, config=config)
     model = weights.gather(options, config)
-    return dataclasses.replace(
-        snap,
-        gpu=gpu.gather(options),
-        host=host.gather(options, model),  # disk facts cover the model folder wherever it was found
-        model=model,
-    )
+    host_facts = host.gather(options, model)  # disk facts cover the model folder wherever it was found
+    if config is not None and config.engine:
+        host_facts = dataclasses.replace(host_facts, ports_in_use=_launch_ports_in_use(config))
+    return dataclasses.replace(snap, gpu=gpu.gather(options), host=host_facts, model=model)
+
+
+def _launch_ports_in_use(config: ConfigFacts) -> list[int]:
+    """The launch command's port, when something on this host already listens on it."""
+    from autoglm_doctor.configfile.launch import port_of, setting
+    from autoglm_doctor.probe.host import port_taken
+
+    port = port_of(config.data, config.engine)
+    bound = setting(config.data, config.engine, "host")
+    address = str(bound[1]) if bound is not None else ""
+    return [port] if port is not None and port_taken(port, address) else []
 
 
 def unprobed_snapshot(reason: str) -> Snapshot:

@@ -69,6 +69,8 @@ class HostFacts:
     """Free disk where the model and caches live."""
     root: str = "/"
     """Filesystem root the facts were read from."""
+    ports_in_use: list[int] = field(default_factory=list)
+    """Ports a launch command listens on that something on this host already holds."""
 
     @property
     def gpu_device_nodes(self) -> list[str]:
@@ -82,6 +84,25 @@ class HostFacts:
         if self.cgroup_memory_limit is not None:
             candidates.append(max(0, self.cgroup_memory_limit - (self.cgroup_memory_used or 0)))
         return min(candidates) if candidates else None
+
+
+def port_taken(port: int, host: str = "") -> bool:
+    """Whether binding ``host:port`` fails because something holds it (as the server's own bind would).
+
+    SO_REUSEADDR as uvicorn sets it: a port in TIME_WAIT is free, a listening one is taken. The
+    socket is closed at once; nothing is sent or accepted.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def _read(path: Path) -> str:

@@ -237,6 +237,13 @@ class ModelFacts:
     """Per-head dimension when config.json gives it."""
     name_or_path: str = ""
     """config.json's ``_name_or_path`` (often the hub id the model was saved from)."""
+    intermediate_size: int | None = None
+    """The MLP width of the language model (for the activation estimate of a served model)."""
+    vocab_size: int | None = None
+    """The vocabulary size (logits of the sampler in a served model's memory profile)."""
+    vision_shape: dict[str, int] = field(default_factory=dict)
+    """Integers of config.json's vision_config (depth, hidden_size, out_hidden_size, intermediate_size,
+    patch_size, spatial_merge_size, temporal_patch_size...) and the image processor's max_pixels."""
 
     # -- where it came from ------------------------------------------------------------------
     given: str = ""
@@ -397,7 +404,7 @@ def _locate(options: GatherOptions, config: ConfigFacts | None, env: dict[str, s
     if options.model:
         return _Location(options.model, "--model", cwd)
     if config is not None and config.path:
-        key, value = _config_model_path(config.data)
+        key, value = _config_model_path(config.data, config.engine)
         config_path = Path(config.path)
         if key and not (isinstance(value, str) and value.strip()):
             # an unset ${VAR} may have been interpolated to nothing: the raw text still names the variable
@@ -411,7 +418,12 @@ def _locate(options: GatherOptions, config: ConfigFacts | None, env: dict[str, s
     return None
 
 
-def _config_model_path(data: dict[str, Any]) -> tuple[str, Any]:
+def _config_model_path(data: dict[str, Any], engine: str = "") -> tuple[str, Any]:
+    if engine:  # a launch command: --model / --model-path / vllm serve's positional
+        from autoglm_doctor.configfile.launch import setting
+
+        found = setting(data, engine, "model")
+        return found if found is not None else ("", None)
     if "model_path" in data:
         return "model_path", data["model_path"]
     for section, value in data.items():
@@ -576,6 +588,10 @@ class _FolderReader:
             hashes = self._verify_hashes(files, env)
         incomplete = [IncompleteFile(p, s) for p, s in hubcache.incomplete_downloads(self.folder, self.repo_dir)]
         incomplete += [IncompleteFile(n, self.sizes[n]) for n in names if n.endswith(".incomplete")]
+        shape = _config_facts(model_config)
+        pixels = _max_pixels(preprocessor)
+        if pixels and shape["vision_shape"]:
+            shape["vision_shape"]["max_pixels"] = pixels
         return ModelFacts(
             path=str(self.folder),
             exists=True,
@@ -601,7 +617,7 @@ class _FolderReader:
             lfs_pointers=sorted(self.lfs),
             dangling_links=sorted(self.dangling),
             incomplete=incomplete,
-            **_config_facts(model_config),
+            **shape,
             **hashes,
             **common,
         )
@@ -847,4 +863,23 @@ def _config_facts(config: dict[str, Any]) -> dict[str, Any]:
         "num_attention_heads": _int(pick("num_attention_heads", "n_head")),
         "num_key_value_heads": _int(pick("num_key_value_heads", "multi_query_group_num")),
         "head_dim": _int(pick("head_dim", "kv_channels")),
+        "intermediate_size": _int(pick("intermediate_size", "ffn_hidden_size", "n_inner")),
+        "vocab_size": _int(pick("vocab_size", "padded_vocab_size")),
+        "vision_shape": _vision_shape(config),
     }
+
+
+def _max_pixels(preprocessor: dict[str, Any]) -> int | None:
+    """The largest image the processor keeps (``max_pixels``, or ``size.longest_edge`` as Qwen2-VL/GLM-4.1V name it)."""
+    size = preprocessor.get("size")
+    value = preprocessor.get("max_pixels")
+    if value is None and isinstance(size, dict):
+        value = size.get("max_pixels", size.get("longest_edge"))
+    return _int(value)
+
+
+def _vision_shape(config: dict[str, Any]) -> dict[str, int]:
+    vision = config.get("vision_config")
+    if not isinstance(vision, dict):
+        return {}
+    return {str(k): v for k, v in vision.items() if isinstance(v, int) and not isinstance(v, bool)}

@@ -77,5 +77,9 @@ def render(report: Report, options: RenderOptions) -> str:
             lines.append(annotation(result, finding, workspace))
     overall = report.status(strict=options.strict)
     note = strict_note(report, strict=options.strict)
-    lines.append(f"autoglm-doctor {overall.value.upper()}: {counts_phrase(report)}{note}")
+    read = f"pack {report.pack}" if report.pack else ""
+    if report.config:
+        read += f"{', ' if read else ''}config {report.config}"
+    read = f" ({read})" if read else ""
+    lines.append(f"autoglm-doctor {overall.value.upper()}{read}: {counts_phrase(report)}{note}")
     return "\n".join(lines) + "\n"

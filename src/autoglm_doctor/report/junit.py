@@ -108,6 +108,7 @@ def render(report: Report, options: RenderOptions) -> str:
     props = {
         "tool_version": report.tool_version,
         "pack": report.pack,
+        **({"config": report.config} if report.config else {}),
         "status": report.status(strict=options.strict).value,
         "summary": counts_phrase(report),
         **{f"environment.{k}": v for k, v in report.environment.items()},

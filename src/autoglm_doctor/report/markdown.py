@@ -137,6 +137,8 @@ def render(report: Report, options: RenderOptions) -> str:
     ]
     if report.pack:
         lines.append(f"| Pack | {_cell(report.pack)} |")
+    if report.config:
+        lines.append(f"| Config | {_cell(code(report.config))} |")
     python = env.get("python", "?")
     if env.get("executable"):
         python += f" ({code(env['executable'])})"

@@ -202,6 +202,8 @@ def _report_lines(report: Report, options: RenderOptions) -> list[Text]:
     header = Text(f"autoglm-doctor {report.tool_version or '?'}", style="bold")
     if report.pack:
         header.append(f" · pack {report.pack}")
+    if report.config:
+        header.append(f" · config {report.config}")
     header.append(f" · Python {env.get('python', '?')}")
     if env.get("executable"):
         header.append(f" ({env['executable']})")

@@ -1,0 +1,399 @@
+"""A served deployment (vLLM or SGLang launch command): its settings and the GPU memory it will spend.
+
+vLLM sizes its memory once at start-up (``vllm/v1/worker/gpu_worker.py``,
+``Worker.determine_available_memory``; ``vllm/v1/core/kv_cache_utils.py``):
+
+- it refuses to start when the GPU's *free* memory is below ``total x --gpu-memory-utilization``
+  ("Free memory on device ... is less than desired GPU memory utilization");
+- it loads the weights at the served dtype (``--dtype auto``: the checkpoint's ``torch_dtype``,
+  16-bit for float32 checkpoints), each GPU holding ``1/--tensor-parallel-size`` of them, except the
+  vision tower, which ``--mm-encoder-tp-mode data`` keeps whole on every GPU;
+- it runs one dummy forward pass (``profile_run``): the vision encoder on the largest image the
+  processor keeps, the language model on ``--max-num-batched-tokens`` tokens and the sampler on
+  ``--max-num-seqs`` rows of logits; the peak of that, plus memory allocated outside torch, is
+  subtracted too;
+- what is left of ``total x utilization`` is the KV cache. One sequence of ``--max-model-len``
+  tokens needs ``ceil(len / 16) x 16`` tokens of ``layers x KV heads per GPU x head_dim x 2 (K, V)
+  x dtype bytes``; when it does not fit, vLLM stops with "To serve at least one request with the
+  model's max seq len (...) ... the estimated maximum model length is N".
+
+CUDA graphs are captured afterwards, outside the budget (unless
+``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1``): they live in the ``1 - utilization`` share with the
+CUDA context. SGLang's ``--mem-fraction-static`` share holds the weights and the KV pool;
+activations live outside it.
+
+The activation peak is an estimate from the model's shape (stated in every finding); the weights
+and the KV cache are exact from the safetensors headers and config.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from autoglm_doctor.configfile.launch import SGLANG, VLLM, setting
+from autoglm_doctor.probe.gpu import GpuDevice
+from autoglm_doctor.probe.snapshot import Snapshot
+from autoglm_doctor.probe.weights import ModelFacts
+
+GiB = 1024**3
+
+DEFAULT_UTILIZATION = {VLLM: 0.9, SGLANG: 0.88}
+"""vLLM's --gpu-memory-utilization default; SGLang picks --mem-fraction-static from the GPU (about 0.88)."""
+KV_BLOCK_TOKENS = {VLLM: 16, SGLANG: 1}
+"""Tokens per KV-cache block: the KV cache of a sequence is allocated in whole blocks."""
+HIGH_MEMORY_GIB = 70
+"""vLLM's OpenAI server batches 8192 tokens (and 1024 sequences) on GPUs of this size or more, except the A100;
+2048 tokens and 256 sequences below (vllm/engine/arg_utils.py, _set_default_args)."""
+NON_TORCH_BYTES = int(0.25 * GiB)
+"""Memory allocated outside torch during the profile run (cuBLAS workspaces, the allocator's slack)."""
+NCCL_BYTES = int(0.5 * GiB)
+"""NCCL buffers and the custom all-reduce of tensor parallelism (only with --tensor-parallel-size > 1)."""
+_DTYPE_BYTES = {
+    "float32": 4,
+    "float": 4,
+    "float16": 2,
+    "half": 2,
+    "bfloat16": 2,
+    "fp8": 1,
+    "fp8_e4m3": 1,
+    "fp8_e5m2": 1,
+}
+STORED_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+"""Bytes per element of each safetensors dtype."""
+_TP_CHOICES = (2, 4, 8)
+
+
+def launch_engine(snap: Snapshot) -> str:
+    """``vllm`` or ``sglang`` when the config is a launch command; empty otherwise."""
+    return snap.config.engine if snap.config is not None and snap.config.parsed else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """The launch command's settings that decide memory, read by meaning for either engine."""
+
+    engine: str
+    """``vllm`` or ``sglang``."""
+    max_model_len: int | None
+    """``--max-model-len`` / ``--context-length``; None: the model's max_position_embeddings."""
+    tensor_parallel: int
+    """``--tensor-parallel-size`` / ``--tp-size`` (1 when unset)."""
+    utilization: float
+    """``--gpu-memory-utilization`` / ``--mem-fraction-static``, or the engine's default."""
+    utilization_given: bool
+    """The flag was set."""
+    dtype: str
+    """``--dtype`` as written (``auto`` when unset)."""
+    kv_cache_dtype: str
+    """``--kv-cache-dtype`` (``auto`` when unset)."""
+    batched_tokens: int | None
+    """``--max-num-batched-tokens`` (None: the engine's default)."""
+    max_seqs: int | None
+    """``--max-num-seqs`` (None: the engine's default)."""
+    max_pixels: int | None
+    """``--mm-processor-kwargs '{"max_pixels": N}'`` (None: the model's image processor decides)."""
+    encoder_data_parallel: bool
+    """``--mm-encoder-tp-mode data``: every GPU holds the whole vision tower."""
+
+    def flag(self, name: str) -> str:
+        """The engine's own spelling of a setting (``--context-length`` for SGLang's max-model-len)."""
+        from autoglm_doctor.configfile.launch import SETTINGS
+
+        names = SETTINGS[self.engine].get(name) or (name,)
+        return f"--{names[0]}"
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def json_flag(value: Any) -> dict[str, Any]:
+    """A flag holding JSON (``'{"image":10}'``) or vLLM's older ``image=10,video=1`` form, as a dict."""
+    if isinstance(value, dict):
+        return value
+    text = str(value).strip()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return parsed
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        key, eq, raw = part.partition("=")
+        if eq and key.strip():
+            out[key.strip()] = int(raw) if raw.strip().isdigit() else raw.strip()
+    return out
+
+
+def read_launch(snap: Snapshot) -> Launch | None:
+    """The launch settings, or None when the config is not a launch command."""
+    engine = launch_engine(snap)
+    if not engine or snap.config is None:
+        return None
+    data = snap.config.data
+
+    def get(name: str) -> Any:
+        found = setting(data, engine, name)
+        return None if found is None else found[1]
+
+    util = get("gpu-memory-utilization")
+    util_ok = isinstance(util, (int, float)) and not isinstance(util, bool) and 0 < util <= 1
+    kwargs = json_flag(get("mm-processor-kwargs")) if get("mm-processor-kwargs") is not None else {}
+    tp = _int(get("tensor-parallel-size"))
+    return Launch(
+        engine=engine,
+        max_model_len=_int(get("max-model-len")),
+        tensor_parallel=tp if tp and tp > 0 else 1,
+        utilization=float(util) if util_ok else DEFAULT_UTILIZATION[engine],
+        utilization_given=util_ok,
+        dtype=str(get("dtype") or "auto").lower(),
+        kv_cache_dtype=str(get("kv-cache-dtype") or "auto").lower(),
+        batched_tokens=_int(get("max-num-batched-tokens")),
+        max_seqs=_int(get("max-num-seqs")),
+        max_pixels=_int(kwargs.get("max_pixels")),
+        encoder_data_parallel=str(get("mm-encoder-tp-mode") or "").lower() == "data",
+    )
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServedMemory:
+    """What one GPU of the server holds, as the engine accounts for it."""
+
+    total: int
+    """The GPU's memory."""
+    free: int
+    """Free memory now (other processes hold the rest)."""
+    budget: int
+    """``total x utilization``: everything the engine may use."""
+    dtype: str
+    """The served dtype of the weights."""
+    dtype_source: str
+    """Why that dtype (``--dtype auto -> config.json torch_dtype``)."""
+    weights: int
+    """Weight bytes on this GPU."""
+    weights_total: int
+    """Weight bytes of the whole model at the served dtype."""
+    vision: int
+    """Of the whole model's weights, the vision tower's (estimated from vision_config)."""
+    activation: int
+    """Peak of the profile run (estimate) plus memory outside torch."""
+    activation_formula: str
+    """How the activation figure was made."""
+    kv_per_token: int
+    """KV-cache bytes per token on this GPU."""
+    kv_formula: str
+    """How the per-token figure was made."""
+    max_model_len: int
+    """The sequence length asked for."""
+    max_model_len_source: str
+    """``--max-model-len`` or ``max_position_embeddings``."""
+    block: int
+    """Tokens per KV block."""
+    length_limit: int
+    """The model's max_position_embeddings (0: unknown): no --max-model-len beyond it is offered."""
+
+    @property
+    def kv_needed(self) -> int:
+        """KV-cache bytes of one sequence of max_model_len tokens (whole blocks)."""
+        return math.ceil(self.max_model_len / self.block) * self.block * self.kv_per_token
+
+    @property
+    def kv_available(self) -> int:
+        """What the budget leaves for the KV cache (may be negative)."""
+        return self.budget - self.weights - self.activation
+
+    @property
+    def largest_len(self) -> int:
+        """The longest --max-model-len whose KV cache fits (0 when none does)."""
+        if self.kv_available <= 0 or not self.kv_per_token:
+            return 0
+        fits = self.kv_available // (self.block * self.kv_per_token) * self.block
+        return min(fits, self.length_limit) if self.length_limit else fits
+
+    def describe(self) -> str:
+        """The accounting in one line, figures in GiB."""
+        return (
+            f"{gib(self.total)} x {self.budget / self.total:.2f} = {gib(self.budget)} budget; weights "
+            f"{gib(self.weights)} ({self.dtype}, {self.dtype_source}); profile peak {gib(self.activation)} "
+            f"({self.activation_formula}); KV cache {self.kv_formula} = {self.kv_per_token / 1024:g} KiB/token, "
+            f"{self.max_model_len} tokens ({self.max_model_len_source}) = {gib(self.kv_needed)}; "
+            f"{gib(self.kv_available)} left for it"
+        )
+
+
+def gib(n: float) -> str:
+    """Bytes as ``12.34 GiB`` (two decimals, as vLLM prints)."""
+    return f"{n / GiB:.2f} GiB"
+
+
+def served_dtype(launch: Launch, model: ModelFacts) -> tuple[str, str]:
+    """(dtype, why) of the served weights."""
+    checkpoint = (model.torch_dtype or "").lower().removeprefix("torch.")
+    if launch.dtype != "auto":
+        name = {"half": "float16", "float": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(
+            launch.dtype, launch.dtype
+        )
+        return name, f"--dtype {launch.dtype}"
+    if checkpoint in ("float32", "float", ""):
+        return "bfloat16", "--dtype auto: a float32 (or unstated) checkpoint is served in 16 bits"
+    return checkpoint, f"--dtype auto -> config.json torch_dtype {checkpoint}"
+
+
+def vision_parameters(model: ModelFacts) -> int:
+    """Parameters of the vision tower, from vision_config (blocks of attention + MLP, patch embedding, merger)."""
+    shape = model.vision_shape
+    depth = shape.get("depth") or shape.get("num_hidden_layers") or 0
+    hidden = shape.get("hidden_size") or 0
+    if not depth or not hidden:
+        return 0
+    mlp = _vision_mlp_width(shape)
+    block = 4 * hidden * hidden + 3 * hidden * mlp
+    patch = shape.get("patch_size") or 14
+    embed = (shape.get("in_channels") or 3) * (shape.get("temporal_patch_size") or 1) * patch * patch * hidden
+    out = shape.get("out_hidden_size") or 0
+    merge = shape.get("spatial_merge_size") or 1
+    merger = (hidden * merge * merge * out + 3 * out * (shape.get("intermediate_size") or out)) if out else 0
+    return depth * block + embed + merger
+
+
+def _vision_mlp_width(shape: dict[str, int]) -> int:
+    # GLM-4.1V's vision blocks use out_hidden_size as their MLP width (transformers' Glm4vVisionMlp) and
+    # intermediate_size for the merger; other towers use intermediate_size, else 4 x hidden.
+    hidden = shape.get("hidden_size") or 0
+    if shape.get("out_hidden_size") and shape.get("intermediate_size", 0) > 4 * hidden:
+        return shape["out_hidden_size"]
+    return shape.get("intermediate_size") or 4 * hidden
+
+
+def served_weight_bytes(model: ModelFacts, dtype: str) -> int:
+    """Bytes of the whole model's weights served at ``dtype`` (a quantized checkpoint: as stored)."""
+    per = _DTYPE_BYTES.get(dtype, 2)
+    stored = _stored_per_param(model)
+    if model.parameter_bytes and stored < 2:  # a quantized checkpoint loads as stored
+        return model.parameter_bytes
+    if model.parameter_count:
+        return model.parameter_count * per
+    return int((model.parameter_bytes or 0) * per / stored)
+
+
+def _stored_per_param(model: ModelFacts) -> float:
+    if model.bytes_by_dtype:
+        dominant = max(model.bytes_by_dtype, key=lambda k: model.bytes_by_dtype[k])
+        return float(STORED_BYTES.get(dominant.upper(), 2))
+    return 2.0
+
+
+def kv_shape(model: ModelFacts) -> tuple[int, int, int] | None:
+    """(layers, KV heads, head_dim) of the language model, or None when config.json lacks them."""
+    layers = model.num_hidden_layers
+    heads = model.num_attention_heads
+    kv_heads = model.num_key_value_heads or heads
+    head_dim = model.head_dim or (model.hidden_size // heads if model.hidden_size and heads else None)
+    if not layers or not kv_heads or not head_dim:
+        return None
+    return layers, kv_heads, head_dim
+
+
+def served_memory(launch: Launch, model: ModelFacts, device: GpuDevice, tp: int | None = None) -> ServedMemory | None:
+    """The engine's accounting for one GPU (``tp`` overrides the launch's tensor-parallel size)."""
+    shape = kv_shape(model)
+    if shape is None or not (model.parameter_count or model.parameter_bytes):
+        return None
+    tp = tp or launch.tensor_parallel
+    total, free = _memory(device)
+    dtype, dtype_source = served_dtype(launch, model)
+    per = _DTYPE_BYTES.get(dtype, 2)
+    weights_total = served_weight_bytes(model, dtype)
+    vision = min(vision_parameters(model) * per, weights_total)
+    if tp > 1 and launch.encoder_data_parallel:
+        weights = (weights_total - vision) // tp + vision
+    else:
+        weights = weights_total // tp
+    layers, kv_heads, head_dim = shape
+    kv_bytes = 1 if launch.kv_cache_dtype.startswith("fp8") else per
+    heads_here = max(1, kv_heads // tp)
+    kv_per_token = layers * heads_here * head_dim * 2 * kv_bytes
+    kv_formula = (
+        f"{layers} layers x {heads_here} KV heads{' per GPU' if tp > 1 else ''} x {head_dim} x 2 x {kv_bytes} B"
+    )
+    if launch.max_model_len:
+        length, length_source = launch.max_model_len, launch.flag("max-model-len")
+    else:
+        length = model.max_position_embeddings or 0
+        length_source = f"{launch.flag('max-model-len')} unset: max_position_embeddings"
+    activation, activation_formula = _activation(launch, model, total, per, tp)
+    return ServedMemory(
+        total=total,
+        free=free,
+        budget=int(total * launch.utilization),
+        dtype=dtype,
+        dtype_source=dtype_source,
+        weights=weights,
+        weights_total=weights_total,
+        vision=vision,
+        activation=activation,
+        activation_formula=activation_formula,
+        kv_per_token=kv_per_token,
+        kv_formula=kv_formula,
+        max_model_len=length,
+        max_model_len_source=length_source,
+        block=KV_BLOCK_TOKENS[launch.engine],
+        length_limit=model.max_position_embeddings or 0,
+    )
+
+
+def _memory(device: GpuDevice) -> tuple[int, int]:
+    if device.mig_mode and device.mig_devices:
+        largest = max(device.mig_devices, key=lambda m: m.memory_total)
+        return largest.memory_total, largest.memory_free
+    return device.memory_total, device.memory_free
+
+
+def _activation(launch: Launch, model: ModelFacts, total: int, per: int, tp: int) -> tuple[int, str]:
+    """Peak of vLLM's profile run on one GPU, plus what is allocated outside torch (an estimate)."""
+    outside = NON_TORCH_BYTES + (NCCL_BYTES if tp > 1 else 0)
+    if launch.engine == SGLANG:  # SGLang's static share holds weights and KV only
+        return 0, "SGLang keeps activations outside --mem-fraction-static"
+    high = total >= HIGH_MEMORY_GIB * GiB
+    tokens = launch.batched_tokens or (8192 if high else 2048)
+    seqs = launch.max_seqs or (1024 if high else 256)
+    hidden = model.hidden_size or 0
+    inter = model.intermediate_size or 4 * hidden
+    text = tokens * (3 * inter // tp + 4 * hidden) * per
+    logits = seqs * (model.vocab_size or 0) * 4 * 2
+    language = text + logits
+    parts = [f"{tokens} tokens x (3 x {inter}{'/' + str(tp) if tp > 1 else ''} + 4 x {hidden}) x {per} B"]
+    if logits:
+        parts.append(f"{seqs} x {model.vocab_size} logits x 4 B x 2")
+    vision = 0
+    shape = model.vision_shape
+    pixels = launch.max_pixels or shape.get("max_pixels")
+    if shape.get("hidden_size") and pixels:
+        patch = shape.get("patch_size") or 14
+        patches = pixels // (patch * patch)
+        width = _vision_mlp_width(shape)
+        vision = patches * (3 * shape["hidden_size"] + 3 * width) * per
+        parts.append(f"vision {patches} patches x (3 x {shape['hidden_size']} + 3 x {width}) x {per} B")
+    peak = max(language, vision)
+    formula = f"max of language {gib(language)} and vision {gib(vision)}: " if vision else ""
+    extra = f" + {gib(outside)} outside torch{' incl. NCCL' if tp > 1 else ''}"
+    return peak + outside, formula + "; ".join(parts) + extra
+
+
+def tp_that_fits(launch: Launch, model: ModelFacts, device: GpuDevice) -> int | None:
+    """The smallest tensor-parallel size (2, 4, 8; dividing the attention heads) whose GPUs fit the sequence."""
+    heads = model.num_attention_heads or 0
+    for tp in _TP_CHOICES:
+        if tp <= launch.tensor_parallel or (heads and heads % tp):
+            continue
+        memory = served_memory(launch, model, device, tp=tp)
+        if memory is not None and memory.kv_needed <= memory.kv_available:
+            return tp
+    return None

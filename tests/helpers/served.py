@@ -1,0 +1,191 @@
+"""The served deployment's real parts: AutoGLM-Phone-9B's model folder (headers, sparse data), launch files, venvs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.model_folders import write_safetensors
+from tests.helpers.venvs import Venv
+
+# Open-AutoGLM's README (README_en.md, "Option B: Deploy Model Yourself"), as a user saves it to serve.sh.
+README_LAUNCH = r"""#!/bin/sh
+python3 -m vllm.entrypoints.openai.api_server \
+ --served-model-name autoglm-phone-9b \
+ --allowed-local-media-path /   \
+ --mm-encoder-tp-mode data \
+ --mm_processor_cache_type shm \
+ --mm_processor_kwargs "{\"max_pixels\":5000000}" \
+ --max-model-len 25480  \
+ --chat-template-content-format string \
+ --limit-mm-per-prompt "{\"image\":10}" \
+ --model zai-org/AutoGLM-Phone-9B \
+ --port 8000
+"""
+
+# AutoGLM-Phone-9B's config.json (the GLM-4.1V-9B shape: Glm4vForConditionalGeneration).
+CONFIG: dict[str, Any] = {
+    "architectures": ["Glm4vForConditionalGeneration"],
+    "model_type": "glm4v",
+    "torch_dtype": "bfloat16",
+    "image_token_id": 151343,
+    "video_token_id": 151344,
+    "text_config": {
+        "model_type": "glm4v_text",
+        "hidden_size": 4096,
+        "intermediate_size": 13696,
+        "num_hidden_layers": 40,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 2,
+        "head_dim": 128,
+        "max_position_embeddings": 65536,
+        "vocab_size": 151552,
+        "rms_norm_eps": 1e-05,
+        "partial_rotary_factor": 0.5,
+        "torch_dtype": "bfloat16",
+    },
+    "vision_config": {
+        "model_type": "glm4v",
+        "depth": 24,
+        "hidden_size": 1536,
+        "num_heads": 12,
+        "intermediate_size": 13696,
+        "out_hidden_size": 4096,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "in_channels": 3,
+        "image_size": 336,
+    },
+}
+PREPROCESSOR = {
+    "image_processor_type": "Glm4vImageProcessor",
+    "processor_class": "Glm4vProcessor",
+    "patch_size": 14,
+    "merge_size": 2,
+    "temporal_patch_size": 2,
+    "size": {"shortest_edge": 12544, "longest_edge": 9633792},
+}
+
+
+def glm4v_tensors() -> dict[str, tuple[str, list[int]]]:
+    """Every tensor of GLM-4.1V-9B by name and shape (language model, vision tower, merger): ~10.3 B parameters."""
+    h, inter, vocab, kv = 4096, 13696, 151552, 2 * 128
+    out: dict[str, tuple[str, list[int]]] = {
+        "model.language_model.embed_tokens.weight": ("BF16", [vocab, h]),
+        "lm_head.weight": ("BF16", [vocab, h]),
+        "model.language_model.norm.weight": ("BF16", [h]),
+    }
+    for n in range(40):
+        p = f"model.language_model.layers.{n}"
+        out |= {
+            f"{p}.self_attn.q_proj.weight": ("BF16", [h, h]),
+            f"{p}.self_attn.q_proj.bias": ("BF16", [h]),
+            f"{p}.self_attn.k_proj.weight": ("BF16", [kv, h]),
+            f"{p}.self_attn.k_proj.bias": ("BF16", [kv]),
+            f"{p}.self_attn.v_proj.weight": ("BF16", [kv, h]),
+            f"{p}.self_attn.v_proj.bias": ("BF16", [kv]),
+            f"{p}.self_attn.o_proj.weight": ("BF16", [h, h]),
+            f"{p}.mlp.gate_up_proj.weight": ("BF16", [2 * inter, h]),
+            f"{p}.mlp.down_proj.weight": ("BF16", [h, inter]),
+            f"{p}.input_layernorm.weight": ("BF16", [h]),
+            f"{p}.post_attention_layernorm.weight": ("BF16", [h]),
+            f"{p}.post_self_attn_layernorm.weight": ("BF16", [h]),
+            f"{p}.post_mlp_layernorm.weight": ("BF16", [h]),
+        }
+    vh, vout = 1536, 4096
+    out["model.visual.patch_embed.proj.weight"] = ("BF16", [vh, 3, 2, 14, 14])
+    for n in range(24):
+        p = f"model.visual.blocks.{n}"
+        out |= {
+            f"{p}.attn.qkv.weight": ("BF16", [3 * vh, vh]),
+            f"{p}.attn.proj.weight": ("BF16", [vh, vh]),
+            f"{p}.mlp.gate_proj.weight": ("BF16", [vout, vh]),
+            f"{p}.mlp.up_proj.weight": ("BF16", [vout, vh]),
+            f"{p}.mlp.down_proj.weight": ("BF16", [vh, vout]),
+            f"{p}.norm1.weight": ("BF16", [vh]),
+            f"{p}.norm2.weight": ("BF16", [vh]),
+        }
+    out |= {
+        "model.visual.downsample.weight": ("BF16", [vout, vh, 2, 2]),
+        "model.visual.merger.proj.weight": ("BF16", [vout, vout]),
+        "model.visual.merger.gate_proj.weight": ("BF16", [inter, vout]),
+        "model.visual.merger.up_proj.weight": ("BF16", [inter, vout]),
+        "model.visual.merger.down_proj.weight": ("BF16", [vout, inter]),
+    }
+    return out
+
+
+def build_autoglm_phone(folder: Path, *, shards: int = 4, config: dict[str, Any] | None = None) -> Path:
+    """AutoGLM-Phone-9B's folder: real headers and index, sparse data (~20.6 GB on paper, a few MB on disk)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config or CONFIG, indent=2))
+    (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR, indent=2))
+    (folder / "tokenizer.json").write_text(json.dumps({"version": "1.0", "model": {"type": "BPE"}}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
+    (folder / "chat_template.jinja").write_text("{{ messages }}")
+    tensors = list(glm4v_tensors().items())
+    per = -(-len(tensors) // shards)
+    weight_map: dict[str, str] = {}
+    for index in range(shards):
+        name = f"model-{index + 1:05d}-of-{shards:05d}.safetensors"
+        chunk = dict(tensors[index * per : (index + 1) * per])
+        write_safetensors(folder / name, chunk, sparse=True)
+        weight_map |= dict.fromkeys(chunk, name)
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}, indent=2)
+    )
+    return folder
+
+
+def build_autoglm_in_hf_cache(hub: Path, hub_id: str = "zai-org/AutoGLM-Phone-9B") -> Path:
+    """AutoGLM-Phone-9B downloaded into an HF cache (``hub`` is HF_HOME/hub): blobs, a snapshot of links, refs/main.
+
+    The files are moved, not copied, so the weights stay sparse (model_folders.build_hf_cache reads
+    and rewrites every byte: 20 GB here). Weight blobs are named by the sha256 of their header only;
+    the tests that use this never verify hashes.
+    """
+    import hashlib
+    import os
+
+    repo = hub / ("models--" + hub_id.replace("/", "--"))
+    revision = "b" * 40
+    source = build_autoglm_phone(repo / "download")
+    blobs, snapshot = repo / "blobs", repo / "snapshots" / revision
+    blobs.mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    for path in sorted(source.iterdir()):
+        with open(path, "rb") as handle:
+            blob = hashlib.sha256(handle.read(1 << 20)).hexdigest()
+        os.rename(path, blobs / blob)
+        (snapshot / path.name).symlink_to(Path("..", "..", "blobs", blob))
+    source.rmdir()
+    return snapshot
+
+
+def write_launch(folder: Path, model: Path | str, *, text: str = README_LAUNCH, name: str = "serve.sh", **flags: str) -> Path:
+    """The README's launch command with ``--model`` pointing at ``model`` and flags replaced or added."""
+    text = text.replace("zai-org/AutoGLM-Phone-9B", str(model))
+    for flag, value in flags.items():
+        spelled = "--" + flag.replace("_", "-")
+        lines = text.rstrip("\n").split("\n")
+        hit = [i for i, line in enumerate(lines) if line.strip().startswith(spelled + " ")]
+        if hit:
+            lines[hit[0]] = f" {spelled} {value} \\"
+        else:
+            lines.insert(len(lines) - 1, f" {spelled} {value} \\")
+        text = "\n".join(lines) + "\n"
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def server_venv(venv: Venv, *, engine: str = "vllm", version: str = "0.12.0") -> Venv:
+    """A server environment: the engine, the torch it pins, transformers, no client packages."""
+    venv.add_torch("2.9.0", cuda="12.8")
+    venv.add(engine, version, ["torch==2.9.0", "transformers>=4.56.0"])
+    venv.add("transformers", "4.57.1")
+    return venv
