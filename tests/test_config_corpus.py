@@ -24,7 +24,7 @@ EXPECTATIONS: dict[str, dict[str, Any]] = yaml.safe_load((CORPUS / "expectations
 
 def _lint(name: str, spec: dict[str, Any]) -> list[tuple[str, str, int | None]]:
     phone = Path(name).name.startswith("serve")
-    pack = spec.get("pack") or ("open-autoglm-phone" if phone else "open-autoglm")
+    pack = spec.get("pack") or ("open-autoglm-server,open-autoglm-phone" if phone else "open-autoglm")
     model = model_facts(**spec["model"]) if "model" in spec else None
     snap = snapshot(
         facts_for(CORPUS / name, cwd=CORPUS.parent),

@@ -13,8 +13,9 @@ DOC = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text(enc
 def test_every_key_flag_and_variable_is_documented() -> None:
     default = packs.load("open-autoglm").sections
     phone = packs.load("open-autoglm-phone").sections
+    server = packs.load("open-autoglm-server").sections
     names = [f"`{r.key}" for r in config_rules(default)]
-    names += [f"`--{r.key}`" for r in launch_rules(phone).flags]
+    names += [f"`--{r.key}`" for r in launch_rules(server).flags]
     names += [f"`{r.key}`" for r in env_rules(phone)]
     missing = [n for n in names if n not in DOC]
     assert missing == []

@@ -52,8 +52,14 @@ def test_builtin_packs_declare_the_guides_rules() -> None:
     assert rules["max_batch_size"].max == 1000
     assert rules["port"].max == 65535
     phone = packs.load("open-autoglm-phone").sections
-    assert {r.key for r in env_rules(phone)} >= {"PHONE_AGENT_BASE_URL", "PHONE_AGENT_MODEL", "PHONE_AGENT_DEVICE_TYPE"}
-    assert launch_rules(phone).memory[0].max == 8192
+    env = {r.key: r for r in env_rules(phone)}
+    assert set(env) >= {"PHONE_AGENT_BASE_URL", "PHONE_AGENT_MODEL", "PHONE_AGENT_DEVICE_TYPE"}
+    assert env["PHONE_AGENT_BASE_URL"].default == "http://localhost:8000/v1"  # the client's own default (main.py)
+    assert not launch_rules(phone).flags  # the client launches no server
+    server = launch_rules(packs.load("open-autoglm-server").sections)
+    flags = {r.key: r for r in server.flags}
+    assert flags["max-model-len"].min == 1024 and flags["served-model-name"].required
+    assert server.memory == ()  # cuda.memory computes what fits instead of a table
 
 
 def test_check_value_each_rule_kind() -> None:
@@ -118,19 +124,27 @@ def test_relative_path_resolution(tmp_path: Path) -> None:
 
 def test_phone_env_rules() -> None:
     facts = _facts("served-model-name: autoglm-phone-9b\nmax-model-len: 8192\nlimit-mm-per-prompt: image=10\n")
-    ok = run_checks(snapshot(facts, env=PHONE_ENV), "open-autoglm-phone")
+    ok = run_checks(snapshot(facts, env=PHONE_ENV), "open-autoglm-server,open-autoglm-phone")
     assert _codes(ok, "config.env") == [] and _codes(ok, "config.values") == []
     bad_env = {"PHONE_AGENT_BASE_URL": "localhost:8000", "PHONE_AGENT_DEVICE_TYPE": "usb"}
-    results = run_checks(snapshot(facts, env=bad_env), "open-autoglm-phone")
-    assert sorted(_codes(results, "config.env")) == ["config.env-required", "config.env-url", "config.env-value"]
+    results = run_checks(snapshot(facts, env=bad_env), "open-autoglm-server,open-autoglm-phone")
+    # PHONE_AGENT_MODEL unset is no error: the client's default applies (an info note)
+    assert sorted(_codes(results, "config.env")) == ["config.env-url", "config.env-value"]
+    defaults = [f for f in results["config.env"].findings if f.code == "config.env-default"]
+    assert [f.message.split(":")[0] for f in defaults] == ["PHONE_AGENT_MODEL is not set"]
     no_config = run_checks(snapshot(None, env=PHONE_ENV), "open-autoglm-phone")
     assert no_config["config.env"].status.value == "pass"
 
 
-def test_launch_memory_needs_gpu_facts() -> None:
+def test_launch_memory_rows_of_a_users_pack_need_gpu_facts(tmp_path: Path) -> None:
+    pack = tmp_path / "mine.yaml"
+    pack.write_text(
+        "pack: mine\nlaunch:\n  flags:\n    max-model-len: {type: int}\n"
+        "  memory:\n    - {below_gib: 28, flag: max-model-len, max: 8192, reason: measured on our cards}\n"
+    )
     facts = _facts("served-model-name: autoglm-phone-9b\nmax-model-len: 25480\nlimit-mm-per-prompt: image=10\n")
-    assert _codes(run_checks(snapshot(facts, env=PHONE_ENV, gpu_gib=None), "open-autoglm-phone")) == []
-    (finding,) = run_checks(snapshot(facts, env=PHONE_ENV, gpu_gib=24), "open-autoglm-phone")["config.values"].findings
+    assert _codes(run_checks(snapshot(facts, env=PHONE_ENV, gpu_gib=None), str(pack))) == []
+    (finding,) = run_checks(snapshot(facts, env=PHONE_ENV, gpu_gib=24), str(pack))["config.values"].findings
     assert finding.code == "config.launch-memory" and finding.fix == "--max-model-len 8192"
 
 

@@ -176,7 +176,7 @@ def test_each_format_through_the_cli(failing: Path, pack: Path, capsys: pytest.C
     github = capsys.readouterr().out.splitlines()
     assert github[0].startswith("::error title=python.version (python.outside-pack-range)::Python 3.9.18 is outside")
     assert "%0Afix: " in github[0]
-    assert github[-1] == "autoglm-doctor FAIL: 1 passed, 0 warnings, 1 failed, 0 skipped, 0 errors"
+    assert github[-1] == "autoglm-doctor FAIL (pack report-test): 1 passed, 0 warnings, 1 failed, 0 skipped, 0 errors"
 
     assert _check(failing, pack, "--format", "markdown") == 1
     markdown = capsys.readouterr().out

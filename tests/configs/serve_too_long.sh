@@ -1,4 +1,4 @@
 vllm serve zai-org/AutoGLM-Phone-9B \
   --served-model-name autoglm-phone-9b \
-  --max-model-len 25480 \
+  --max-model-len 131072 \
   --limit-mm-per-prompt '{"image":10}'
