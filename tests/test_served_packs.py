@@ -84,7 +84,9 @@ def test_requests_is_required_for_ios_only(
     _, report = run_json("--python", str(client.python), "--pack", "open-autoglm-phone", "--only", "packages.required")
     assert result(report, "packages.required")["status"] == "pass"
     monkeypatch.setenv("PHONE_AGENT_DEVICE_TYPE", "ios")
-    code, report = run_json("--python", str(client.python), "--pack", "open-autoglm-phone", "--only", "packages.required")
+    code, report = run_json(
+        "--python", str(client.python), "--pack", "open-autoglm-phone", "--only", "packages.required"
+    )
     assert code == 1
     (missing,) = result(report, "packages.required")["findings"]
     assert "requests is not installed (PHONE_AGENT_DEVICE_TYPE=ios)" in missing["message"]

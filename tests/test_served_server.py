@@ -145,7 +145,14 @@ def test_hub_id_in_the_launch_file_resolves_in_the_hf_cache(
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     launch = write_launch(workdir, "zai-org/AutoGLM-Phone-9B", port=str(free_port))
     code, report = run_json(
-        "--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server", "--only", "weights.*,cuda.memory"
+        "--python",
+        str(server.python),
+        "--config",
+        str(launch),
+        "--pack",
+        "open-autoglm-server",
+        "--only",
+        "weights.*,cuda.memory",
     )
     assert result(report, "weights.files")["status"] == "pass", codes(report, "weights.files")
     assert "25480-token sequence" in finding(report, "cuda.memory", "cuda.memory-fits")["message"]
@@ -181,12 +188,15 @@ def test_sglang_launch_accepts_sglang_and_reads_its_flags(
     assert result(report, "weights.files")["status"] == "pass"
     findings = result(report, "config.values")["findings"]
     by_code = {f["code"]: f for f in findings}
-    assert "--context-length 70000 is more than the model's max_position_embeddings (65536" in (
-        by_code["config.launch-exceeds-model-length"]["message"]
+    assert (
+        "--context-length 70000 is more than the model's max_position_embeddings (65536"
+        in (by_code["config.launch-exceeds-model-length"]["message"])
     )
     tp = [f for f in findings if f["code"] == "config.launch-tensor-parallel"]
     assert any("--tp-size 3 needs 3 GPUs, but 1 is visible" in f["message"] for f in tp)
-    assert any("does not divide the model's 32 attention heads" in f["message"] and f["fix"] == "--tp-size 2" for f in tp)
+    assert any(
+        "does not divide the model's 32 attention heads" in f["message"] and f["fix"] == "--tp-size 2" for f in tp
+    )
     assert "config.launch-image-limit" not in by_code  # SGLang has no --limit-mm-per-prompt
     assert "config.launch-flag-missing" not in by_code
 
@@ -209,18 +219,29 @@ def test_launch_flags_against_model_gpus_and_host(
             tensor_parallel_size="2",
         )
         code, report = run_json(
-            "--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server", "--only", "config.values"
+            "--python",
+            str(server.python),
+            "--config",
+            str(launch),
+            "--pack",
+            "open-autoglm-server",
+            "--only",
+            "config.values",
         )
     assert code == 1
     by_code: dict[str, list[dict[str, Any]]] = {}
     for f in result(report, "config.values")["findings"]:
         by_code.setdefault(f["code"], []).append(f)
-    assert "--max-model-len 131072 is more than the model's max_position_embeddings (65536" in (
-        by_code["config.launch-exceeds-model-length"][0]["message"]
+    assert (
+        "--max-model-len 131072 is more than the model's max_position_embeddings (65536"
+        in (by_code["config.launch-exceeds-model-length"][0]["message"])
     )
     assert "At most 0 image(s) may be provided in one request." in by_code["config.launch-image-limit"][0]["message"]
     assert any("--gpu-memory-utilization" in f["message"] for f in by_code["config.launch-flag"])
-    assert "--tensor-parallel-size 2 needs 2 GPUs, but 1 is visible" in by_code["config.launch-tensor-parallel"][0]["message"]
+    assert (
+        "--tensor-parallel-size 2 needs 2 GPUs, but 1 is visible"
+        in by_code["config.launch-tensor-parallel"][0]["message"]
+    )
     busy = by_code["config.launch-port-in-use"][0]
     assert f"port {port} is already taken on this host" in busy["message"]
     assert busy["location"]["line"] == 14  # --port, after the two flags added above it
@@ -233,7 +254,14 @@ def test_served_model_name_missing_is_reported(
     launch = workdir / "serve.sh"
     launch.write_text(f"vllm serve {model} --max-model-len 8192 --port {free_port}\n")
     code, report = run_json(
-        "--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server", "--only", "config.values,weights.files"
+        "--python",
+        str(server.python),
+        "--config",
+        str(launch),
+        "--pack",
+        "open-autoglm-server",
+        "--only",
+        "config.values,weights.files",
     )
     assert code == 1
     assert result(report, "weights.files")["status"] == "pass"  # vllm serve's positional model
@@ -249,7 +277,14 @@ def test_tensor_parallel_halves_the_weights_and_keeps_the_vision_tower_whole(
     # one A10 is visible: TP 2 does not start (config.values), but the accounting per GPU is TP 2's
     launch = write_launch(workdir, model, port=str(free_port), tensor_parallel_size="2")
     _, report = run_json(
-        "--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server", "--only", "cuda.memory"
+        "--python",
+        str(server.python),
+        "--config",
+        str(launch),
+        "--pack",
+        "open-autoglm-server",
+        "--only",
+        "cuda.memory",
     )
     fits = finding(report, "cuda.memory", "cuda.memory-fits")
     # (19.17 - 1.63 vision) / 2 + 1.63 = 10.40 GiB per GPU; 1 KV head per GPU: 20 KiB/token
@@ -263,11 +298,19 @@ def test_startup_free_memory_below_the_budget_fails(
     gpu_host("rtx4090")  # a desktop: Xorg and another python hold 3.4 GiB
     launch = write_launch(workdir, model, port=str(free_port))
     code, report = run_json(
-        "--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server", "--only", "cuda.memory"
+        "--python",
+        str(server.python),
+        "--config",
+        str(launch),
+        "--pack",
+        "open-autoglm-server",
+        "--only",
+        "cuda.memory",
     )
     assert code == 1
     startup = finding(report, "cuda.memory", "cuda.memory-startup-free")
-    assert "has 20.52 GiB free of 23.99 GiB, less than the 21.59 GiB --gpu-memory-utilization 0.9 reserves" in (
-        startup["message"]
+    assert (
+        "has 20.52 GiB free of 23.99 GiB, less than the 21.59 GiB --gpu-memory-utilization 0.9 reserves"
+        in (startup["message"])
     )
     assert "pids 2417, 3301" in startup["fix"]

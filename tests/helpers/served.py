@@ -166,7 +166,9 @@ def build_autoglm_in_hf_cache(hub: Path, hub_id: str = "zai-org/AutoGLM-Phone-9B
     return snapshot
 
 
-def write_launch(folder: Path, model: Path | str, *, text: str = README_LAUNCH, name: str = "serve.sh", **flags: str) -> Path:
+def write_launch(
+    folder: Path, model: Path | str, *, text: str = README_LAUNCH, name: str = "serve.sh", **flags: str
+) -> Path:
     """The README's launch command with ``--model`` pointing at ``model`` and flags replaced or added."""
     text = text.replace("zai-org/AutoGLM-Phone-9B", str(model))
     for flag, value in flags.items():

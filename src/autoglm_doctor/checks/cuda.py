@@ -660,7 +660,11 @@ def _free_memory(device: GpuDevice) -> int:
         "to the CPU or disk and generation becomes 10-100x slower. GPUs before Ampere (compute capability < 8.0) "
         "have no native bfloat16."
     ),
-    fix="Load in a smaller dtype (float16, 8-bit, 4-bit), shorten model_max_length or the batch, or use a larger GPU.",
+    fix=(
+        "In-process: load in a smaller dtype (float16, 8-bit, 4-bit), shorten model_max_length or the batch, or use "
+        "a larger GPU. Served (vLLM/SGLang): lower --max-model-len to what fits, raise --gpu-memory-utilization, or "
+        "spread the model with --tensor-parallel-size."
+    ),
 )
 def cuda_memory(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """The estimated footprint (weights at the load dtype + KV cache + allowance) fits in free memory of the GPUs."""
