@@ -157,3 +157,23 @@ def test_every_report_header_names_the_packs_and_the_config(
     assert expected.format(config=config) in out
     if fmt == "markdown":
         assert "| Pack | open-autoglm-server + open-autoglm-phone |" in out
+
+
+def test_a_served_model_is_not_staged_in_host_ram() -> None:
+    import dataclasses
+
+    from autoglm_doctor.configfile.load import parse_config
+    from autoglm_doctor.probe.host import HostFacts
+    from tests.helpers.gpu import gpu_facts, nine_b_model, run_check, snapshot
+
+    launch = b"vllm serve /models/AutoGLM-Phone-9B --served-model-name autoglm-phone-9b --max-model-len 8192\n"
+    config = parse_config(launch, shown="serve.sh", folder=Path("/srv"), cwd=Path("/srv"), environ={})
+    assert config.engine == "vllm"
+    host = HostFacts(mem_total=16 * 1024**3, mem_available=8 * 1024**3)
+    served = dataclasses.replace(snapshot(gpu=gpu_facts("h100-80gb"), model=nine_b_model(), host=host), config=config)
+    codes_served = [f.code for f in run_check("system.resources", served, pack="open-autoglm-server").findings]
+    assert "system.ram-staging" not in codes_served
+    in_process = snapshot(
+        gpu=gpu_facts("h100-80gb"), model=nine_b_model(), host=host, config={"torch_dtype": "bfloat16"}
+    )
+    assert "system.ram-staging" in [f.code for f in run_check("system.resources", in_process).findings]

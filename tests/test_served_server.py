@@ -314,3 +314,61 @@ def test_startup_free_memory_below_the_budget_fails(
         in (startup["message"])
     )
     assert "pids 2417, 3301" in startup["fix"]
+
+
+def test_server_pack_requires_a_gpu(
+    workdir: Path, run_json: RunJson, gpu_host: Callable[[str], None], server: Venv, model: Path, free_port: int
+) -> None:
+    gpu_host("no-driver")
+    launch = write_launch(workdir, model, port=str(free_port))
+    code, report = run_json(
+        "--python",
+        str(server.python),
+        "--config",
+        str(launch),
+        "--pack",
+        "open-autoglm-server",
+        "--only",
+        "cuda.driver",
+    )
+    assert code == 1
+    assert result(report, "cuda.driver")["status"] == "fail"
+    assert "open-autoglm-server pack requires an NVIDIA GPU" in everything(report)
+
+
+def test_a_saved_snapshot_of_the_server_gives_the_same_verdict(
+    workdir: Path,
+    run_json: RunJson,
+    gpu_host: Callable[[str], None],
+    server: Venv,
+    model: Path,
+    free_port: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from autoglm_doctor.cli import main
+
+    gpu_host("a10-24gb")
+    launch = write_launch(workdir, model, port=str(free_port))
+    saved = workdir / "node.json"
+    assert main(["snapshot", "--python", str(server.python), "--config", str(launch), "-o", str(saved)]) == 0
+    capsys.readouterr()
+    _, live = run_json("--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server")
+    _, replayed = run_json("--snapshot", str(saved), "--pack", "open-autoglm-server")
+    for check_id in ("cuda.memory", "config.values", "packages.required"):
+        assert result(replayed, check_id) | {"duration_ms": 0} == result(live, check_id) | {"duration_ms": 0}
+    assert json.loads(saved.read_text())["config"]["engine"] == "vllm"
+
+
+def test_a_yaml_of_flags_is_a_launch_command_too(
+    workdir: Path, run_json: RunJson, gpu_host: Callable[[str], None], server: Venv, model: Path, free_port: int
+) -> None:
+    gpu_host("a100-40gb")
+    launch = workdir / "vllm.yaml"  # vLLM's own --config file: flag names as keys
+    launch.write_text(
+        f"model: {model}\nserved-model-name: autoglm-phone-9b\nmax_model_len: 25480\n"
+        f"limit-mm-per-prompt: '{{\"image\":10}}'\nport: {free_port}\n"
+    )
+    code, report = run_json("--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server")
+    assert result(report, "weights.files")["status"] == "pass"
+    assert "25480-token sequence" in finding(report, "cuda.memory", "cuda.memory-fits")["message"]
+    assert result(report, "config.values")["status"] == "pass", codes(report, "config.values")
