@@ -177,3 +177,18 @@ def test_a_served_model_is_not_staged_in_host_ram() -> None:
         gpu=gpu_facts("h100-80gb"), model=nine_b_model(), host=host, config={"torch_dtype": "bfloat16"}
     )
     assert "system.ram-staging" in [f.code for f in run_check("system.resources", in_process).findings]
+
+
+def test_vllm_batches_more_on_large_gpus_except_the_a100() -> None:
+    from autoglm_doctor.checks._served import Launch, served_memory
+    from autoglm_doctor.probe.gpu import GpuDevice
+    from tests.helpers.gpu import nine_b_model
+
+    launch = Launch("vllm", 8192, 1, 0.9, False, "auto", "auto", None, None, None, False)
+    model = nine_b_model(intermediate_size=13696, vocab_size=151552)
+    h100 = GpuDevice(index=0, name="NVIDIA H100 80GB HBM3", memory_total=85520809984, memory_free=85520809984)
+    a100 = GpuDevice(index=0, name="NVIDIA A100-SXM4-80GB", memory_total=85899345920, memory_free=85899345920)
+    h100_memory, a100_memory = served_memory(launch, model, h100), served_memory(launch, model, a100)
+    assert h100_memory is not None and a100_memory is not None
+    assert "8192 tokens" in h100_memory.activation_formula and "1024 x 151552 logits" in h100_memory.activation_formula
+    assert "2048 tokens" in a100_memory.activation_formula and "256 x 151552 logits" in a100_memory.activation_formula

@@ -46,7 +46,7 @@ KV_BLOCK_TOKENS = {VLLM: 16, SGLANG: 1}
 """Tokens per KV-cache block: the KV cache of a sequence is allocated in whole blocks."""
 HIGH_MEMORY_GIB = 70
 """vLLM's OpenAI server batches 8192 tokens (and 1024 sequences) on GPUs of this size or more, except the A100;
-2048 tokens and 256 sequences below (vllm/engine/arg_utils.py, _set_default_args)."""
+2048 tokens and 256 sequences below (vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults)."""
 NON_TORCH_BYTES = int(0.25 * GiB)
 """Memory allocated outside torch during the profile run (cuBLAS workspaces, the allocator's slack)."""
 NCCL_BYTES = int(0.5 * GiB)
@@ -328,7 +328,8 @@ def served_memory(launch: Launch, model: ModelFacts, device: GpuDevice, tp: int 
     else:
         length = model.max_position_embeddings or 0
         length_source = f"{launch.flag('max-model-len')} unset: max_position_embeddings"
-    activation, activation_formula = _activation(launch, model, total, per, tp)
+    high = total >= HIGH_MEMORY_GIB * GiB and "a100" not in device.name.lower()
+    activation, activation_formula = _activation(launch, model, high, per, tp)
     return ServedMemory(
         total=total,
         free=free,
@@ -356,12 +357,14 @@ def _memory(device: GpuDevice) -> tuple[int, int]:
     return device.memory_total, device.memory_free
 
 
-def _activation(launch: Launch, model: ModelFacts, total: int, per: int, tp: int) -> tuple[int, str]:
-    """Peak of vLLM's profile run on one GPU, plus what is allocated outside torch (an estimate)."""
+def _activation(launch: Launch, model: ModelFacts, high: bool, per: int, tp: int) -> tuple[int, str]:
+    """Peak of vLLM's profile run on one GPU, plus what is allocated outside torch (an estimate).
+
+    ``high``: a GPU of 70 GiB or more that is not an A100, where vLLM's defaults batch more.
+    """
     outside = NON_TORCH_BYTES + (NCCL_BYTES if tp > 1 else 0)
     if launch.engine == SGLANG:  # SGLang's static share holds weights and KV only
         return 0, "SGLang keeps activations outside --mem-fraction-static"
-    high = total >= HIGH_MEMORY_GIB * GiB
     tokens = launch.batched_tokens or (8192 if high else 2048)
     seqs = launch.max_seqs or (1024 if high else 256)
     hidden = model.hidden_size or 0
