@@ -12,6 +12,7 @@ import pytest
 
 from autoglm_doctor import packs
 from autoglm_doctor.cli import main
+from autoglm_doctor.probe.collect import ENV_VARS
 from autoglm_doctor.probe.gpu import NVML_FIXTURE_ENV
 from tests.conftest import codes, result
 from tests.helpers.gpu import fixture
@@ -19,14 +20,7 @@ from tests.helpers.served import build_autoglm_phone, server_venv, write_launch
 from tests.helpers.venvs import Venv
 
 RunJson = Callable[..., tuple[int, dict[str, Any]]]
-PHONE_VARS = (
-    "PHONE_AGENT_BASE_URL",
-    "PHONE_AGENT_MODEL",
-    "PHONE_AGENT_API_KEY",
-    "PHONE_AGENT_DEVICE_ID",
-    "PHONE_AGENT_DEVICE_TYPE",
-    "PHONE_AGENT_WDA_URL",
-)
+PHONE_VARS = [name for name in ENV_VARS if name.startswith("PHONE_AGENT_")]
 
 
 @pytest.fixture

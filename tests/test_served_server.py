@@ -56,6 +56,11 @@ def free_port() -> Iterator[int]:
     yield port
 
 
+def serve_check(run_json: RunJson, server: Venv, launch: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    """``check --python SERVER --config LAUNCH --pack open-autoglm-server ARGS --format json``."""
+    return run_json("--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server", *args)
+
+
 def finding(report: dict[str, Any], check_id: str, code: str) -> dict[str, Any]:
     found = [f for f in result(report, check_id)["findings"] if f["code"] == code]
     assert found, f"{code} not in {check_id}: {codes(report, check_id)}"
@@ -74,7 +79,7 @@ def test_readme_launch_on_a10_fails_and_names_the_length_that_fits(
 ) -> None:
     gpu_host("a10-24gb")
     launch = write_launch(workdir, model, port=str(free_port))
-    code, report = run_json("--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server")
+    code, report = serve_check(run_json, server, launch)
     assert code == 1
     # the header names the pack and the launch file actually read
     assert report["packs"] == ["open-autoglm-server"]
@@ -119,9 +124,7 @@ def test_readme_launch_fits_a100_40gb_and_h100(
 ) -> None:
     gpu_host(gpu)
     launch = write_launch(workdir, model, port=str(free_port))
-    code, report = run_json(
-        "--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server", "--only", "cuda.*"
-    )
+    code, report = serve_check(run_json, server, launch, "--only", "cuda.*")
     assert result(report, "cuda.memory")["status"] == "pass", codes(report, "cuda.memory")
     fits = finding(report, "cuda.memory", "cuda.memory-fits")
     assert "the KV cache of one 25480-token sequence (0.97 GiB) fits" in fits["message"]
@@ -144,16 +147,7 @@ def test_hub_id_in_the_launch_file_resolves_in_the_hf_cache(
     monkeypatch.setenv("HF_HOME", str(cache))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     launch = write_launch(workdir, "zai-org/AutoGLM-Phone-9B", port=str(free_port))
-    code, report = run_json(
-        "--python",
-        str(server.python),
-        "--config",
-        str(launch),
-        "--pack",
-        "open-autoglm-server",
-        "--only",
-        "weights.*,cuda.memory",
-    )
+    code, report = serve_check(run_json, server, launch, "--only", "weights.*,cuda.memory")
     assert result(report, "weights.files")["status"] == "pass", codes(report, "weights.files")
     assert "25480-token sequence" in finding(report, "cuda.memory", "cuda.memory-fits")["message"]
     assert code == 0
@@ -218,16 +212,7 @@ def test_launch_flags_against_model_gpus_and_host(
             gpu_memory_utilization="1.5",
             tensor_parallel_size="2",
         )
-        code, report = run_json(
-            "--python",
-            str(server.python),
-            "--config",
-            str(launch),
-            "--pack",
-            "open-autoglm-server",
-            "--only",
-            "config.values",
-        )
+        code, report = serve_check(run_json, server, launch, "--only", "config.values")
     assert code == 1
     by_code: dict[str, list[dict[str, Any]]] = {}
     for f in result(report, "config.values")["findings"]:
@@ -253,16 +238,7 @@ def test_served_model_name_missing_is_reported(
     gpu_host("h100-80gb")
     launch = workdir / "serve.sh"
     launch.write_text(f"vllm serve {model} --max-model-len 8192 --port {free_port}\n")
-    code, report = run_json(
-        "--python",
-        str(server.python),
-        "--config",
-        str(launch),
-        "--pack",
-        "open-autoglm-server",
-        "--only",
-        "config.values,weights.files",
-    )
+    code, report = serve_check(run_json, server, launch, "--only", "config.values,weights.files")
     assert code == 1
     assert result(report, "weights.files")["status"] == "pass"  # vllm serve's positional model
     missing = finding(report, "config.values", "config.launch-flag-missing")
@@ -276,16 +252,7 @@ def test_tensor_parallel_halves_the_weights_and_keeps_the_vision_tower_whole(
     gpu_host("a10-24gb")
     # one A10 is visible: TP 2 does not start (config.values), but the accounting per GPU is TP 2's
     launch = write_launch(workdir, model, port=str(free_port), tensor_parallel_size="2")
-    _, report = run_json(
-        "--python",
-        str(server.python),
-        "--config",
-        str(launch),
-        "--pack",
-        "open-autoglm-server",
-        "--only",
-        "cuda.memory",
-    )
+    _, report = serve_check(run_json, server, launch, "--only", "cuda.memory")
     fits = finding(report, "cuda.memory", "cuda.memory-fits")
     # (19.17 - 1.63 vision) / 2 + 1.63 = 10.40 GiB per GPU; 1 KV head per GPU: 20 KiB/token
     assert "weights 10.40 GiB" in fits["message"]
@@ -297,16 +264,7 @@ def test_startup_free_memory_below_the_budget_fails(
 ) -> None:
     gpu_host("rtx4090")  # a desktop: Xorg and another python hold 3.4 GiB
     launch = write_launch(workdir, model, port=str(free_port))
-    code, report = run_json(
-        "--python",
-        str(server.python),
-        "--config",
-        str(launch),
-        "--pack",
-        "open-autoglm-server",
-        "--only",
-        "cuda.memory",
-    )
+    code, report = serve_check(run_json, server, launch, "--only", "cuda.memory")
     assert code == 1
     startup = finding(report, "cuda.memory", "cuda.memory-startup-free")
     assert (
@@ -321,16 +279,7 @@ def test_server_pack_requires_a_gpu(
 ) -> None:
     gpu_host("no-driver")
     launch = write_launch(workdir, model, port=str(free_port))
-    code, report = run_json(
-        "--python",
-        str(server.python),
-        "--config",
-        str(launch),
-        "--pack",
-        "open-autoglm-server",
-        "--only",
-        "cuda.driver",
-    )
+    code, report = serve_check(run_json, server, launch, "--only", "cuda.driver")
     assert code == 1
     assert result(report, "cuda.driver")["status"] == "fail"
     assert "open-autoglm-server pack requires an NVIDIA GPU" in everything(report)
@@ -352,7 +301,7 @@ def test_a_saved_snapshot_of_the_server_gives_the_same_verdict(
     saved = workdir / "node.json"
     assert main(["snapshot", "--python", str(server.python), "--config", str(launch), "-o", str(saved)]) == 0
     capsys.readouterr()
-    _, live = run_json("--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server")
+    _, live = serve_check(run_json, server, launch)
     _, replayed = run_json("--snapshot", str(saved), "--pack", "open-autoglm-server")
     for check_id in ("cuda.memory", "config.values", "packages.required"):
         assert result(replayed, check_id) | {"duration_ms": 0} == result(live, check_id) | {"duration_ms": 0}
@@ -368,7 +317,7 @@ def test_a_yaml_of_flags_is_a_launch_command_too(
         f"model: {model}\nserved-model-name: autoglm-phone-9b\nmax_model_len: 25480\n"
         f"limit-mm-per-prompt: '{{\"image\":10}}'\nport: {free_port}\n"
     )
-    code, report = run_json("--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server")
+    code, report = serve_check(run_json, server, launch)
     assert result(report, "weights.files")["status"] == "pass"
     assert "25480-token sequence" in finding(report, "cuda.memory", "cuda.memory-fits")["message"]
     assert result(report, "config.values")["status"] == "pass", codes(report, "config.values")
