@@ -321,3 +321,16 @@ def test_a_yaml_of_flags_is_a_launch_command_too(
     assert result(report, "weights.files")["status"] == "pass"
     assert "25480-token sequence" in finding(report, "cuda.memory", "cuda.memory-fits")["message"]
     assert result(report, "config.values")["status"] == "pass", codes(report, "config.values")
+
+
+@pytest.mark.parametrize(
+    ("engine", "version", "pinned"), [("vllm", "0.12.0", "2.9.0"), ("sglang", "0.5.6.post1", "2.9.1")]
+)
+def test_the_engines_torch_pin_is_read_from_its_own_metadata(
+    workdir: Path, run_json: RunJson, venv: Venv, engine: str, version: str, pinned: str
+) -> None:
+    server_venv(venv, engine=engine, version=version, torch="2.8.0")  # another torch installed over the engine's
+    code, report = run_json("--python", str(venv.python), "--pack", "open-autoglm-server", "--only", "packages.*")
+    assert code == 1
+    conflict = next(f for f in result(report, "packages.conflicts")["findings"] if "torch" in f["evidence"]["expected"])
+    assert f"{engine} {version} requires torch=={pinned}, but torch 2.8.0 is installed" in conflict["message"]

@@ -185,9 +185,25 @@ def write_launch(
     return path
 
 
-def server_venv(venv: Venv, *, engine: str = "vllm", version: str = "0.12.0") -> Venv:
-    """A server environment: the engine, the torch it pins, transformers, no client packages."""
-    venv.add_torch("2.9.0", cuda="12.8")
-    venv.add(engine, version, ["torch==2.9.0", "transformers>=4.56.0"])
-    venv.add("transformers", "4.57.1")
+# Requires-Dist lines as the releases state them on PyPI (pip install --dry-run --no-deps --report).
+ENGINES = {
+    ("vllm", "0.12.0"): {
+        "torch": "2.9.0",
+        "transformers": "4.57.1",
+        "requires": ["torch==2.9.0", "transformers<5,>=4.56.0"],
+    },
+    ("sglang", "0.5.6.post1"): {
+        "torch": "2.9.1",
+        "transformers": "5.0.0rc0",
+        "requires": ["torch==2.9.1", "transformers==5.0.0rc0"],
+    },
+}
+
+
+def server_venv(venv: Venv, *, engine: str = "vllm", version: str = "0.12.0", torch: str | None = None) -> Venv:
+    """A server environment: the engine with its real pins, the torch and transformers it pins, no client packages."""
+    pins = ENGINES[(engine, version)]
+    venv.add_torch(torch or pins["torch"], cuda="12.8")
+    venv.add(engine, version, pins["requires"])
+    venv.add("transformers", pins["transformers"])
     return venv
