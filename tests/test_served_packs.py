@@ -186,3 +186,19 @@ def test_vllm_batches_more_on_large_gpus_except_the_a100() -> None:
     assert h100_memory is not None and a100_memory is not None
     assert "8192 tokens" in h100_memory.activation_formula and "1024 x 151552 logits" in h100_memory.activation_formula
     assert "2048 tokens" in a100_memory.activation_formula and "256 x 151552 logits" in a100_memory.activation_formula
+
+
+def test_launch_lengths_and_json_flags_read_as_vllm_reads_them() -> None:
+    from autoglm_doctor.checks._served import json_flag, token_count
+
+    assert [token_count(v) for v in (25480, "25480", "32k", "32K", "1M", "lots")] == [
+        25480,
+        25480,
+        32000,
+        32768,
+        1048576,
+        None,
+    ]
+    assert json_flag('{"image":10}') == {"image": 10}
+    assert json_flag("image=10,video=1") == {"image": 10, "video": 1}
+    assert json_flag({"image": 0}) == {"image": 0}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +111,18 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def token_count(value: Any) -> int | None:
+    """``25480``, or vLLM's human-readable ``32k`` (x1000) / ``32K`` (x1024) / ``1m`` / ``1M``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", str(value))
+    if found is None:
+        return None
+    unit = found.group(2)
+    scale = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
+    return int(float(found.group(1)) * scale)
+
+
 def json_flag(value: Any) -> dict[str, Any]:
     """A flag holding JSON (``'{"image":10}'``) or vLLM's older ``image=10,video=1`` form, as a dict."""
     if isinstance(value, dict):
@@ -146,7 +159,7 @@ def read_launch(snap: Snapshot) -> Launch | None:
     tp = _int(get("tensor-parallel-size"))
     return Launch(
         engine=engine,
-        max_model_len=_int(get("max-model-len")),
+        max_model_len=token_count(get("max-model-len")) if get("max-model-len") is not None else None,
         tensor_parallel=tp if tp and tp > 0 else 1,
         utilization=float(util) if util_ok else DEFAULT_UTILIZATION[engine],
         utilization_given=util_ok,
