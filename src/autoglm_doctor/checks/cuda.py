@@ -657,8 +657,9 @@ def _free_memory(device: GpuDevice) -> int:
     why=(
         "A model whose weights, KV cache and activations exceed free GPU memory dies with 'CUDA out of memory' "
         "while loading or on the first long request; with device_map auto, accelerate silently offloads layers "
-        "to the CPU or disk and generation becomes 10-100x slower. GPUs before Ampere (compute capability < 8.0) "
-        "have no native bfloat16."
+        "to the CPU or disk and generation becomes 10-100x slower. vLLM refuses to start when one --max-model-len "
+        "sequence of KV cache does not fit beside the weights. GPUs before Ampere (compute capability < 8.0) have "
+        "no native bfloat16."
     ),
     fix=(
         "In-process: load in a smaller dtype (float16, 8-bit, 4-bit), shorten model_max_length or the batch, or use "
@@ -667,7 +668,11 @@ def _free_memory(device: GpuDevice) -> int:
     ),
 )
 def cuda_memory(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
-    """The estimated footprint (weights at the load dtype + KV cache + allowance) fits in free memory of the GPUs."""
+    """The estimated footprint (weights at the load dtype + KV cache + allowance) fits in free memory of the GPUs.
+
+    For a vLLM/SGLang launch command: the engine's own accounting, weights at the served dtype per GPU, the
+    profiling peak and one --max-model-len sequence of KV cache within total memory x --gpu-memory-utilization.
+    """
     on_cpu = cpu_deployment(snap, ctx)
     if on_cpu:
         raise Skip(f"the deployment runs on the CPU ({on_cpu})")
