@@ -1,4 +1,9 @@
-"""check --fix through the command line: never over an existing file, atomic --force, --verify with pip."""
+"""check --fix through the command line: never over an existing file, atomic --force, --verify with pip.
+
+Every test here runs offline: pip reads no configuration and, unless a test offers the wheelhouse,
+has no index (so the file is the plan's own pins and ranges, under a "NOT A LOCK" header); uv is
+kept off PATH so pip is the resolver. tests/test_fix_install.py covers the locks themselves.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,17 @@ from tests.helpers.wheels import Wheel, build_wheelhouse, catalog, offline_pip_e
 @pytest.fixture(autouse=True)
 def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(NVML_FIXTURE_ENV, str(fixture("no-driver")))
+
+
+@pytest.fixture(autouse=True)
+def no_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No index and no pip configuration; no uv on PATH."""
+    for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    path = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and not (Path(p) / "uv").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +110,18 @@ def test_new_file_is_written_and_exit_code_is_the_reports(
 
 
 @pytest.mark.parametrize(
-    "flag", [["--force"], ["--verify"], ["--fix-output", "x.txt"], ["--fix-format", "constraints"]]
+    "flag",
+    [
+        ["--force"],
+        ["--verify"],
+        ["--fix-output", "x.txt"],
+        ["--fix-format", "constraints"],
+        ["--fix-format", "pylock"],
+        ["--index-url", "http://127.0.0.1:1/simple"],
+        ["--extra-index-url", "http://127.0.0.1:1/simple"],
+        ["--find-links", "wheels"],
+        ["--no-index"],
+    ],
 )
 def test_fix_options_without_fix_are_usage_errors(
     flag: list[str], workdir: Path, capsys: pytest.CaptureFixture[str]
@@ -122,6 +149,8 @@ def test_verify_resolves_with_the_doctors_pip_for_a_venv_without_pip(
 ) -> None:
     code, out, err = run(capsys, "--python", str(healthy_venv.python), "--fix", "--verify")
     assert code == 0, err
+    # No index option given: the resolver follows the target's pip configuration (here PIP_FIND_LINKS).
+    assert (workdir / "requirements-autoglm.txt").read_text().startswith("# Locked requirements")
     assert f"{healthy_venv.python} has no pip: resolved with the doctor's own pip" in err
     assert "pip resolves requirements-autoglm.txt: 12 distributions would be installed" in err
 

@@ -1,14 +1,23 @@
-"""Acceptance: the file `check --fix` writes for each broken environment of the packages tests,
-installed into a fresh venv from a local wheelhouse, gives an environment where every packages.*
-check passes. Offline: `--no-index --find-links WHEELHOUSE` overrides the file's index line."""
+"""Acceptance: `check --fix` writes a lock (exact pins with hashes, chosen by a real resolver) for each
+broken environment of the packages tests; the lock installs into a fresh venv from a local wheelhouse
+(`pip install --require-hashes`, or uv for pylock.toml) and every packages.* check passes there.
+
+Offline: the resolver and the installers look only in a wheelhouse the tests build
+(`--no-index --find-links`); pip reads no configuration (PIP_CONFIG_FILE=/dev/null).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -17,9 +26,11 @@ from autoglm_doctor.probe.gpu import NVML_FIXTURE_ENV
 from tests.conftest import result
 from tests.helpers.gpu import fixture
 from tests.helpers.venvs import Venv, healthy, make_venv
-from tests.helpers.wheels import build_wheelhouse, pip_install
+from tests.helpers.wheels import Wheel, build_wheel, build_wheelhouse, pip_install
 
 PACKAGES_CHECKS = ("packages.required", "packages.versions", "packages.conflicts", "packages.shadowing")
+UV_DIR = str(Path(sys.executable).parent)  # uv comes from the test environment (requirements-dev.txt)
+PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[^\s=]+( --hash=sha256:[0-9a-f]{64})+$")
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +38,31 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
 
 
+def _path_without_uv() -> str:
+    return os.pathsep.join(
+        part for part in os.environ.get("PATH", "").split(os.pathsep) if part and not (Path(part) / "uv").exists()
+    )
+
+
 @pytest.fixture
-def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A host without the NVIDIA driver, also on a GPU machine (the wheelhouse holds CPU builds)."""
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GPU (the wheelhouse holds CPU builds), no pip configuration, and no uv on PATH: pip resolves."""
     monkeypatch.setenv(NVML_FIXTURE_ENV, str(fixture("no-driver")))
+    for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    monkeypatch.setenv("PATH", _path_without_uv())
+
+
+@pytest.fixture
+def with_uv(offline: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """uv on PATH: the resolver the fix prefers; its cache stays inside the test run."""
+    monkeypatch.setenv("PATH", UV_DIR + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    uv = shutil.which("uv")
+    assert uv is not None, "uv is in requirements-dev.txt"
+    return uv
 
 
 def _missing_fastapi(venv: Venv) -> None:
@@ -87,37 +119,271 @@ def _check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[st
     return code, json.loads(captured.out), captured.err
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", sorted(BROKEN))
-def test_fix_file_installs_into_a_passing_environment(
-    case: str,
-    tmp_path: Path,
-    workdir: Path,
-    wheelhouse: Path,
-    no_gpu: None,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    breaks, code_expected = BROKEN[case]
-    broken = healthy(make_venv(tmp_path / "broken"))
-    breaks(broken)
-    fix_file = workdir / "requirements-autoglm.txt"
+def requirement_entries(text: str) -> list[str]:
+    """The file's requirement lines, continuation lines joined, comments and blank lines dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not line and not pending:
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].strip() + " "
+            continue
+        logical.append((pending + line).strip())
+        pending = ""
+    return [entry for entry in logical if entry]
 
-    code, report, err = _check(capsys, "--python", str(broken.python), "--fix")
-    assert code == 1, "the broken environment fails (the report's exit code is not changed by --fix)"
-    found = [f["code"] for r in report["results"] for f in r["findings"]]
-    assert code_expected in found
-    assert f"--fix: wrote {fix_file.name}" in err
-    text = fix_file.read_text(encoding="utf-8")
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text  # no GPU: the CPU index
-    assert code_expected in text  # the changed line (or the header) names the finding it resolves
 
-    fresh = make_venv(tmp_path / "fresh")
-    installed = pip_install(fresh.python, wheelhouse, "-r", str(fix_file))
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    assert "Looking in indexes" not in installed.stdout  # --no-index overrides the file's --extra-index-url
+def assert_every_line_is_a_hashed_pin(text: str, *, index_line: str) -> dict[str, str]:
+    """Each requirement is ``name==version --hash=sha256:...``; the only other line is torch's index."""
+    pins: dict[str, str] = {}
+    for entry in requirement_entries(text):
+        if entry.startswith("--"):
+            assert entry == index_line
+            continue
+        assert PINNED.match(entry), entry
+        name, _, rest = entry.partition("==")
+        pins[name.lower()] = rest.split()[0]
+    return pins
 
-    code, report, _ = _check(capsys, "--python", str(fresh.python), "--only", "packages.*")
+
+def _packages_pass(capsys: pytest.CaptureFixture[str], python: Path) -> None:
+    code, report, _ = _check(capsys, "--python", str(python), "--only", "packages.*")
     statuses = {check_id: result(report, check_id)["status"] for check_id in PACKAGES_CHECKS}
     problems = {r["id"]: r["findings"] for r in report["results"] if r["status"] != "pass"}
     assert statuses == dict.fromkeys(PACKAGES_CHECKS, "pass"), problems
     assert code == 0
+
+
+def _broken(tmp_path: Path, case: str) -> Venv:
+    breaks, _ = BROKEN[case]
+    venv = healthy(make_venv(tmp_path / "broken"))
+    breaks(venv)
+    return venv
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_lock_installs_with_require_hashes_into_a_passing_environment(
+    case: str, tmp_path: Path, workdir: Path, wheelhouse: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = _broken(tmp_path, case)
+    code, report, err = _check(
+        capsys, "--python", str(broken.python), "--fix", "--no-index", "--find-links", str(wheelhouse)
+    )
+    assert code == 1, "the broken environment fails (the report's exit code is not changed by --fix)"
+    assert BROKEN[case][1] in [f["code"] for r in report["results"] for f in r["findings"]]
+    assert "--fix: wrote requirements-autoglm.txt (a lock of" in err
+    text = (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
+    assert text.startswith("# Locked requirements for the open-autoglm deployment")
+    assert "# Resolver: pip " in text
+    assert f"--require-hashes --no-index --find-links {wheelhouse} -r requirements-autoglm.txt" in text
+    assert BROKEN[case][1] in text  # the changed line (or the header) names the finding it resolves
+    pins = assert_every_line_is_a_hashed_pin(text, index_line="--extra-index-url https://download.pytorch.org/whl/cpu")
+    assert pins["torch"].endswith("+cpu")
+
+    fresh = make_venv(tmp_path / "fresh")
+    installed = pip_install(
+        fresh.python, wheelhouse, "--require-hashes", "-r", str(workdir / "requirements-autoglm.txt")
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "Looking in indexes" not in installed.stdout  # --no-index overrides the file's --extra-index-url
+    on_disk = {p.name.removesuffix(".dist-info").lower() for p in fresh.site_packages.glob("*.dist-info")}
+    assert on_disk == {f"{name.replace('-', '_')}-{version}" for name, version in pins.items()}
+    _packages_pass(capsys, fresh.python)
+
+
+def _uv_install(uv: str, python: Path, lock: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)  # UV_CACHE_DIR: the test's own
+    cmd = [uv, "pip", "install", "--offline", "--no-index", "--python", str(python), "-r", str(lock)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_pylock_installs_with_uv_into_a_passing_environment(
+    case: str, tmp_path: Path, workdir: Path, wheelhouse: Path, with_uv: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = _broken(tmp_path, case)
+    code, _, err = _check(
+        capsys,
+        "--python",
+        str(broken.python),
+        "--fix",
+        "--fix-format",
+        "pylock",
+        "--no-index",
+        "--find-links",
+        str(wheelhouse),
+    )
+    assert code == 1
+    lock = workdir / "pylock.autoglm.toml"
+    assert "--fix: wrote pylock.autoglm.toml (a lock of" in err
+    text = lock.read_text(encoding="utf-8")
+    assert "# Resolver: uv " in text
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+; uv resolves only there
+    data = tomllib.loads(text)
+    assert data["lock-version"] == "1.0"
+    assert data["created-by"].startswith("autoglm-doctor")
+    assert data["requires-python"] == "==3.11.*" if sys.version_info[:2] == (3, 11) else data["requires-python"]
+    names = set()
+    for package in data["packages"]:
+        names.add(package["name"])
+        assert package["version"]
+        assert package["wheels"], package
+        for wheel in package["wheels"]:
+            assert wheel["name"].endswith(".whl")
+            assert unquote(wheel["url"]) == (wheelhouse / wheel["name"]).as_uri().replace("%2B", "+")
+            assert re.fullmatch(r"[0-9a-f]{64}", wheel["hashes"]["sha256"])
+    assert {"torch", "transformers", "fastapi", "uvicorn"} <= names
+
+    fresh = make_venv(tmp_path / "fresh")
+    installed = _uv_install(with_uv, fresh.python, lock)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    _packages_pass(capsys, fresh.python)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("resolver", ["pip", "uv"])
+def test_the_resolver_steps_back_from_the_conflict_to_its_one_way_out(
+    resolver: str,
+    tmp_path: Path,
+    workdir: Path,
+    wheelhouse: Path,
+    offline: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The file states transformers==4.35.* and a free tokenizers, and keeps NumPy 1.26.4. The wheelhouse's
+    # newest 4.35 (4.35.9) needs NumPy 2 and the newest tokenizers (0.19.1) is beyond transformers' cap:
+    # only transformers 4.35.2 with tokenizers 0.15.0 fits.
+    if resolver == "uv":
+        monkeypatch.setenv("PATH", UV_DIR + os.pathsep + os.environ["PATH"])
+        monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    broken = _broken(tmp_path, "too-old-transformers")
+    _check(capsys, "--python", str(broken.python), "--fix", "--no-index", "--find-links", str(wheelhouse))
+    text = (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
+    assert f"# Resolver: {resolver} " in text
+    pins = assert_every_line_is_a_hashed_pin(text, index_line="--extra-index-url https://download.pytorch.org/whl/cpu")
+    assert pins["transformers"] == "4.35.2"
+    assert pins["tokenizers"] == "0.15.0"
+    assert pins["numpy"] == "1.26.4"
+    assert "    # was 4.29.2: outside the pack's range" in text  # the plan's reason stays beside the pin
+
+
+@pytest.mark.slow
+def test_uv_follows_the_targets_pip_configuration_when_no_index_option_is_given(
+    tmp_path: Path,
+    workdir: Path,
+    wheelhouse: Path,
+    with_uv: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # uv reads no pip.conf: the fix reads the target's pip configuration (`pip config list`) and passes it on.
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))
+    broken = _broken(tmp_path, "missing-required")
+    _check(capsys, "--python", str(broken.python), "--fix")
+    text = (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
+    assert "# Resolver: uv " in text
+    pins = assert_every_line_is_a_hashed_pin(text, index_line="--extra-index-url https://download.pytorch.org/whl/cpu")
+    assert pins["fastapi"] == "0.110.0"
+
+
+def _doctor_editable(venv: Venv, source: Path) -> None:
+    """The doctor installed with ``pip install -e`` into the deployment's venv, as docs/ci's workflow does."""
+    dist_info = venv.add(
+        "autoglm-doctor", "0.1.0", ["typer<0.29,>=0.12", "rich>=13", "packaging>=23"], package="autoglm_doctor"
+    )
+    (dist_info / "direct_url.json").write_text(
+        json.dumps({"url": source.as_uri(), "dir_info": {"editable": True}}), encoding="utf-8"
+    )
+    for name, version in (("typer", "0.12.5"), ("rich", "13.7.1"), ("packaging", "24.1")):
+        venv.add(name, version)
+
+
+@pytest.mark.slow
+def test_an_editable_doctor_beside_the_deployment_is_not_pinned_and_verify_passes(
+    tmp_path: Path, workdir: Path, wheelhouse: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    venv = healthy(make_venv(tmp_path / "deploy"))
+    source = tmp_path / "src" / "autoglm-doctor"
+    source.mkdir(parents=True)
+    _doctor_editable(venv, source)
+    app = venv.add("serve-glm", "0.3.0", ["fastapi"], package="serve_glm")
+    (app / "direct_url.json").write_text(
+        json.dumps({"url": "https://github.com/acme/serve-glm", "vcs_info": {"vcs": "git", "commit_id": "a" * 40}}),
+        encoding="utf-8",
+    )
+    # typer, rich and packaging are not in the wheelhouse: the file must pin them only if they can be had.
+    house = tmp_path / "house"
+    shutil.copytree(wheelhouse, house)
+    for name, version in (("typer", "0.12.5"), ("rich", "13.7.1"), ("packaging", "24.1")):
+        build_wheel(house, Wheel(name, version))
+    code, _, err = _check(
+        capsys, "--python", str(venv.python), "--fix", "--verify", "--no-index", "--find-links", str(house)
+    )
+    text = (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
+    assert code == 0, err
+    pins = assert_every_line_is_a_hashed_pin(text, index_line="--extra-index-url https://download.pytorch.org/whl/cpu")
+    assert "autoglm-doctor" not in pins and "serve-glm" not in pins
+    assert (
+        f"#   autoglm-doctor 0.1.0: the doctor itself, installed editable from {source.as_uri()}; "
+        f"install with: pip install -e {source}"
+    ) in text
+    assert (
+        "#   serve-glm 0.3.0: installed from git https://github.com/acme/serve-glm; install with: pip install "
+        f"serve-glm @ git+https://github.com/acme/serve-glm@{'a' * 40}"
+    ) in text
+    assert "--verify:" in err and "pip resolves requirements-autoglm.txt" in err
+    assert "2 not pinned (editable, local or the doctor itself)" in err
+
+
+@pytest.mark.slow
+def test_no_index_at_all_gives_ranges_and_a_header_that_says_it_is_not_a_lock(
+    tmp_path: Path, workdir: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = _broken(tmp_path, "too-old-transformers")
+    code, _, err = _check(capsys, "--python", str(broken.python), "--fix", "--no-index")
+    assert code == 1  # the report fails; the file is still written
+    text = (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
+    assert "# NOT A LOCK: no index to look in (--no-index without --find-links)" in text
+    assert "\ntransformers==4.35.*  # was 4.29.2" in text  # the plan's range, not a resolver's choice
+    assert "--hash=" not in text
+    assert "--fix: NOT A LOCK" in err and "--find-links WHEELHOUSE" in err
+
+
+@pytest.mark.slow
+def test_unreachable_index_gives_ranges_and_says_how_to_get_a_lock(
+    tmp_path: Path, workdir: Path, offline: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every index (PyPI, PyTorch's) is reached through a proxy on a closed loopback port: nothing answers.
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for key in ("https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PROXY"):
+        monkeypatch.setenv(key, f"http://127.0.0.1:{port}")
+    for key in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    broken = _broken(tmp_path, "too-old-transformers")
+    code, _, err = _check(capsys, "--python", str(broken.python), "--fix")
+    assert code == 1
+    text = (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
+    assert "# NOT A LOCK: pip found no index or file to resolve from" in text
+    assert "\ntransformers==4.35.*  # was 4.29.2" in text
+    assert "--fix: NOT A LOCK" in err
+
+
+def test_pylock_without_a_resolver_is_refused_and_nothing_is_written(
+    tmp_path: Path, workdir: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    venv = healthy(make_venv(tmp_path / "venv"))
+    code, _, err = _check(capsys, "--python", str(venv.python), "--fix", "--fix-format", "pylock", "--no-index")
+    assert code == 1
+    assert "--fix: no pylock.toml written: no index to look in" in err
+    assert list(workdir.iterdir()) == []

@@ -55,6 +55,10 @@ class CheckArgs:
     fix_format: FixFormat = FixFormat.REQUIREMENTS
     force: bool = False
     verify: bool = False
+    index_url: str | None = None
+    extra_index_url: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
 
 
 SMOKE_TIMEOUT_MIN = 1.0
@@ -162,22 +166,37 @@ def run(args: CheckArgs) -> int:
 def _fix_options(args: CheckArgs) -> FixOptions | int | None:
     """The --fix options, checked before any work: an existing output file without --force exits 1 at once."""
     if not args.fix:
-        flags = (("--fix-output", args.fix_output is not None), ("--force", args.force), ("--verify", args.verify))
+        flags = (
+            ("--fix-output", args.fix_output is not None),
+            ("--force", args.force),
+            ("--verify", args.verify),
+            ("--index-url", args.index_url is not None),
+            ("--extra-index-url", bool(args.extra_index_url)),
+            ("--find-links", bool(args.find_links)),
+            ("--no-index", args.no_index),
+        )
         given = [flag for flag, on in flags if on]
         if args.fix_format is not FixFormat.REQUIREMENTS:
             given.append("--fix-format")
         if given:
             raise UsageError(f"{', '.join(given)} only work(s) with --fix")
         return None
-    from autoglm_doctor.fix.command import DEFAULT_OUTPUT, FixOptions, precheck
+    from autoglm_doctor.fix.command import FixOptions, default_output, precheck
     from autoglm_doctor.fix.errors import FixError
+    from autoglm_doctor.fix.resolve import IndexOptions
 
     options = FixOptions(
-        output=args.fix_output or DEFAULT_OUTPUT,
+        output=args.fix_output or default_output(args.fix_format),
         format=args.fix_format,
         force=args.force,
         verify=args.verify,
         device=args.device,
+        index=IndexOptions(
+            index_url=args.index_url,
+            extra_index_urls=args.extra_index_url,
+            find_links=args.find_links,
+            no_index=args.no_index,
+        ),
     )
     try:
         precheck(options)

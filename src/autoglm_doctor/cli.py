@@ -137,11 +137,31 @@ def check(
         typer.Option("--fix-output", metavar="FILE", help="Where --fix writes (default: ./requirements-autoglm.txt)."),
     ] = None,
     fix_format: Annotated[
-        FixFormat, typer.Option("--fix-format", help="Write a requirements (-r) or a constraints (-c) file.")
+        FixFormat,
+        typer.Option(
+            "--fix-format", help="Write a requirements (-r), a constraints (-c) or a PEP 751 pylock.toml file."
+        ),
     ] = FixFormat.REQUIREMENTS,
     force: Annotated[bool, typer.Option("--force", help="Let --fix replace an existing file.")] = False,
     verify: Annotated[
         bool, typer.Option("--verify", help="Run pip's resolver (dry run) on the --fix file for the target.")
+    ] = False,
+    index_url: Annotated[
+        str | None,
+        typer.Option(
+            "--index-url", metavar="URL", help="--fix resolves from this index (default: target's pip config)."
+        ),
+    ] = None,
+    extra_index_url: Annotated[
+        list[str] | None,
+        typer.Option("--extra-index-url", metavar="URL", help="--fix also resolves from this index (repeatable)."),
+    ] = None,
+    find_links: Annotated[
+        list[str] | None,
+        typer.Option("--find-links", metavar="PATH|URL", help="--fix also looks for archives here (repeatable)."),
+    ] = None,
+    no_index: Annotated[
+        bool, typer.Option("--no-index", help="--fix resolves from --find-links only, no index.")
     ] = False,
 ) -> int:
     """Run every check and report each problem with its fix."""
@@ -171,6 +191,10 @@ def check(
         fix_format=fix_format,
         force=force,
         verify=verify,
+        index_url=index_url,
+        extra_index_url=tuple(extra_index_url or ()),
+        find_links=tuple(find_links or ()),
+        no_index=no_index,
     )
     with _click_usage():
         return check_command.run(args)

@@ -44,7 +44,10 @@ def _torch_version_py(version: str, cuda: str | None) -> str:
 
 
 def catalog() -> list[Wheel]:
-    """Every release the fix may pick in the tests: the fake stack's, and every torch line's CPU build."""
+    """Every release the fix may pick in the tests: the fake stack's, and every torch line's CPU build.
+
+    Several versions of numpy, transformers and tokenizers, with real dependency metadata.
+    """
     wheels = [
         Wheel("filelock", "3.13.1"),
         Wheel("typing-extensions", "4.9.0"),
@@ -61,6 +64,13 @@ def catalog() -> list[Wheel]:
                 "huggingface-hub<1.0,>=0.16.4",
                 "accelerate>=0.20.3 ; extra == 'torch'",
             ),
+        ),
+        # A conflict with one way out: the newest 4.35 wants NumPy 2, which a file that keeps NumPy 1
+        # excludes, so a resolver must step back to 4.35.2 (and tokenizers to a release below 0.19).
+        Wheel(
+            "transformers",
+            "4.35.9",
+            ("tokenizers<0.19,>=0.14", "numpy>=2", "huggingface-hub<1.0,>=0.16.4"),
         ),
         Wheel("tokenizers", "0.13.3"),
         Wheel("tokenizers", "0.15.0", ("huggingface_hub>=0.16.4,<1.0",)),

@@ -10,3 +10,4 @@ class FixFormat(str, enum.Enum):
 
     REQUIREMENTS = "requirements"
     CONSTRAINTS = "constraints"
+    PYLOCK = "pylock"

@@ -30,6 +30,7 @@ from autoglm_doctor.specs import bounded_above, common_version, exact
 
 from .choice import Choice, Host, TorchPick, TransformersPick, choose
 from .errors import FixError, Unsatisfiable
+from .local import LeftOut, left_out
 
 NOT_PINNED = frozenset({"pip", "setuptools", "wheel", "distribute"})
 """Installer tooling that ``pip freeze`` leaves out as well."""
@@ -112,6 +113,8 @@ class FixPlan:
     """The report's findings in the fixed areas that no line resolves."""
     skipped: tuple[str, ...] = ()
     """Installed distributions deliberately left out (pip, setuptools, unreadable metadata)."""
+    left_out: tuple[LeftOut, ...] = ()
+    """The doctor itself and editable, local-path, URL or VCS installs: no index can reproduce them."""
 
     def line(self, name: str) -> Line | None:
         """The line of one distribution."""
@@ -197,6 +200,7 @@ class _Planner:
         self.python = Version(snap.python.version)
         self.entries: dict[str, _Entry] = {}
         self.skipped: list[str] = []
+        self.left_out: list[LeftOut] = []
         self.torch_why = ""
 
     # --- installed distributions ------------------------------------------------------------
@@ -208,6 +212,10 @@ class _Planner:
         for key, copies in sorted(by_key.items()):
             used = _used_copy(copies)
             if key in NOT_PINNED:
+                continue
+            local = left_out(used)
+            if local is not None:
+                self.left_out.append(local)
                 continue
             if parse_version(used.version) is None:
                 why = used.problem or f"version {used.version!r} is not a PEP 440 version"
@@ -539,7 +547,7 @@ class _Planner:
                 who = f"{dependent.name} {dependent.installed} requires {req.name}{req.specifier}"
                 target = self.entries.get(key)
                 if target is None:
-                    if key in NOT_PINNED:
+                    if key in NOT_PINNED or any(canonical_name(item.name) == key for item in self.left_out):
                         continue
                     entry = self.entries[key] = _Entry(name=req.name)
                     entry.change(
@@ -683,6 +691,7 @@ def make_plan(report: Report, snap: Snapshot, pack: Pack, *, device: str | None 
         resolved=resolved,
         unresolved=unresolved,
         skipped=tuple(planner.skipped),
+        left_out=tuple(planner.left_out),
     )
 
 

@@ -1,6 +1,8 @@
 """``--verify``: let pip's own resolver judge the file, for the target interpreter, without installing.
 
-Runs ``<target python> -m pip install --dry-run --ignore-installed --report REPORT -r FILE``.
+Runs ``<target python> -m pip install --dry-run --ignore-installed --report REPORT -r FILE`` (with
+``--require-hashes`` for a lock, as a user installs it); a ``pylock.toml`` is resolved by
+``uv pip install --dry-run -r FILE`` (pip installs no pylock.toml yet).
 A target without pip (a venv made ``--without-pip``) is resolved by the doctor's own pip with
 ``--python <target>`` (pip 22.3 or newer), and the result says so.
 """
@@ -114,6 +116,7 @@ def verify(
     extra_args: Sequence[str] = (),
     timeout: float = VERIFY_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
+    require_hashes: bool = False,
 ) -> VerifyResult:
     """Ask pip to resolve ``path`` for ``python`` (a dry run: nothing is installed)."""
     try:
@@ -126,7 +129,7 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="autoglm-doctor-verify-") as folder:
         report_path = Path(folder) / "report.json"
         cmd = [*pip, "install", "--dry-run", "--ignore-installed", "--report", str(report_path), *extra_args]
-        cmd += ["-r", str(path)]
+        cmd += [*(["--require-hashes"] if require_hashes else []), "-r", str(path)]
         try:
             done = _run(cmd, timeout, env, merge=True)
         except subprocess.TimeoutExpired:
@@ -153,4 +156,35 @@ def verify(
         f"{prefix}pip resolves {path}: {len(installs)} distributions would be installed",
         command=tuple(cmd),
         installs=tuple(installs),
+    )
+
+
+def verify_pylock(
+    path: Path,
+    python: str,
+    uv: str | None,
+    *,
+    extra_args: Sequence[str] = (),
+    timeout: float = VERIFY_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> VerifyResult:
+    """Ask uv, a consumer of PEP 751 files, to install ``path`` for ``python`` as a dry run."""
+    if uv is None:
+        return VerifyResult(False, f"cannot verify {path}: installing a pylock.toml needs uv on PATH (pip install uv)")
+    # --reinstall: like pip's --ignore-installed, judge the whole file, not only what differs from the target.
+    cmd = [uv, "pip", "install", "--dry-run", "--reinstall", "--python", python, *extra_args, "-r", str(path)]
+    try:
+        done = _run(cmd, timeout, env, merge=True)
+    except subprocess.TimeoutExpired:
+        return VerifyResult(False, f"uv did not finish within {timeout:.0f} s", command=tuple(cmd))
+    except OSError as exc:
+        return VerifyResult(False, f"cannot run uv: {exc.strerror or exc}", command=tuple(cmd))
+    if done.returncode != 0:
+        return VerifyResult(False, f"uv cannot install {path}", detail=done.stdout.strip(), command=tuple(cmd))
+    installs = tuple(line.strip()[2:] for line in done.stdout.splitlines() if line.strip().startswith("+ "))
+    return VerifyResult(
+        True,
+        f"uv installs {path}: {len(installs)} distributions would be installed",
+        command=tuple(cmd),
+        installs=installs,
     )

@@ -127,6 +127,7 @@ def read_distribution(location, folder, index):
         "requires_python": "",
         "installer": "",
         "top_level": [],
+        "direct_url": "",
         "problem": "",
         "path_index": index,
     }
@@ -176,6 +177,10 @@ def read_distribution(location, folder, index):
         installer = read_text(os.path.join(path, "INSTALLER"), 4096)
         if installer:
             dist["installer"] = installer.strip()
+        # PEP 610: present when it was installed from a URL, a local folder or VCS, or editable.
+        direct = read_text(os.path.join(path, "direct_url.json"), 65536)
+        if direct:
+            dist["direct_url"] = direct.strip()
         top = read_text(os.path.join(path, "top_level.txt"), 65536)
         if top:
             dist["top_level"] = [t.strip() for t in top.splitlines() if t.strip()]

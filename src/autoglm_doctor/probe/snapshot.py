@@ -88,6 +88,8 @@ class Distribution:
     """Contents of the ``INSTALLER`` file (pip, uv, conda...)."""
     top_level: list[str] = field(default_factory=list)
     """Top-level import names, when ``top_level.txt`` says."""
+    direct_url: str = ""
+    """``direct_url.json`` (PEP 610) verbatim: set for editable, local-path, URL and VCS installs."""
     problem: str = ""
     """What is wrong with the metadata itself (missing METADATA, undecodable text...)."""
     path_index: int = 0

@@ -1,0 +1,385 @@
+"""Exact versions for the plan's constraints, chosen by a real resolver for the target interpreter.
+
+The plan states what must hold (the checks' findings, the driver-aware torch build, the pack's
+ranges); a resolver then picks one version of every distribution, for the target's Python and
+platform, with the sha256 of the file it would install:
+
+- ``uv pip compile --python TARGET --format pylock.toml`` when ``uv`` is on PATH (and the doctor runs
+  on Python 3.11+, whose ``tomllib`` reads uv's answer);
+- otherwise pip's resolver run for the target: ``TARGET -m pip install --dry-run --ignore-installed
+  --report``, whose report names every file with its URL and hash (for ``--find-links`` wheels too).
+
+Index options pass through; without any, pip reads the target environment's own configuration
+(``pip.conf``, ``PIP_*``), and uv is given the same index settings read with ``pip config list``.
+When no index answers, :func:`resolve` returns :class:`NotLocked` and the file keeps the plan's
+ranges; nothing here raises for a resolver's failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from autoglm_doctor.probe.snapshot import canonical_name
+
+from .verify import VerifyUnavailable, _conflict, _run, pip_command
+
+RESOLVE_TIMEOUT_S = 600.0
+"""Seconds a resolver may take: a cold pip may download large wheels (torch) to read their metadata."""
+
+PYPI_SIMPLE = "https://pypi.org/simple"
+_PYPI_FILES = "files.pythonhosted.org"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOptions:
+    """Where the resolver looks: ``--index-url``, ``--extra-index-url``, ``--find-links``, ``--no-index``."""
+
+    index_url: str | None = None
+    """Replaces the default index (PyPI or the target's pip configuration)."""
+    extra_index_urls: tuple[str, ...] = ()
+    """More indexes, searched beside the main one."""
+    find_links: tuple[str, ...] = ()
+    """Folders or pages of archives."""
+    no_index: bool = False
+    """Only ``find_links``: no index at all."""
+
+    def given(self) -> bool:
+        """Any option was given (else the target's own pip configuration applies)."""
+        return bool(self.index_url or self.extra_index_urls or self.find_links or self.no_index)
+
+    def args(self) -> list[str]:
+        """The options as pip (and uv) spell them."""
+        out: list[str] = []
+        if self.no_index:
+            out.append("--no-index")
+        if self.index_url:
+            out += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            out += ["--extra-index-url", url]
+        for link in self.find_links:
+            out += ["--find-links", link]
+        return out
+
+    def indexes(self, torch_index: str = "") -> list[str]:
+        """Every index the resolver searches (PyPI unless ``--index-url`` replaces it), torch's last."""
+        return [self.index_url or PYPI_SIMPLE, *self.extra_index_urls, *([torch_index] if torch_index else [])]
+
+    def nothing_reachable(self) -> bool:
+        """``--no-index`` without ``--find-links``: there is nowhere to look."""
+        return self.no_index and not self.find_links
+
+
+@dataclass(frozen=True, slots=True)
+class LockedFile:
+    """One archive of a locked version."""
+
+    url: str
+    """Where the file lives (``https://files.pythonhosted.org/...``, ``file:///wheelhouse/...``)."""
+    sha256: str = ""
+    """The file's sha256; empty when the resolver could not say."""
+
+    @property
+    def filename(self) -> str:
+        """The file's name, from its URL."""
+        return unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
+
+    @property
+    def is_wheel(self) -> bool:
+        """A wheel (else a source distribution)."""
+        return self.filename.endswith(".whl")
+
+
+@dataclass(frozen=True, slots=True)
+class LockedPackage:
+    """One distribution the resolver chose, and the files that install it."""
+
+    name: str
+    """Distribution name, as its metadata writes it."""
+    version: str
+    """The exact version (with a local tag such as ``+cpu`` when the build has one)."""
+    files: tuple[LockedFile, ...] = ()
+    """pip: the one file it picked for the target; uv: every file of that version it knows."""
+    index: str = ""
+    """The index that serves it; empty for ``--find-links`` files."""
+
+    @property
+    def hashes(self) -> tuple[str, ...]:
+        """The sha256 of every file, in order, without repeats."""
+        return tuple(dict.fromkeys(f.sha256 for f in self.files if f.sha256))
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """Every distribution to install, one exact version each."""
+
+    resolver: str
+    """Which resolver chose, for the header: ``pip 26.3 (--dry-run --report)``."""
+    packages: tuple[LockedPackage, ...]
+    """Sorted by name."""
+    command: tuple[str, ...] = ()
+    """The command that resolved."""
+
+    def get(self, name: str) -> LockedPackage | None:
+        """The locked package of one distribution."""
+        key = canonical_name(name)
+        return next((p for p in self.packages if canonical_name(p.name) == key), None)
+
+    @property
+    def hashed(self) -> bool:
+        """Every package has a hash (so ``--require-hashes`` works)."""
+        return all(p.files and all(f.sha256 for f in p.files) for p in self.packages)
+
+
+@dataclass(frozen=True, slots=True)
+class NotLocked:
+    """The resolver could not choose: the file keeps the plan's ranges."""
+
+    reason: str
+    """One sentence for a person (it goes into the file's header)."""
+    unreachable: bool
+    """No index could be reached (else the constraints themselves do not resolve)."""
+    detail: str = ""
+    """The resolver's own words."""
+    command: tuple[str, ...] = field(default=())
+    """The command that ran, if any."""
+
+
+_UNREACHABLE_HINTS = (
+    "from versions: none",  # pip: no index or link offered any release
+    "Could not fetch URL",
+    "NewConnectionError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "Connection refused",
+    "not found in the provided package locations",  # uv: nothing to look in
+    "Failed to fetch",  # uv
+    "error sending request",  # uv
+)
+
+
+def _looks_unreachable(output: str, options: IndexOptions) -> bool:
+    """The resolver failed because nothing answered, not because the constraints conflict."""
+    return options.nothing_reachable() or any(hint in output for hint in _UNREACHABLE_HINTS)
+
+
+def _index_of(url: str, indexes: Sequence[str]) -> str:
+    """The index a file came from, as PEP 751's ``index`` names it; empty for local files."""
+    parts = urlsplit(url)
+    if parts.scheme == "file" or not parts.scheme:
+        return ""
+    if parts.netloc == _PYPI_FILES:
+        return PYPI_SIMPLE
+    for index in indexes:
+        if urlsplit(index).netloc == parts.netloc:
+            return index.rstrip("/")
+    return ""
+
+
+def _file_sha256(url: str) -> str:
+    """The sha256 of a ``file://`` archive, read here (a resolver that gave no hash for a local file)."""
+    parts = urlsplit(url)
+    if parts.scheme != "file":
+        return ""
+    path = Path(unquote(parts.path))
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+def find_uv(env: Mapping[str, str] | None = None) -> str | None:
+    """``uv`` on PATH (of ``env`` when given), usable when this interpreter can read its TOML answer."""
+    if sys.version_info < (3, 11):
+        return None
+    path = (env if env is not None else os.environ).get("PATH")
+    return shutil.which("uv", path=path)
+
+
+def pip_config_indexes(pip: Sequence[str], env: Mapping[str, str] | None, timeout: float = 30.0) -> IndexOptions:
+    """The index settings of the target's pip configuration (``pip config list``), for uv."""
+    try:
+        done = _run([*pip, "config", "list"], timeout, env)
+    except (OSError, subprocess.TimeoutExpired):
+        return IndexOptions()
+    if done.returncode != 0:
+        return IndexOptions()
+    values: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        key, eq, value = line.partition("=")
+        if not eq:
+            continue
+        values[key.rpartition(".")[2].strip()] = value.strip().strip("'\"")
+    no_index = values.get("no-index", "").lower() in ("1", "true", "yes", "on")
+    return IndexOptions(
+        index_url=values.get("index-url") or None,
+        extra_index_urls=tuple(values.get("extra-index-url", "").split()),
+        find_links=tuple(values.get("find-links", "").split()),
+        no_index=no_index,
+    )
+
+
+def _requirements_file(folder: Path, requirements: Sequence[str], torch_index: str, options: IndexOptions) -> Path:
+    lines = list(requirements)
+    if torch_index and not options.no_index:
+        lines.insert(0, f"--extra-index-url {torch_index}")
+    path = folder / "constraints-stated.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def resolve(
+    requirements: Sequence[str],
+    python: str,
+    options: IndexOptions,
+    *,
+    torch_index: str = "",
+    timeout: float = RESOLVE_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> Lock | NotLocked:
+    """Exact versions and hashes for ``requirements`` on the target ``python``; :class:`NotLocked` when none."""
+    if options.nothing_reachable():
+        return NotLocked("no index to look in (--no-index without --find-links)", unreachable=True)
+    try:
+        pip, _note = pip_command(python, env)
+    except VerifyUnavailable as exc:
+        pip = []
+        pip_problem = str(exc)
+    else:
+        pip_problem = ""
+    uv = find_uv(env)
+    with tempfile.TemporaryDirectory(prefix="autoglm-doctor-lock-") as tmp:
+        folder = Path(tmp)
+        stated = _requirements_file(folder, requirements, torch_index, options)
+        if uv is not None:
+            effective = options if options.given() or not pip else pip_config_indexes(pip, env)
+            return _resolve_uv(uv, stated, python, effective, torch_index, folder, timeout, env)
+        if not pip:
+            return NotLocked(f"no resolver: {pip_problem}", unreachable=False)
+        return _resolve_pip(pip, stated, options, torch_index, folder, timeout, env)
+
+
+def _run_resolver(
+    tool: str, cmd: Sequence[str], options: IndexOptions, timeout: float, env: Mapping[str, str] | None
+) -> NotLocked | None:
+    """Run a resolver; None when it succeeded, else why not (its output is the detail)."""
+    try:
+        done = _run(cmd, timeout, env, merge=True)
+    except subprocess.TimeoutExpired:
+        return NotLocked(f"{tool} did not finish within {timeout:.0f} s", unreachable=True, command=tuple(cmd))
+    except OSError as exc:
+        return NotLocked(f"cannot run {tool}: {exc.strerror or exc}", unreachable=False, command=tuple(cmd))
+    if done.returncode == 0:
+        return None
+    unreachable = _looks_unreachable(done.stdout, options)
+    why = f"{tool} found no index or file to resolve from" if unreachable else f"{tool} cannot resolve the constraints"
+    return NotLocked(why, unreachable=unreachable, detail=_conflict(done.stdout), command=tuple(cmd))
+
+
+def _resolve_pip(
+    pip: Sequence[str],
+    stated: Path,
+    options: IndexOptions,
+    torch_index: str,
+    folder: Path,
+    timeout: float,
+    env: Mapping[str, str] | None,
+) -> Lock | NotLocked:
+    report_path = folder / "report.json"
+    cmd = [*pip, "install", "--dry-run", "--ignore-installed", "--report", str(report_path), *options.args()]
+    cmd += ["-r", str(stated)]
+    failed = _run_resolver("pip", cmd, options, timeout, env)
+    if failed is not None:
+        return failed
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return NotLocked(f"pip's report is unreadable: {exc}", unreachable=False, command=tuple(cmd))
+    indexes = options.indexes(torch_index)
+    packages = []
+    for item in report.get("install", []):
+        meta = item.get("metadata", {})
+        info = item.get("download_info", {})
+        url = str(info.get("url", ""))
+        hashes = info.get("archive_info", {}).get("hashes", {}) if isinstance(info.get("archive_info"), dict) else {}
+        sha = str(hashes.get("sha256", "")) if isinstance(hashes, dict) else ""
+        packages.append(
+            LockedPackage(
+                name=str(meta.get("name", "")),
+                version=str(meta.get("version", "")),
+                files=(LockedFile(url, sha or _file_sha256(url)),) if url else (),
+                index=_index_of(url, indexes),
+            )
+        )
+    version = str(report.get("pip_version", "")).strip()
+    return Lock(
+        resolver=f"pip {version} (install --dry-run --report)" if version else "pip (install --dry-run --report)",
+        packages=tuple(sorted(packages, key=lambda p: canonical_name(p.name))),
+        command=tuple(cmd),
+    )
+
+
+def _resolve_uv(
+    uv: str,
+    stated: Path,
+    python: str,
+    options: IndexOptions,
+    torch_index: str,
+    folder: Path,
+    timeout: float,
+    env: Mapping[str, str] | None,
+) -> Lock | NotLocked:
+    # Python 3.11+ (find_uv() offers uv only there); imported by name as mypy checks for 3.10.
+    tomllib = importlib.import_module("tomllib")
+
+    out = folder / "pylock.toml"
+    cmd = [uv, "pip", "compile", "--python", python, "--format", "pylock.toml", "--quiet", "--no-header"]
+    cmd += [*options.args(), "-o", str(out), str(stated)]
+    failed = _run_resolver("uv", cmd, options, timeout, env)
+    if failed is not None:
+        return failed
+    try:
+        data = tomllib.loads(out.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return NotLocked(f"uv's pylock.toml is unreadable: {exc}", unreachable=False, command=tuple(cmd))
+    indexes = options.indexes(torch_index)
+    packages = []
+    for item in data.get("packages", []):
+        entries = [*item.get("wheels", []), *([item["sdist"]] if isinstance(item.get("sdist"), dict) else [])]
+        files = []
+        for entry in entries:
+            url = str(entry.get("url", ""))
+            sha = str(entry.get("hashes", {}).get("sha256", ""))
+            files.append(LockedFile(url, sha or _file_sha256(url)))
+        first = files[0].url if files else ""
+        packages.append(
+            LockedPackage(
+                name=str(item.get("name", "")),
+                version=str(item.get("version", "")),
+                files=tuple(files),
+                index=str(item.get("index", "")) or _index_of(first, indexes),
+            )
+        )
+    try:
+        version = " ".join(_run([uv, "--version"], 30.0, env).stdout.split()[:2])
+    except (OSError, subprocess.TimeoutExpired):
+        version = "uv"
+    return Lock(
+        resolver=f"{version} (pip compile)",
+        packages=tuple(sorted(packages, key=lambda p: canonical_name(p.name))),
+        command=tuple(cmd),
+    )
