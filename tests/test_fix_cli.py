@@ -235,3 +235,39 @@ def test_unprobeable_target_writes_nothing(workdir: Path, capsys: pytest.Capture
     assert code == 1
     assert "--fix: the target interpreter could not be inspected" in err
     assert not (workdir / "requirements-autoglm.txt").exists()
+
+
+def test_index_options_reach_the_resolver_through_the_command_line(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoglm_doctor import check_command
+    from autoglm_doctor.check_command import CheckArgs, _fix_options
+    from autoglm_doctor.fix.command import FixOptions
+    from autoglm_doctor.fix.resolve import IndexOptions
+
+    seen: list[CheckArgs] = []
+    monkeypatch.setattr(check_command, "run", lambda args: seen.append(args) or 0)
+    argv = ["check", "--fix", "--index-url", "https://mirror/simple", "--extra-index-url", "https://a/simple"]
+    argv += ["--extra-index-url=https://b/simple", "--find-links", "wheels", "--find-links", "more", "--no-index"]
+    assert main(argv) == 0
+    options = _fix_options(seen[0])
+    assert isinstance(options, FixOptions)
+    assert options.index == IndexOptions(
+        index_url="https://mirror/simple",
+        extra_index_urls=("https://a/simple", "https://b/simple"),
+        find_links=("wheels", "more"),
+        no_index=True,
+    )
+    assert options.index.args() == [
+        "--no-index",
+        "--index-url",
+        "https://mirror/simple",
+        "--extra-index-url",
+        "https://a/simple",
+        "--extra-index-url",
+        "https://b/simple",
+        "--find-links",
+        "wheels",
+        "--find-links",
+        "more",
+    ]

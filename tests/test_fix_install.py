@@ -292,6 +292,43 @@ def test_uv_follows_the_targets_pip_configuration_when_no_index_option_is_given(
     assert pins["fastapi"] == "0.110.0"
 
 
+@pytest.mark.slow
+def test_the_driver_aware_torch_build_is_locked_with_its_index_line(
+    tmp_path: Path,
+    workdir: Path,
+    wheelhouse: Path,
+    offline: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An RTX 4090 on driver 535 with a CPU-only torch: the fix pins torch 2.5.1+cu121 (knowledge/cuda.yaml).
+    # A small fake CUDA wheel stands in for PyTorch's index, which the resolver never reaches (--no-index).
+    monkeypatch.setenv(NVML_FIXTURE_ENV, str(fixture("rtx4090")))
+    house = tmp_path / "house"
+    shutil.copytree(wheelhouse, house)
+    build_wheel(
+        house,
+        Wheel(
+            "torch",
+            "2.5.1+cu121",
+            ("filelock", "typing-extensions>=4.8.0"),
+            files={"torch/version.py": "__version__ = '2.5.1+cu121'\ncuda = '12.1'\nhip = None\n"},
+        ),
+    )
+    venv = healthy(make_venv(tmp_path / "venv"))
+    _check(capsys, "--python", str(venv.python), "--fix", "--no-index", "--find-links", str(house))
+    text = (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
+    pins = assert_every_line_is_a_hashed_pin(
+        text, index_line="--extra-index-url https://download.pytorch.org/whl/cu121"
+    )
+    assert pins["torch"] == "2.5.1+cu121"
+    assert "    # was 2.1.2: a CPU-only build on a host with an NVIDIA GPU" in text
+    fresh = make_venv(tmp_path / "fresh")
+    installed = pip_install(fresh.python, house, "--require-hashes", "-r", str(workdir / "requirements-autoglm.txt"))
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert (fresh.site_packages / "torch-2.5.1+cu121.dist-info").is_dir()
+
+
 def _doctor_editable(venv: Venv, source: Path) -> None:
     """The doctor installed with ``pip install -e`` into the deployment's venv, as docs/ci's workflow does."""
     dist_info = venv.add(
