@@ -108,7 +108,9 @@ def run_fix(
                     "resolver. Pass --find-links WHEELHOUSE or --index-url URL, or use --fix-format requirements "
                     "for the ranges" + (f"\n{outcome.detail}" if outcome.detail else "")
                 )
-            text = render(plan, options.format, not_locked=outcome, index_args=index_args, **common)
+            # "--no-index" alone is no way to install the file: the header's command leaves it out.
+            usable = [] if options.index.nothing_reachable() else index_args
+            text = render(plan, options.format, not_locked=outcome, index_args=usable, **common)
         write_atomically(options.output, text, force=options.force)
     except FixError as exc:
         say(f"--fix: {exc}")
