@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -392,3 +393,48 @@ def test_plan_is_a_pure_function() -> None:
     report = report_for(snap, pack)
     first = render(make_plan(report, snap, pack), FixFormat.REQUIREMENTS, output_name="r.txt")
     assert render(make_plan(report, snap, pack), FixFormat.REQUIREMENTS, output_name="r.txt") == first
+
+
+# --- what no index can reproduce ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "why", "install"),
+    [
+        (
+            {"url": "file:///src/fastapi", "dir_info": {"editable": True}},
+            "installed editable from file:///src/fastapi",
+            "-e /src/fastapi",
+        ),
+        (
+            {"url": "https://github.com/acme/fastapi", "vcs_info": {"vcs": "git", "commit_id": "f" * 40}},
+            "installed from git https://github.com/acme/fastapi",
+            f"fastapi @ git+https://github.com/acme/fastapi@{'f' * 40}",
+        ),
+        ({"url": "file:///src/fastapi", "dir_info": {}}, "installed from the local folder file:///src/fastapi", ""),
+        (
+            {"url": "https://example.org/fastapi-0.110.0-py3-none-any.whl", "archive_info": {}},
+            "installed from the URL https://example.org/fastapi-0.110.0-py3-none-any.whl",
+            "fastapi @ https://example.org/fastapi-0.110.0-py3-none-any.whl",
+        ),
+    ],
+)
+def test_a_pack_required_distribution_installed_from_elsewhere_is_left_out_not_added(
+    direct_url: dict[str, Any], why: str, install: str
+) -> None:
+    fork = dataclasses.replace(dist("fastapi", "0.110.0", "starlette<0.37,>=0.36.3"), direct_url=json.dumps(direct_url))
+    plan = plan_for(snapshot(dists=stack(fastapi=fork)))
+    assert plan.line("fastapi") is None  # neither pinned nor "added" as missing by the pack's rule
+    assert line(plan, "starlette").requirement == "starlette==0.36.3"  # what it needs stays pinned
+    (left,) = plan.left_out
+    assert (left.name, left.version, left.why) == ("fastapi", "0.110.0", why)
+    assert left.install == (install or "file:///src/fastapi")
+
+
+def test_the_doctor_itself_is_never_pinned_even_from_an_index() -> None:
+    plan = plan_for(snapshot(dists=[*stack(), dist("autoglm-doctor", "0.1.0", "typer>=0.12")]))
+    assert plan.line("autoglm-doctor") is None
+    assert plan.line("typer") is None  # its own requirements are not the deployment's
+    assert [(item.name, item.why) for item in plan.left_out] == [
+        ("autoglm-doctor", "the doctor itself, not part of the deployment")
+    ]

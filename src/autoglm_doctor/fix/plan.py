@@ -246,6 +246,10 @@ class _Planner:
                     )
             self.entries[key] = entry
 
+    def _is_left_out(self, key: str) -> bool:
+        """Installed editable, from a folder, a URL or VCS (or the doctor itself): never pinned from an index."""
+        return any(canonical_name(item.name) == key for item in self.left_out)
+
     # --- torch and transformers --------------------------------------------------------------
 
     def apply_choice(self, choice: Choice) -> None:
@@ -432,7 +436,7 @@ class _Planner:
                 entry.rule = rule
         for rule, trigger in active_rules(self.snap, ctx):
             key = canonical_name(rule.name)
-            if key in ("torch", "transformers"):
+            if key in ("torch", "transformers") or self._is_left_out(key):
                 continue
             entry = self.entries.get(key)
             target = SpecifierSet(f"=={_line(rule.recommended)}.*") if rule.recommended else rule.specifier
@@ -547,7 +551,7 @@ class _Planner:
                 who = f"{dependent.name} {dependent.installed} requires {req.name}{req.specifier}"
                 target = self.entries.get(key)
                 if target is None:
-                    if key in NOT_PINNED or any(canonical_name(item.name) == key for item in self.left_out):
+                    if key in NOT_PINNED or self._is_left_out(key):
                         continue
                     entry = self.entries[key] = _Entry(name=req.name)
                     entry.change(

@@ -173,7 +173,7 @@ def render_lock(
     out = _header(plan, kind, created=created, tool_version=tool_version, title="Locked")
     out.append(f"# Resolver: {lock.resolver} chose every version for this interpreter and platform;")
     out.append("#           the hashes are of the files it chose (pip install --require-hashes checks them)")
-    out += _install(plan, fmt, output_name, index_args, locked=True)
+    out += _install(plan, fmt, output_name, index_args, locked=lock.hashed)
     groups: dict[str, list[str]] = {"changed": [], "kept": [], "added": []}
     for package in lock.packages:
         line = plan_line(plan.lines, package.name)

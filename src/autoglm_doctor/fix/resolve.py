@@ -38,6 +38,7 @@ RESOLVE_TIMEOUT_S = 600.0
 """Seconds a resolver may take: a cold pip may download large wheels (torch) to read their metadata."""
 
 PYPI_SIMPLE = "https://pypi.org/simple"
+NOTHING_TO_LOOK_IN = "no index to look in (--no-index without --find-links)"
 _PYPI_FILES = "files.pythonhosted.org"
 
 
@@ -168,6 +169,9 @@ _UNREACHABLE_HINTS = (
 )
 
 
+_NOT_FOUND = "No matching distribution found for"
+
+
 def _looks_unreachable(output: str, options: IndexOptions) -> bool:
     """The resolver failed because nothing answered, not because the constraints conflict."""
     return options.nothing_reachable() or any(hint in output for hint in _UNREACHABLE_HINTS)
@@ -253,23 +257,26 @@ def resolve(
 ) -> Lock | NotLocked:
     """Exact versions and hashes for ``requirements`` on the target ``python``; :class:`NotLocked` when none."""
     if options.nothing_reachable():
-        return NotLocked("no index to look in (--no-index without --find-links)", unreachable=True)
-    try:
-        pip, _note = pip_command(python, env)
-    except VerifyUnavailable as exc:
-        pip = []
-        pip_problem = str(exc)
-    else:
-        pip_problem = ""
+        return NotLocked(NOTHING_TO_LOOK_IN, unreachable=True)
     uv = find_uv(env)
+    pip: list[str] = []
+    pip_problem = ""
+    if uv is None or not options.given():  # uv with index options needs no pip at all
+        try:
+            pip, _note = pip_command(python, env)
+        except VerifyUnavailable as exc:
+            pip_problem = str(exc)
     with tempfile.TemporaryDirectory(prefix="autoglm-doctor-lock-") as tmp:
         folder = Path(tmp)
-        stated = _requirements_file(folder, requirements, torch_index, options)
         if uv is not None:
             effective = options if options.given() or not pip else pip_config_indexes(pip, env)
+            if effective.nothing_reachable():
+                return NotLocked(f"{NOTHING_TO_LOOK_IN}, from the target's pip configuration", unreachable=True)
+            stated = _requirements_file(folder, requirements, torch_index, effective)
             return _resolve_uv(uv, stated, python, effective, torch_index, folder, timeout, env)
         if not pip:
             return NotLocked(f"no resolver: {pip_problem}", unreachable=False)
+        stated = _requirements_file(folder, requirements, torch_index, options)
         return _resolve_pip(pip, stated, options, torch_index, folder, timeout, env)
 
 
@@ -286,7 +293,11 @@ def _run_resolver(
     if done.returncode == 0:
         return None
     unreachable = _looks_unreachable(done.stdout, options)
-    why = f"{tool} found no index or file to resolve from" if unreachable else f"{tool} cannot resolve the constraints"
+    if unreachable:
+        said = next((line.strip() for line in done.stdout.splitlines() if _NOT_FOUND in line), "")
+        why = f"{tool} found no index or file to resolve from" + (f" ({said[:200]})" if said else "")
+    else:
+        why = f"{tool} cannot resolve the constraints"
     return NotLocked(why, unreachable=unreachable, detail=_conflict(done.stdout), command=tuple(cmd))
 
 
