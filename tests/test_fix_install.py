@@ -12,8 +12,10 @@ import json
 import os
 import re
 import shutil
+import socketserver
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -396,14 +398,21 @@ def test_no_index_at_all_gives_ranges_and_a_header_that_says_it_is_not_a_lock(
 def test_unreachable_index_gives_ranges_and_says_how_to_get_a_lock(
     tmp_path: Path, workdir: Path, offline: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Every index (PyPI, PyTorch's) is reached through a proxy on a closed loopback port: nothing answers.
-    import socket
+    # Every index (PyPI, PyTorch's) is reached through a proxy on loopback that refuses every tunnel
+    # (502): nothing answers, and nothing leaves the machine. The proxy records what it was asked.
+    asked: list[str] = []
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    class RefusingProxy(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            asked.append(self.rfile.readline(4096).decode("latin-1").strip())
+            self.wfile.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), RefusingProxy)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy = f"http://127.0.0.1:{server.server_address[1]}"
     for key in ("https_proxy", "http_proxy", "HTTPS_PROXY", "HTTP_PROXY"):
-        monkeypatch.setenv(key, f"http://127.0.0.1:{port}")
+        monkeypatch.setenv(key, proxy)
     for key in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("PIP_RETRIES", "0")
@@ -414,6 +423,9 @@ def test_unreachable_index_gives_ranges_and_says_how_to_get_a_lock(
     assert "# NOT A LOCK: pip found no index or file to resolve from" in text
     assert "\ntransformers==4.35.*  # was 4.29.2" in text
     assert "--fix: NOT A LOCK" in err
+    server.shutdown()
+    server.server_close()
+    assert any(line.startswith("CONNECT pypi.org:443") for line in asked), asked  # it went nowhere else
 
 
 def test_pylock_without_a_resolver_is_refused_and_nothing_is_written(
