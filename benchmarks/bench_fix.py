@@ -9,7 +9,8 @@ The same input: the constraints the doctor states (its file written with no inde
 plan's pins and ranges), handed to `uv pip compile --generate-hashes`, and to pip's own resolver
 (`pip install --dry-run --ignore-installed --report`, the step the doctor runs for the target).
 The doctor is timed twice: with pip as its resolver (uv off PATH) and with uv on PATH. Its time
-includes the whole check (probe, every check but the smoke test) besides resolving.
+includes the whole check (probe, every check but the smoke test) besides resolving, so the same
+check without --fix is timed too, and what --fix adds to it is printed.
 Prints medians and ratios; there is no target.
 
     .venv/bin/python benchmarks/bench_fix.py [--runs N]
@@ -96,6 +97,7 @@ def main() -> int:
         commands = {
             "doctor check --fix (pip resolves)": ([*fix, *links, "--fix-output", str(work / "a.txt")], env),
             "doctor check --fix (uv resolves)": ([*fix, *links, "--fix-output", str(work / "b.txt")], with_uv),
+            "doctor check, no --fix (reference)": (fix[: fix.index("--fix")] + ["--format", "json"], env),
             "uv pip compile --generate-hashes": (
                 [uv, "pip", "compile", "--generate-hashes", "--python", target, *links, "-q", str(stated)],
                 env,
@@ -121,6 +123,9 @@ def main() -> int:
     peer = medians["uv pip compile --generate-hashes"]
     for name in ("doctor check --fix (pip resolves)", "doctor check --fix (uv resolves)"):
         print(f"ratio {name} / uv pip compile --generate-hashes: {medians[name] / peer:.2f}")
+    check_only = medians["doctor check, no --fix (reference)"]
+    for name in ("doctor check --fix (pip resolves)", "doctor check --fix (uv resolves)"):
+        print(f"{name}: --fix adds {(medians[name] - check_only) * 1000:.0f} ms to the check")
     pip_peer = medians["pip install --dry-run --report"]
     print(
         f"ratio doctor check --fix (pip resolves) / pip's resolver alone: {medians[next(iter(medians))] / pip_peer:.2f}"
