@@ -428,6 +428,30 @@ def test_unreachable_index_gives_ranges_and_says_how_to_get_a_lock(
     assert any(line.startswith("CONNECT pypi.org:443") for line in asked), asked  # it went nowhere else
 
 
+@pytest.mark.slow
+def test_a_password_in_an_index_url_never_reaches_the_file(
+    tmp_path: Path, workdir: Path, wheelhouse: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    venv = healthy(make_venv(tmp_path / "venv"))
+    index = "https://deployer:s3cret-t0ken-value@127.0.0.1:1/simple"  # never asked: --no-index is in force
+    code, _, err = _check(
+        capsys,
+        "--python",
+        str(venv.python),
+        "--fix",
+        "--no-index",
+        "--find-links",
+        str(wheelhouse),
+        "--extra-index-url",
+        index,
+    )
+    assert code == 0, err
+    text = (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
+    assert text.startswith("# Locked requirements")
+    assert "s3cret-t0ken-value" not in text
+    assert "--extra-index-url https://deployer:" in text  # the index stays named, its password masked
+
+
 def test_pylock_without_a_resolver_is_refused_and_nothing_is_written(
     tmp_path: Path, workdir: Path, offline: None, capsys: pytest.CaptureFixture[str]
 ) -> None:

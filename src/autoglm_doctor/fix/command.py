@@ -86,7 +86,7 @@ def run_fix(
     env: Mapping[str, str] | None = None,
 ) -> int:
     """Write the file (and verify it); 0 when it was written (and resolves), 1 otherwise. ``say`` prints to stderr."""
-    from autoglm_doctor.redact import redact_report
+    from autoglm_doctor.redact import redact_report, redact_url
 
     index_args = options.index.args()
     try:
@@ -111,7 +111,9 @@ def run_fix(
             # "--no-index" alone is no way to install the file: the header's command leaves it out.
             usable = [] if options.index.nothing_reachable() else index_args
             text = render(plan, options.format, not_locked=outcome, index_args=usable, **common)
-        write_atomically(options.output, text, force=options.force)
+        # Index URLs may carry a password (--index-url https://user:TOKEN@host/simple): never into the file;
+        # pip and uv take it from netrc, keyring or the environment at install time.
+        write_atomically(options.output, redact_url(text), force=options.force)
     except FixError as exc:
         say(f"--fix: {exc}")
         return 1
