@@ -47,7 +47,7 @@ def _path_without_uv() -> str:
 
 
 @pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No GPU (the wheelhouse holds CPU builds), no pip configuration, and no uv on PATH: pip resolves."""
     monkeypatch.setenv(NVML_FIXTURE_ENV, str(fixture("no-driver")))
     for key in [k for k in os.environ if k.startswith(("PIP_", "UV_"))]:
@@ -55,13 +55,13 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     monkeypatch.setenv("PATH", _path_without_uv())
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # uv, when a test runs it, caches here
 
 
 @pytest.fixture
-def with_uv(offline: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """uv on PATH: the resolver the fix prefers; its cache stays inside the test run."""
+def with_uv(offline: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    """uv on PATH: the resolver the fix prefers."""
     monkeypatch.setenv("PATH", UV_DIR + os.pathsep + os.environ["PATH"])
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     uv = shutil.which("uv")
     assert uv is not None, "uv is in requirements-dev.txt"
     return uv
@@ -247,6 +247,40 @@ def test_pylock_installs_with_uv_into_a_passing_environment(
 
 
 @pytest.mark.slow
+def test_pylock_from_pips_report_installs_with_uv_and_verify_says_it_needs_uv(
+    tmp_path: Path, workdir: Path, wheelhouse: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # uv is off PATH: pip resolves, and its --report (URLs and hashes of find-links files too) becomes the pylock.
+    broken = _broken(tmp_path, "numpy2-torch21")
+    code, _, err = _check(
+        capsys,
+        "--python",
+        str(broken.python),
+        "--fix",
+        "--fix-format",
+        "pylock",
+        "--verify",
+        "--no-index",
+        "--find-links",
+        str(wheelhouse),
+    )
+    assert code == 1
+    lock = workdir / "pylock.autoglm.toml"
+    text = lock.read_text(encoding="utf-8")
+    assert "# Resolver: pip " in text
+    assert "--verify: cannot verify pylock.autoglm.toml: installing a pylock.toml needs uv on PATH" in err
+    tomllib = pytest.importorskip("tomllib")
+    versions = {p["name"]: p["version"] for p in tomllib.loads(text)["packages"]}
+    assert versions["numpy"] == "1.26.4"  # numpy<2 stated, the newest NumPy 1 chosen
+    uv = shutil.which("uv", path=UV_DIR)
+    assert uv is not None
+    fresh = make_venv(tmp_path / "fresh")
+    installed = _uv_install(uv, fresh.python, lock)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    _packages_pass(capsys, fresh.python)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("resolver", ["pip", "uv"])
 def test_the_resolver_steps_back_from_the_conflict_to_its_one_way_out(
     resolver: str,
@@ -262,7 +296,6 @@ def test_the_resolver_steps_back_from_the_conflict_to_its_one_way_out(
     # only transformers 4.35.2 with tokenizers 0.15.0 fits.
     if resolver == "uv":
         monkeypatch.setenv("PATH", UV_DIR + os.pathsep + os.environ["PATH"])
-        monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     broken = _broken(tmp_path, "too-old-transformers")
     _check(capsys, "--python", str(broken.python), "--fix", "--no-index", "--find-links", str(wheelhouse))
     text = (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
