@@ -271,3 +271,19 @@ def test_index_options_reach_the_resolver_through_the_command_line(
         "--find-links",
         "more",
     ]
+
+
+def test_snapshot_of_a_machine_that_is_not_here_gives_ranges_that_say_why(
+    healthy_venv: Venv, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["snapshot", "--python", str(healthy_venv.python), "-o", "node.json"]) == 0
+    capsys.readouterr()
+    data = json.loads((workdir / "node.json").read_text())
+    data["python"]["executable"] = "/opt/elsewhere/venv/bin/python"
+    (workdir / "node.json").write_text(json.dumps(data))
+    code, out, err = run(capsys, "--snapshot", "node.json", "--fix")
+    assert code == 0  # not a failure: a lock needs the target's interpreter, which is on the node
+    text = (workdir / "requirements-autoglm.txt").read_text()
+    assert "# NOT A LOCK: the target interpreter /opt/elsewhere/venv/bin/python is not on this machine" in text
+    assert "torch==2.1.2+cpu" in text
+    assert "run check --fix on that machine for a lock" in err

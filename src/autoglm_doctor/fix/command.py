@@ -67,8 +67,7 @@ def _resolve(plan: FixPlan, python: str, options: FixOptions, env: Mapping[str, 
     if not Path(python).exists():
         return NotLocked(
             f"the target interpreter {python} is not on this machine (a snapshot from elsewhere): "
-            "no resolver can run for it here",
-            unreachable=False,
+            "no resolver can run for it here; run check --fix on that machine for a lock"
         )
     requirements = [line.requirement for line in plan.lines]
     return resolve(
@@ -137,7 +136,7 @@ def run_fix(
             f"--fix: NOT A LOCK: {outcome.reason}; the file keeps ranges and has no hashes. For a lock, rerun "
             "where an index answers, or pass --index-url URL or --find-links WHEELHOUSE (with --no-index)."
         )
-        if not outcome.unreachable:
+        if outcome.conflict:
             if outcome.detail:
                 say(outcome.detail)
             code = 1

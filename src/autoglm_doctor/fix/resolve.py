@@ -148,8 +148,9 @@ class NotLocked:
 
     reason: str
     """One sentence for a person (it goes into the file's header)."""
-    unreachable: bool
-    """No index could be reached (else the constraints themselves do not resolve)."""
+    conflict: bool = False
+    """The resolver ran and found that the constraints do not resolve (else it could not choose: no
+    index answered, no resolver could run); a conflict fails ``--fix``, the rest only make it not a lock."""
     detail: str = ""
     """The resolver's own words."""
     command: tuple[str, ...] = field(default=())
@@ -257,7 +258,7 @@ def resolve(
 ) -> Lock | NotLocked:
     """Exact versions and hashes for ``requirements`` on the target ``python``; :class:`NotLocked` when none."""
     if options.nothing_reachable():
-        return NotLocked(NOTHING_TO_LOOK_IN, unreachable=True)
+        return NotLocked(NOTHING_TO_LOOK_IN)
     uv = find_uv(env)
     pip: list[str] = []
     pip_problem = ""
@@ -271,11 +272,11 @@ def resolve(
         if uv is not None:
             effective = options if options.given() or not pip else pip_config_indexes(pip, env)
             if effective.nothing_reachable():
-                return NotLocked(f"{NOTHING_TO_LOOK_IN}, from the target's pip configuration", unreachable=True)
+                return NotLocked(f"{NOTHING_TO_LOOK_IN}, from the target's pip configuration")
             stated = _requirements_file(folder, requirements, torch_index, effective)
             return _resolve_uv(uv, stated, python, effective, torch_index, folder, timeout, env)
         if not pip:
-            return NotLocked(f"no resolver: {pip_problem}", unreachable=False)
+            return NotLocked(f"no resolver: {pip_problem}")
         stated = _requirements_file(folder, requirements, torch_index, options)
         return _resolve_pip(pip, stated, options, torch_index, folder, timeout, env)
 
@@ -287,9 +288,9 @@ def _run_resolver(
     try:
         done = _run(cmd, timeout, env, merge=True)
     except subprocess.TimeoutExpired:
-        return NotLocked(f"{tool} did not finish within {timeout:.0f} s", unreachable=True, command=tuple(cmd))
+        return NotLocked(f"{tool} did not finish within {timeout:.0f} s", command=tuple(cmd))
     except OSError as exc:
-        return NotLocked(f"cannot run {tool}: {exc.strerror or exc}", unreachable=False, command=tuple(cmd))
+        return NotLocked(f"cannot run {tool}: {exc.strerror or exc}", command=tuple(cmd))
     if done.returncode == 0:
         return None
     unreachable = _looks_unreachable(done.stdout, options)
@@ -298,7 +299,7 @@ def _run_resolver(
         why = f"{tool} found no index or file to resolve from" + (f" ({said[:200]})" if said else "")
     else:
         why = f"{tool} cannot resolve the constraints"
-    return NotLocked(why, unreachable=unreachable, detail=_conflict(done.stdout), command=tuple(cmd))
+    return NotLocked(why, conflict=not unreachable, detail=_conflict(done.stdout), command=tuple(cmd))
 
 
 def _resolve_pip(
@@ -319,7 +320,7 @@ def _resolve_pip(
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return NotLocked(f"pip's report is unreadable: {exc}", unreachable=False, command=tuple(cmd))
+        return NotLocked(f"pip's report is unreadable: {exc}", command=tuple(cmd))
     indexes = options.indexes(torch_index)
     packages = []
     for item in report.get("install", []):
@@ -366,7 +367,7 @@ def _resolve_uv(
     try:
         data = tomllib.loads(out.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return NotLocked(f"uv's pylock.toml is unreadable: {exc}", unreachable=False, command=tuple(cmd))
+        return NotLocked(f"uv's pylock.toml is unreadable: {exc}", command=tuple(cmd))
     indexes = options.indexes(torch_index)
     packages = []
     for item in data.get("packages", []):
