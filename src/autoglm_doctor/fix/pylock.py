@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from autoglm_doctor.probe.snapshot import canonical_name
+
 from .plan import FixPlan, plan_line
 from .render import _header, _left_out, _one_line
 from .resolve import Lock, LockedFile
@@ -60,6 +62,8 @@ def render_pylock(
         out += [f"#   {item.code}: {item.message}" for item in plan.unresolved]
     made = "autoglm-doctor" + (f" {tool_version}" if tool_version else "")
     out = [_one_line(text) for text in out]
+    while out and not out[-1]:
+        out.pop()
     out += [
         "",
         f"lock-version = {_text(LOCK_VERSION)}",
@@ -73,7 +77,7 @@ def render_pylock(
         if comment:
             out.append(_one_line(f"# {comment}"))
         out.append("[[packages]]")
-        out.append(f"name = {_text(package.name)}")
+        out.append(f"name = {_text(canonical_name(package.name))}")  # PEP 751: the normalized name
         out.append(f"version = {_text(package.version)}")
         if package.index:
             out.append(f"index = {_text(package.index)}")
