@@ -364,16 +364,25 @@ def test_the_driver_aware_torch_build_is_locked_with_its_index_line(
     assert (fresh.site_packages / "torch-2.5.1+cu121.dist-info").is_dir()
 
 
-def _doctor_editable(venv: Venv, source: Path) -> None:
-    """The doctor installed with ``pip install -e`` into the deployment's venv, as docs/ci's workflow does."""
-    dist_info = venv.add(
-        "autoglm-doctor", "0.1.0", ["typer<0.29,>=0.12", "rich>=13", "packaging>=23"], package="autoglm_doctor"
-    )
-    (dist_info / "direct_url.json").write_text(
-        json.dumps({"url": source.as_uri(), "dir_info": {"editable": True}}), encoding="utf-8"
-    )
-    for name, version in (("typer", "0.12.5"), ("rich", "13.7.1"), ("packaging", "24.1")):
-        venv.add(name, version)
+DOCTOR_DEPENDENCIES = (("nvidia-ml-py", "12.560.30"), ("packaging", "24.1"), ("pyyaml", "6.0.2"))
+DOCTOR_DEPENDENCIES += (("rich", "13.7.1"), ("typer", "0.12.5"))
+
+
+def _doctor_editable(venv: Venv) -> str:
+    """The doctor as ``pip install -e .`` installed it for this test run: its real dist-info and .pth file,
+    copied into the deployment's venv (as docs/ci's workflow installs it); returns the source folder."""
+    from importlib import metadata
+
+    installed = metadata.distribution("autoglm-doctor")
+    direct = json.loads(installed.read_text("direct_url.json") or "{}")
+    assert direct.get("dir_info", {}).get("editable"), "the test environment installs the doctor with -e"
+    dist_info = Path(str(installed.locate_file(""))) / f"autoglm_doctor-{installed.version}.dist-info"
+    shutil.copytree(dist_info, venv.site_packages / dist_info.name)
+    for pth in dist_info.parent.glob("*autoglm_doctor*.pth"):
+        shutil.copy(pth, venv.site_packages / pth.name)
+    for name, version in DOCTOR_DEPENDENCIES:  # its own requirements, installed beside it
+        venv.add(name, version, package=name.replace("-", "_"))
+    return str(direct["url"])
 
 
 @pytest.mark.slow
@@ -381,18 +390,16 @@ def test_an_editable_doctor_beside_the_deployment_is_not_pinned_and_verify_passe
     tmp_path: Path, workdir: Path, wheelhouse: Path, offline: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     venv = healthy(make_venv(tmp_path / "deploy"))
-    source = tmp_path / "src" / "autoglm-doctor"
-    source.mkdir(parents=True)
-    _doctor_editable(venv, source)
+    source = _doctor_editable(venv)
     app = venv.add("serve-glm", "0.3.0", ["fastapi"], package="serve_glm")
     (app / "direct_url.json").write_text(
         json.dumps({"url": "https://github.com/acme/serve-glm", "vcs_info": {"vcs": "git", "commit_id": "a" * 40}}),
         encoding="utf-8",
     )
-    # typer, rich and packaging are not in the wheelhouse: the file must pin them only if they can be had.
+    # The doctor's own requirements stay installed, so they are kept and pinned like the deployment's.
     house = tmp_path / "house"
     shutil.copytree(wheelhouse, house)
-    for name, version in (("typer", "0.12.5"), ("rich", "13.7.1"), ("packaging", "24.1")):
+    for name, version in DOCTOR_DEPENDENCIES:
         build_wheel(house, Wheel(name, version))
     code, _, err = _check(
         capsys, "--python", str(venv.python), "--fix", "--verify", "--no-index", "--find-links", str(house)
@@ -402,9 +409,10 @@ def test_an_editable_doctor_beside_the_deployment_is_not_pinned_and_verify_passe
     pins = assert_every_line_is_a_hashed_pin(text, index_line="--extra-index-url https://download.pytorch.org/whl/cpu")
     assert "autoglm-doctor" not in pins and "serve-glm" not in pins
     assert (
-        f"#   autoglm-doctor 0.1.0: the doctor itself, installed editable from {source.as_uri()}; "
-        f"install with: pip install -e {source}"
+        f"#   autoglm-doctor 0.1.0: the doctor itself, installed editable from {source}; "
+        f"install with: pip install -e {source.removeprefix('file://')}"
     ) in text
+    assert {name for name, _ in DOCTOR_DEPENDENCIES} <= set(pins)
     assert (
         "#   serve-glm 0.3.0: installed from git https://github.com/acme/serve-glm; install with: pip install "
         f"serve-glm @ git+https://github.com/acme/serve-glm@{'a' * 40}"
