@@ -360,6 +360,10 @@ def _resolve_uv(
 
     out = folder / "pylock.toml"
     cmd = [uv, "pip", "compile", "--python", python, "--format", "pylock.toml", "--quiet", "--no-header"]
+    # pip's semantics: every index offers every package, the best version wins. uv's default takes a
+    # package only from the first index that has it, and PyTorch's index mirrors (older) numpy,
+    # filelock, jinja2...: the lock would then differ from what pip installs from the same file.
+    cmd += ["--index-strategy", "unsafe-best-match"]
     cmd += [*options.args(), "-o", str(out), str(stated)]
     failed = _run_resolver("uv", cmd, options, timeout, env)
     if failed is not None:
