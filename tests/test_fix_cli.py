@@ -287,3 +287,13 @@ def test_snapshot_of_a_machine_that_is_not_here_gives_ranges_that_say_why(
     assert "# NOT A LOCK: the target interpreter /opt/elsewhere/venv/bin/python is not on this machine" in text
     assert "torch==2.1.2+cpu" in text
     assert "run check --fix on that machine for a lock" in err
+
+
+def test_a_target_pip_without_dry_run_report_is_replaced_by_the_doctors(venv: Venv) -> None:
+    from autoglm_doctor.fix.verify import pip_command
+
+    # pip 21's `--version` line; it has no `install --dry-run --report` (22.2), so the doctor's pip resolves.
+    venv.add("pip", "21.3.1", files={"pip/__main__.py": "print('pip 21.3.1 from /x/pip (python 3.11)')\n"})
+    command, note = pip_command(str(venv.python))
+    assert command[-2:] == ["--python", str(venv.python)]
+    assert note.startswith(f"{venv.python}'s pip 21.3.1 is older than 22.2 (no install --dry-run --report)")

@@ -29,6 +29,7 @@ PIP_PROBE_TIMEOUT_S = 30.0
 """Seconds ``python -m pip --version`` may take."""
 
 _MIN_PIP_FOR_PYTHON = Version("22.3")
+_MIN_PIP_FOR_REPORT = Version("22.2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +76,29 @@ def _run(
         return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
 
 
+def _pip_version(output: str) -> Version | None:
+    """The version in ``pip X.Y from ... (python 3.11)``."""
+    words = output.split()
+    try:
+        return Version(words[1]) if len(words) > 1 and words[0] == "pip" else None
+    except InvalidVersion:
+        return None
+
+
 def pip_command(python: str, env: Mapping[str, str] | None = None) -> tuple[list[str], str]:
-    """The pip to run for ``python`` and a note when it is not the target's own."""
+    """The pip to run for ``python`` and a note when it is not the target's own.
+
+    The target's own pip when it has ``install --dry-run --report`` (pip 22.2+); otherwise the
+    doctor's pip, run for the target with ``--python`` (pip 22.3+).
+    """
+    why = f"{python} has no pip"
     try:
         probe = _run([python, "-m", "pip", "--version"], PIP_PROBE_TIMEOUT_S, env)
         if probe.returncode == 0:
-            return [python, "-m", "pip"], ""
+            theirs = _pip_version(probe.stdout)
+            if theirs is None or theirs >= _MIN_PIP_FOR_REPORT:
+                return [python, "-m", "pip"], ""
+            why = f"{python}'s pip {theirs} is older than {_MIN_PIP_FOR_REPORT} (no install --dry-run --report)"
     except (OSError, subprocess.TimeoutExpired):
         pass
     try:
@@ -89,12 +107,12 @@ def pip_command(python: str, env: Mapping[str, str] | None = None) -> tuple[list
         own = None
     if own is None or own < _MIN_PIP_FOR_PYTHON:
         raise VerifyUnavailable(
-            f"{python} has no pip, and the doctor's own pip ({own or 'not installed'}) is older than "
-            f"{_MIN_PIP_FOR_PYTHON}, which added --python: install pip into the target "
-            f"({python} -m ensurepip) to verify"
+            f"{why}, and the doctor's own pip ({own or 'not installed'}) is older than "
+            f"{_MIN_PIP_FOR_PYTHON}, which added --python: install a newer pip into the target "
+            f"({python} -m ensurepip --upgrade) to verify"
         )
     return [sys.executable, "-m", "pip", "--python", python], (
-        f"{python} has no pip: resolved with the doctor's own pip {own} (--python {python})"
+        f"{why}: resolved with the doctor's own pip {own} (--python {python})"
     )
 
 
