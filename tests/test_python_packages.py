@@ -46,7 +46,7 @@ def test_device_map_in_config_requires_accelerate(healthy_venv: Venv, workdir: P
     code, report = run_json("--python", str(healthy_venv.python), "--config", str(config), "--only", "packages.*")
     [missing] = findings(report, "packages.required", "packages.missing")
     assert missing["message"].startswith("accelerate is not installed (the config sets device_map)")
-    assert "accelerate>=0.26.0" in missing["fix"]
+    assert "accelerate>=0.20.3" in missing["fix"]  # the floor transformers 4.35 states, not a fixed one
     assert code == 1
 
 

@@ -312,7 +312,11 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], monk
     folder = build_model(tmp_path / "model", shards=3, layers=6)
     code, report = cli(capsys, "--model", str(folder))
     assert code == 0 and report["status"] == "pass"
-    assert {r["id"]: r["status"] for r in report["results"]} == {"weights.path": "pass", "weights.files": "pass"}
+    assert {r["id"]: r["status"] for r in report["results"]} == {
+        "weights.path": "pass",
+        "weights.files": "pass",
+        "weights.architecture": "pass",  # the doctor's own transformers knows llama
+    }
 
     (folder / "model-00003-of-00003.safetensors").unlink()
     (folder / "model-00001-of-00003.safetensors").write_text(LFS_POINTER)
@@ -327,7 +331,7 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str], monk
     code, report = cli(capsys, "--model", str(tmp_path / "nowhere"))
     assert code == 1
     statuses = {r["id"]: r["status"] for r in report["results"]}
-    assert statuses == {"weights.path": "fail", "weights.files": "skip"}
+    assert statuses == {"weights.path": "fail", "weights.files": "skip", "weights.architecture": "skip"}
     path_result = next(r for r in report["results"] if r["id"] == "weights.path")
     assert path_result["findings"][0]["code"] == "weights.path-missing"
 

@@ -214,4 +214,8 @@ def test_cli_with_a_real_config_file(
     monkeypatch.setenv("MODEL_WEIGHT_PATH", str(build_model(tmp_path / "glm")))
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out)
-    assert {r["id"]: r["status"] for r in report["results"]} == {"weights.path": "pass", "weights.files": "pass"}
+    assert {r["id"]: r["status"] for r in report["results"]} == {
+        "weights.path": "pass",
+        "weights.files": "pass",
+        "weights.architecture": "pass",  # the doctor's own transformers knows llama
+    }

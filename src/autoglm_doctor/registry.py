@@ -41,6 +41,7 @@ BUILTIN_MODULES = (
     "autoglm_doctor.checks.system",
     "autoglm_doctor.checks.config",
     "autoglm_doctor.checks.weights",
+    "autoglm_doctor.checks.architecture",
     "autoglm_doctor.checks.service",
     "autoglm_doctor.checks.devices",
     "autoglm_doctor.checks.smoke",

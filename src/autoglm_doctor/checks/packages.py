@@ -14,6 +14,15 @@ from packaging.specifiers import SpecifierSet
 from autoglm_doctor.checks._util import marker_environment, parse_version, pip_install
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.knowledge import confidence_note
+from autoglm_doctor.knowledge.gpu import torch_cuda_release
+from autoglm_doctor.knowledge.libraries import (
+    TORCH_FAMILY,
+    family_index,
+    family_pin,
+    family_requirements,
+    paired_version,
+    transformers_floor,
+)
 from autoglm_doctor.knowledge.packages import combinations, torchvision_pairs, transformers_release
 from autoglm_doctor.model import Finding, Location, Severity, error, warning
 from autoglm_doctor.packs import Condition, PackageRule
@@ -38,8 +47,12 @@ def _trigger(rule: PackageRule, snap: Snapshot) -> Condition | None:
     return next((c for c in rule.when if _holds(c, snap)), None)
 
 
-def _requirement_text(rule: PackageRule) -> str:
-    return f"{rule.name}{rule.spec}" if rule.spec else rule.name
+def _requirement_text(rule: PackageRule, snap: Snapshot | None = None) -> str:
+    """What to install for a rule: the pack's range, else the floor the installed transformers sets."""
+    if rule.spec:
+        return f"{rule.name}{rule.spec}"
+    floor = transformers_floor(snap, rule.name) if snap is not None else None
+    return f"{rule.name}>={floor.version}" if floor is not None else rule.name
 
 
 def active_rules(snap: Snapshot, ctx: CheckContext) -> Iterator[tuple[PackageRule, Condition | None]]:
@@ -77,8 +90,8 @@ def packages_required(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             "packages.missing",
             f"{rule.name} is not installed{because}{why}",
             observed="not installed",
-            expected=_requirement_text(rule),
-            fix=pip_install(snap, _requirement_text(rule)),
+            expected=_requirement_text(rule, snap),
+            fix=pip_install(snap, _requirement_text(rule, snap)),
             location=_config_location(snap) if trigger else None,
         )
 
@@ -118,13 +131,16 @@ def _one_of_missing(snap: Snapshot, rule: PackageRule, installed: dict[str, Dist
 def packages_versions(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Installed versions lie in the pack's ranges; versions below the recommended one warn."""
     installed = snap.effective()
-    for active, _trigger_cond in active_rules(snap, ctx):
+    for active, trigger in active_rules(snap, ctx):
         for rule in active.choices:
-            yield from _version_findings(snap, rule, installed.get(canonical_name(rule.name)))
+            yield from _version_findings(snap, rule, installed, trigger)
 
 
-def _version_findings(snap: Snapshot, rule: PackageRule, dist: Distribution | None) -> Iterator[Finding]:
-    """Findings for one installed package against its range and recommended version."""
+def _version_findings(
+    snap: Snapshot, rule: PackageRule, installed: dict[str, Distribution], trigger: Condition | None
+) -> Iterator[Finding]:
+    """Findings for one installed package against its range, transformers' floor and the recommended version."""
+    dist = installed.get(canonical_name(rule.name))
     if dist is None:
         return  # packages.required reports it
     version = parse_version(dist.version)
@@ -147,6 +163,19 @@ def _version_findings(snap: Snapshot, rule: PackageRule, dist: Distribution | No
             fix=pip_install(snap, _requirement_text(rule)),
         )
         return
+    floor = transformers_floor(snap, rule.name) if canonical_name(rule.name) not in _OWN_FLOORS else None
+    if floor is not None and (parse_version(floor.version) or version) > version:
+        because = f" ({trigger.describe()})" if trigger else ""
+        yield error(
+            "packages.below-transformers-floor",
+            f"{rule.name} {version} is older than {floor.version}, the floor the installed transformers "
+            f"{_version_of(installed, 'transformers')} sets{because}: {floor.source}",
+            observed=f"{rule.name}=={version}",
+            expected=f"{rule.name}>={floor.version}",
+            fix=pip_install(snap, f"{rule.name}>={floor.version}"),
+            location=_config_location(snap) if trigger else None,
+        )
+        return
     recommended = parse_version(rule.recommended) if rule.recommended else None
     if recommended is not None and version < recommended:
         yield warning(
@@ -156,6 +185,16 @@ def _version_findings(snap: Snapshot, rule: PackageRule, dist: Distribution | No
             expected=f"{rule.name}>={recommended}",
             fix=pip_install(snap, f"{rule.name}>={recommended}"),
         )
+
+
+_OWN_FLOORS = frozenset({"transformers", "torch"})
+"""Packages whose floor is not transformers' dependency floor: itself, and torch, whose import-time
+floor packages.conflicts reports (packages.transformers-torch-floor)."""
+
+
+def _version_of(installed: dict[str, Distribution], name: str) -> str:
+    dist = installed.get(name)
+    return dist.version if dist is not None else "?"
 
 
 # `name ; extra == "x"`: a line that only matters when extra x is requested. Most Requires-Dist
@@ -340,18 +379,105 @@ def _knowledge_findings(snap: Snapshot) -> Iterator[Finding]:
                 expected=f"torch>={floor}",
                 fix=pip_install(snap, f"torch>={floor}"),
             )
-    torchvision = versions.get("torchvision")
-    if torchvision is not None and torch is not None:
-        pair = torchvision_pairs().get(f"{torch.major}.{torch.minor}")
-        if pair is not None and f"{torchvision.major}.{torchvision.minor}" != pair:
+    yield from _torch_family_findings(snap, installed)
+
+
+def _local_label(version: str) -> str:
+    return version.partition("+")[2]
+
+
+def _torch_spec(dist: Distribution, member: str) -> SpecifierSet | None:
+    """The torch range a torchvision/torchaudio release names: its own metadata, else the generated table."""
+    for line in dist.requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if canonical_name(req.name) == "torch" and req.marker is None:
+            return req.specifier
+    return family_requirements().get(member, {}).get(dist.version.partition("+")[0])
+
+
+def _pypi_build(torch_version: str, platform: str, machine: str) -> str:
+    """The build of PyPI's untagged wheels for a torch line here (``cu130``); empty when unknown."""
+    version = parse_version(torch_version)
+    if version is None or platform != "linux" or machine.lower() not in ("x86_64", "amd64"):
+        return ""
+    row = torch_cuda_release(f"{version.major}.{version.minor}")
+    return row.pypi_default if row is not None else ""
+
+
+def _family_fix(snap: Snapshot, member: str, torch_version: str, variant: str, installed: str) -> str:
+    pin = family_pin(member, torch_version, variant, installed)
+    index = family_index(pin)
+    return pip_install(snap, "--force-reinstall", "--no-deps", pin) + (f" --index-url {index}" if index else "")
+
+
+def _torch_family_findings(snap: Snapshot, installed: dict[str, Distribution]) -> Iterator[Finding]:
+    """Torchvision and torchaudio carry the version torch's release pairs them with, and torch's build.
+
+    pip check compares public versions only: a torchvision 0.28.0+cu130 beside torch 2.13.0+cpu
+    satisfies ``torch==2.13.0`` and then fails at import. The build is the local version label
+    (``+cpu``, ``+cu126``, ``+rocm6.2``); an untagged wheel is PyPI's own build of that line.
+    """
+    torch_dist = installed.get("torch")
+    torch_version = snap.torch.version if snap.torch is not None and snap.torch.version else ""
+    torch_version = torch_version or (torch_dist.version if torch_dist is not None else "")
+    torch = parse_version(torch_version)
+    if torch is None:
+        return
+    torch_label = _local_label(torch_version)
+    for member in TORCH_FAMILY:
+        dist = installed.get(member)
+        version = parse_version(dist.version) if dist is not None else None
+        if dist is None or version is None:
+            continue
+        spec = _torch_spec(dist, member)
+        public_torch = parse_version(torch.public)
+        if spec is not None and str(spec) and public_torch is not None:
+            fits = spec.contains(public_torch, prereleases=True)
+            expected = f"torch{spec}"
+        else:
+            line = torchvision_pairs().get(f"{torch.major}.{torch.minor}") if member == "torchvision" else None
+            fits = line is None or f"{version.major}.{version.minor}" == line
+            expected = f"{member}=={line}.*"
+        if not fits:
+            paired = paired_version(member, torch_version)
             yield error(
-                "packages.torchvision-mismatch",
-                f"torchvision {torchvision} was not built for torch {torch} (torch {torch.major}.{torch.minor} "
-                f"pairs with torchvision {pair}): 'operator torchvision::nms does not exist'",
-                observed=f"torchvision=={torchvision}",
-                expected=f"torchvision=={pair}.*",
-                fix=pip_install(snap, f"torchvision=={pair}.*"),
+                f"packages.{member}-mismatch",
+                f"{member} {dist.version} was not made for torch {torch_version} (it needs {expected}"
+                + (f"; torch {torch.public} pairs with {member} {paired}" if paired else "")
+                + "): `import "
+                + member
+                + "` fails (symptom: RuntimeError: operator torchvision::nms does not exist)",
+                observed=f"{member}=={dist.version}, torch=={torch_version}",
+                expected=family_pin(member, torch_version, torch_label, "") if paired else expected,
+                fix=_family_fix(snap, member, torch_version, torch_label, dist.version),
             )
+            continue
+        exact = spec is not None and any(s.operator == "==" for s in spec)
+        member_label = _local_label(dist.version)
+        if not exact or member_label == torch_label:
+            continue  # a pure-Python release (a torch range, no pin) runs with any build
+        pypi = _pypi_build(torch_version, snap.python.platform, snap.python.machine)  # reads cuda.yaml: only here
+        torch_build = torch_label or pypi
+        member_build = member_label or pypi
+        if not torch_build or not member_build or torch_build == member_build:
+            continue
+        yield error(
+            "packages.torch-family-build",
+            f"{member} {dist.version} is a {_build_name(member_build, member_label)} beside torch {torch_version}, "
+            f"a {_build_name(torch_build, torch_label)}: pip check passes (it ignores the +label), but `import "
+            f"{member}` fails (symptom: RuntimeError: operator torchvision::nms does not exist)",
+            observed=f"{member}=={dist.version}, torch=={torch_version}",
+            expected=family_pin(member, torch_version, torch_label, dist.version),
+            fix=_family_fix(snap, member, torch_version, torch_label, dist.version),
+        )
+
+
+def _build_name(build: str, label: str) -> str:
+    kind = "CPU" if build == "cpu" else "ROCm" if build.startswith("rocm") else f"CUDA {build[2:-1]}.{build[-1]}"
+    return f"{kind} build ({'+' + label if label else 'PyPI, untagged: ' + build})"
 
 
 @check(

@@ -21,7 +21,8 @@ from autoglm_doctor.checks._util import marker_environment, parse_version
 from autoglm_doctor.checks.packages import active_rules
 from autoglm_doctor.context import CheckContext, Options
 from autoglm_doctor.knowledge import gpu as kb
-from autoglm_doctor.knowledge.packages import combinations, torch_release, torchvision_pairs, transformers_release
+from autoglm_doctor.knowledge.libraries import TORCH_FAMILY, family_pin, transformers_floor
+from autoglm_doctor.knowledge.packages import combinations, torch_release, transformers_release
 from autoglm_doctor.knowledge.torch_choice import runs_on_driver, torch_variant
 from autoglm_doctor.model import Report, Severity
 from autoglm_doctor.packs import Pack, PackageRule
@@ -328,6 +329,7 @@ class _Planner:
             entry.pin = pick.full_version if pick.variant else entry.installed
             if entry.pin != entry.installed:
                 entry.note = f"the installed {current_variant} build, from {pick.index_url}"
+            self._pair_torchvision(pick)
             return
         problems = self._torch_problems(pick, host)
         if pick.installed and same_version:
@@ -365,19 +367,21 @@ class _Planner:
         return f"torch {pick.full_version}: the newest release for this Python and pack (knowledge/cuda.yaml)"
 
     def _pair_torchvision(self, pick: TorchPick) -> None:
-        vision = self.entries.get("torchvision")
-        pair = torchvision_pairs().get(pick.line)
-        if vision is None or pair is None:
-            return
-        spec = SpecifierSet(f"=={pair}.*")
-        if vision.pin and spec.contains(Version(vision.pin.partition("+")[0]), prereleases=True):
-            return
-        vision.change(
-            spec=spec,
-            why=f"torch {pick.line} pairs with torchvision {pair} (knowledge/torch.yaml)",
-            code="packages.torchvision-mismatch",
-        )
-        vision.decided = True
+        """torchvision/torchaudio: the release and build knowledge/libraries.py pairs with this torch."""
+        for member in TORCH_FAMILY:
+            entry = self.entries.get(member)
+            if entry is None or entry.action == "remove":
+                continue
+            pin = family_pin(member, pick.version, pick.variant).partition("==")[2]
+            if not pin or pin == (entry.pin or entry.installed):
+                continue
+            same_release = pin.partition("+")[0] == (entry.pin or entry.installed).partition("+")[0]
+            entry.change(
+                pin=pin,
+                why=f"torch {pick.full_version} pairs with {member} {pin} (knowledge/torch_family.yaml)",
+                code="packages.torch-family-build" if same_release else f"packages.{member}-mismatch",
+            )
+            entry.decided = True
 
     def _apply_transformers(self, pick: TransformersPick, torch: TorchPick | None) -> None:
         entry = self.entries.get("transformers")
@@ -440,6 +444,8 @@ class _Planner:
                 continue
             entry = self.entries.get(key)
             target = SpecifierSet(f"=={_line(rule.recommended)}.*") if rule.recommended else rule.specifier
+            floor = None if rule.spec or rule.recommended else transformers_floor(self.snap, rule.name)
+            target = SpecifierSet(f">={floor.version}") if floor is not None else target
             because = f" ({trigger.describe()})" if trigger else ""
             if entry is None:
                 entry = self.entries[key] = _Entry(name=rule.name, rule=rule)

@@ -97,11 +97,11 @@ def torch_release(version: str) -> TorchRelease | None:
     return next((r for r in torch_releases() if r.line == line), None)
 
 
-@cache
 def torchvision_pairs() -> dict[str, str]:
-    """Torch ``major.minor`` -> the torchvision ``0.N`` line built for it."""
-    doc = load_table("torch")
-    return {str(p["torch"]): str(p["torchvision"]) for p in doc.data["torchvision"]["pairs"]}
+    """Torch ``major.minor`` -> the torchvision ``0.N`` line built for it (from torch_family.yaml)."""
+    from autoglm_doctor.knowledge.libraries import torch_lines
+
+    return torch_lines()
 
 
 @cache

@@ -224,6 +224,326 @@ def torch_build(search_path):
     return None
 
 
+# --- library files read as text (transformers' registries and floors, vLLM's and SGLang's
+# architectures). The same functions parse released wheels' files in tools/knowledge_tables.py.
+TOKEN = re.compile(
+    r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|#[^\n]*|[()\[\]{},:]|[^\s()\[\]{},:"\'#]+'
+)
+MAPPING_FAMILIES = ("CONFIG", "PROCESSOR", "IMAGE_PROCESSOR", "VIDEO_PROCESSOR", "FEATURE_EXTRACTOR")
+MIN_VERSION = re.compile(r'^([A-Z][A-Z0-9_]*)_MIN_VERSION\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
+DEPENDENCY = re.compile(r'^\s*"([^"]+)"\s*:\s*"([^"]*)"\s*,?\s*$', re.MULTILINE)
+ENTRY_CLASS = re.compile(r"^EntryClass\s*=\s*(\[[^\]]*\]|[A-Za-z_]\w*)", re.MULTILINE)
+CLOSING = {"(": ")", "[": "]", "{": "}"}
+REQUIRES_CLASS = re.compile(r"^@requires\(backends=\(([^)]*)\)\)[ \t]*\n(?:@[^\n]*\n)*class[ \t]+(\w+)", re.MULTILINE)
+
+
+def _token_stream(text, start):
+    """Tokens of ``text`` from ``start`` on, comments dropped; read lazily, up to where parsing stops."""
+    for match in TOKEN.finditer(text, start):
+        token = match.group(0)
+        if not token.startswith("#"):
+            yield token
+
+
+def _container(tokens, kind):
+    """Parse a bracketed group whose opening ``kind`` was just read: (kind, elements).
+
+    An element is a list of atoms: ("s", text) for a string, ("w", word), (":",) or a
+    nested (kind, elements) group.
+    """
+    close = CLOSING[kind]
+    elements, current = [], []
+    for tok in tokens:
+        if tok == close:
+            break
+        if tok in CLOSING:
+            current.append(_container(tokens, tok))
+        elif tok in (")", "]", "}"):
+            continue  # unbalanced: ignore
+        elif tok == ",":
+            elements.append(current)
+            current = []
+        elif tok == ":":
+            current.append((":",))
+        elif tok[0] in "\"'":
+            current.append(("s", tok[1:-1]))
+        else:
+            current.append(("w", tok))
+    if current:
+        elements.append(current)
+    return (kind, elements)
+
+
+def _strings(atoms):
+    """The class names a mapping value holds: the first string of each alternative."""
+    out = []
+    for atom in atoms:
+        if atom[0] == "s":
+            out.append(atom[1])
+            break
+        if atom[0] in ("(", "["):
+            for element in atom[1]:
+                out.extend(_strings(element))
+            break
+        if atom[0] == "{":
+            for element in atom[1]:
+                if len(element) >= 3 and element[0][0] == "s" and element[1] == (":",):
+                    out.extend("%s:%s" % (element[0][1], name) for name in _strings(element[2:]))
+            break
+    return out
+
+
+def _entries(group, found):
+    kind, elements = group
+    for element in elements:
+        if kind == "[" and len(element) == 1 and element[0][0] == "(":
+            parts = element[0][1]
+            if len(parts) >= 2 and len(parts[0]) == 1 and parts[0][0][0] == "s":
+                found[parts[0][0][1]] = _strings(parts[1])
+        elif kind == "{" and len(element) >= 3 and element[0][0] == "s" and element[1] == (":",):
+            found[element[0][1]] = _strings(element[2:])
+        elif kind == "(":
+            for atom in element:
+                if atom[0] in ("[", "{"):
+                    _entries(atom, found)
+
+
+ASSIGNED = re.compile(r"(?:[ \t]*:[^=\n]*)?[ \t]*(?:=|\.update\()")
+
+
+def _assignments(text, name):
+    """Matches of ``name = ...`` / ``name: T = ...`` / ``name.update(`` at a line's start (``MISSING_`` allowed).
+
+    ``str.find`` for the name, then a regex at that place: scanning 80 KB files line by line with
+    one ``^``-anchored regex per registry cost the probe about 30 ms (measured on the test VM).
+    """
+    position = text.find(name)
+    while position >= 0:
+        line_start = text.rfind("\n", 0, position) + 1
+        if text[line_start:position].strip() in ("", "MISSING_"):
+            match = ASSIGNED.match(text, position + len(name))
+            if match is not None:
+                yield match
+        position = text.find(name, position + len(name))
+
+
+ENTRY_LINE = re.compile(r'^\s*\(\s*"([^"]+)"\s*,\s*(.*?)\s*\),?\s*(?:#.*)?$')
+DICT_LINE = re.compile(r'^\s*"([^"]+)"\s*:\s*(.*?)\s*,?\s*(?:#.*)?$')
+PAIR = re.compile(r'"([^"]+)"\s*:\s*"([^"]+)"')
+STRING = re.compile(r'"([^"]*)"')
+
+
+def _one_line_entries(text, start):
+    """The entries of a registry block whose entries each sit on one line; None for any other shape.
+
+    A regex per line instead of a token per word: the registries of transformers 5.x hold about
+    2,000 entries, and this reads them in a few milliseconds where the general parser takes
+    about 40 ms of the probe's time (measured on the 2-core test VM). Anything unexpected (an
+    entry over several lines, a block on one line) gives None, and the general parser reads it.
+    """
+    end = text.find("\n", start)
+    if end < 0 or text[start:end].strip()[-1:] not in ("(", "[", "{"):
+        return None
+    found = {}
+    while True:
+        begin, end = end + 1, text.find("\n", end + 1)
+        if end < 0:
+            return None
+        line = text[begin:end]
+        stripped = line.strip()
+        if not stripped or stripped[0] == "#" or stripped in ("[", "{", "(["):
+            continue
+        if stripped[0] in ")]}":
+            return found
+        if stripped == "(":  # an entry over several lines: join them up to its closing parenthesis
+            parts, depth = [stripped], 1
+            while depth > 0:
+                begin, end = end + 1, text.find("\n", end + 1)
+                if end < 0:
+                    return None
+                part = text[begin:end].strip()
+                depth += part.count("(") - part.count(")")
+                parts.append(part)
+            line = " ".join(parts)
+        match = ENTRY_LINE.match(line) or DICT_LINE.match(line)
+        if match is None:
+            return None
+        value = match.group(2).rstrip(", ")
+        if value.startswith("{"):
+            found[match.group(1)] = ["%s:%s" % pair for pair in PAIR.findall(value)]
+        elif value.startswith("("):
+            found[match.group(1)] = [STRING.findall(part)[0] for part in value[1:-1].split(",") if '"' in part]
+        else:
+            found[match.group(1)] = STRING.findall(value)[:1]
+
+
+def mapping_names(text, family):
+    """model_type -> class names of one ``<FAMILY>_MAPPING_NAMES`` registry in a transformers file.
+
+    Reads every assignment to, and ``.update(...)`` of, ``FAMILY_MAPPING_NAMES`` and
+    ``MISSING_FAMILY_MAPPING_NAMES``, in the shapes transformers 4.30 to 5.x use: a list of
+    ``("type", value)`` pairs, a dict, values that are a name, a (slow, fast) pair, a
+    ``{"pil": ..., "torchvision": ...}`` dict (kept as ``backend:Class``) or ``"X" if ... else None``.
+    """
+    name = family + "_MAPPING_NAMES"
+    found = {}
+    for match in _assignments(text, name):
+        quick = _one_line_entries(text, match.end())
+        if quick is not None:
+            found.update(quick)
+            continue
+        tokens = _token_stream(text, match.end())
+        group = None
+        for _, tok in zip(range(8), tokens):
+            if tok in CLOSING:
+                group = _container(tokens, tok)
+                break
+        if group is None:
+            continue
+        # OrderedDict[str, str](...): the subscript is a type, the call holds the data
+        if group[0] == "[" and next(tokens, None) == "(":
+            group = _container(tokens, "(")
+        if match.group(0).rstrip().endswith("("):
+            group = ("(", [[group]])
+        _entries(group, found)
+    return found
+
+
+def min_versions(text):
+    """``ACCELERATE_MIN_VERSION = "0.26.0"`` lines of transformers/utils/import_utils.py."""
+    return dict((name.lower(), version) for name, version in MIN_VERSION.findall(text or ""))
+
+
+def dependency_table(text):
+    """transformers/dependency_versions_table.py's ``deps`` dict: name -> requirement."""
+    return dict(DEPENDENCY.findall(text or ""))
+
+
+def declared_backends(root, feature_extractors):
+    """Feature-extractor class -> the backends its ``@requires(backends=(...))`` decorator names.
+
+    Reads models/<type>/feature_extraction_<type>.py of each model type the feature-extractor
+    registry names (transformers 5.x declares torchaudio, librosa... this way; older releases
+    declare nothing, and nothing is reported for them).
+    """
+    out = {}
+    seen = set()
+    for model_type in feature_extractors:
+        module = model_type.replace("-", "_")
+        if module in seen:
+            continue
+        seen.add(module)
+        text = read_text(os.path.join(root, "models", module, "feature_extraction_%s.py" % module), 1 << 20)
+        for names, cls in REQUIRES_CLASS.findall(text or ""):
+            out[cls] = re.findall(r"[\"']([\w\-]+)[\"']", names)
+    return out
+
+
+def transformers_files(search_path):
+    """What the installed transformers states about itself, read from its files as text."""
+    for folder in search_path:
+        root = os.path.join(folder, "transformers")
+        if not os.path.isfile(os.path.join(root, "__init__.py")):
+            continue
+        auto = os.path.join(root, "models", "auto")
+        facts = {
+            "path": root,
+            "files": [],
+            "problems": [],
+            "model_types": [],
+            "mappings": {},
+            "min_versions": {},
+            "dependencies": {},
+            "backends": {},
+        }
+        texts = []
+        for name in (
+            "auto_mappings.py",
+            "configuration_auto.py",
+            "processing_auto.py",
+            "image_processing_auto.py",
+            "video_processing_auto.py",
+            "feature_extraction_auto.py",
+        ):
+            text = read_text(os.path.join(auto, name), 1 << 21)
+            if text is not None:
+                texts.append(text)
+                facts["files"].append(os.path.join(auto, name))
+        for family in MAPPING_FAMILIES:
+            merged = {}
+            for text in texts:
+                merged.update(mapping_names(text, family))
+            if family == "CONFIG":
+                facts["model_types"] = sorted(merged)
+            else:
+                facts["mappings"][family.lower()] = merged
+        if not facts["model_types"]:
+            facts["problems"].append("no model types found in %s (configuration_auto.py)" % auto)
+        facts["backends"] = declared_backends(root, facts["mappings"].get("feature_extractor", {}))
+        for relative, key, parse in (
+            (("utils", "import_utils.py"), "min_versions", min_versions),
+            (("dependency_versions_table.py",), "dependencies", dependency_table),
+        ):
+            path = os.path.join(root, *relative)
+            text = read_text(path, 1 << 22)
+            if text is None:
+                facts["problems"].append("%s is missing or unreadable" % path)
+                continue
+            facts["files"].append(path)
+            facts[key] = parse(text)
+        return facts
+    return None
+
+
+def registry_architectures(text):
+    """Architecture names of vLLM's model registry (the keys of its ``_..._MODELS`` dicts)."""
+    found = []
+    for match in re.finditer(r"^(_[A-Z_]*MODELS)\s*(?::[^=\n]*)?=\s*\{", text or "", re.MULTILINE):
+        group = _container(_token_stream(text, match.end()), "{")
+        for element in group[1]:
+            if len(element) >= 2 and element[0][0] == "s" and element[1] == (":",):
+                found.append(element[0][1])
+    return sorted(set(found))
+
+
+def served_architectures(search_path):
+    """Architectures the installed vLLM and SGLang serve, read from their files as text."""
+    out = {}
+    for folder in search_path:
+        if "vllm" not in out:
+            registry = os.path.join(folder, "vllm", "model_executor", "models", "registry.py")
+            if os.path.isfile(os.path.join(folder, "vllm", "__init__.py")):
+                text = read_text(registry, 1 << 22)
+                out["vllm"] = {
+                    "path": registry,
+                    "architectures": registry_architectures(text),
+                    "problems": [] if text is not None else ["%s is missing or unreadable" % registry],
+                }
+        if "sglang" not in out:
+            models = os.path.join(folder, "sglang", "srt", "models")
+            if os.path.isfile(os.path.join(folder, "sglang", "__init__.py")):
+                names = set()
+                for entry in listdir(models):
+                    if entry.endswith(".py"):
+                        for value in ENTRY_CLASS.findall(read_text(os.path.join(models, entry), 1 << 20) or ""):
+                            names.update(re.findall(r"[A-Za-z_]\w*", value))
+                out["sglang"] = {
+                    "path": models,
+                    "architectures": sorted(names),
+                    "problems": [] if names else ["no EntryClass found in %s" % models],
+                }
+    return out
+
+
+def libraries(search_path):
+    """Facts the installed transformers, vLLM and SGLang state about themselves (files as text)."""
+    out = served_architectures(search_path)
+    transformers = transformers_files(search_path)
+    if transformers is not None:
+        out["transformers"] = transformers
+    return out
+
+
 def main(argv):
     cwd = os.getcwd()
     # A program started in cwd sees cwd first (python app.py from there, uvicorn app:app).
@@ -344,6 +664,7 @@ def main(argv):
         "distributions": distributions,
         "torch": torch_build(search_path[1:] if search_path[0] == cwd else search_path),
         "shadows": shadows,
+        "libraries": libraries(search_path[1:] if search_path[0] == cwd else search_path),
         "probe_errors": errors,
     }
     sys.stdout.write(json.dumps(facts))

@@ -164,6 +164,7 @@ def environment() -> dict[str, str]:
 
 def snapshot_from_probe(data: dict[str, object], env: dict[str, str]) -> Snapshot:
     """Type the probe's raw JSON."""
+    from autoglm_doctor.probe.libraries import LibraryFacts
     from autoglm_doctor.probe.snapshot import Distribution, PythonFacts, Shadow, Snapshot, TorchBuild
     from autoglm_doctor.serde import SerdeError, from_data
 
@@ -173,6 +174,7 @@ def snapshot_from_probe(data: dict[str, object], env: dict[str, str]) -> Snapsho
         torch = from_data(TorchBuild | None, data.get("torch"))  # type: ignore[arg-type]
         shadows = from_data(list[Shadow], data.get("shadows", []))
         errors = from_data(list[str], data.get("probe_errors", []))
+        libraries = from_data(LibraryFacts, data.get("libraries") or {})
     except (KeyError, SerdeError) as exc:
         raise ProbeError(f"the probe's answer is malformed: {exc}") from exc
     return Snapshot(
@@ -181,6 +183,7 @@ def snapshot_from_probe(data: dict[str, object], env: dict[str, str]) -> Snapsho
         torch=torch,
         shadows=shadows,
         probe_errors=errors,
+        libraries=libraries,
         env=env,
         tool_version=__version__,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -222,8 +225,17 @@ def gather(options: GatherOptions) -> Snapshot:
         snap = snapshot_from_probe(facts, host_side.env)
     except ProbeError as exc:
         return dataclasses.replace(host_side, probe_errors=[str(exc)])
+    libraries = snap.libraries
+    if libraries is not None and libraries.transformers is not None:
+        model_type = host_side.model.model_type if host_side.model is not None else ""
+        libraries = dataclasses.replace(libraries, transformers=libraries.transformers.for_model(model_type))
     return dataclasses.replace(
-        snap, config=host_side.config, gpu=host_side.gpu, host=host_side.host, model=host_side.model
+        snap,
+        config=host_side.config,
+        gpu=host_side.gpu,
+        host=host_side.host,
+        model=host_side.model,
+        libraries=libraries,
     )
 
 

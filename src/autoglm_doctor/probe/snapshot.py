@@ -17,6 +17,7 @@ from typing import Any
 from autoglm_doctor.configfile.facts import ConfigFacts
 from autoglm_doctor.probe.gpu import GpuFacts
 from autoglm_doctor.probe.host import HostFacts
+from autoglm_doctor.probe.libraries import LibraryFacts
 from autoglm_doctor.probe.weights import ModelFacts
 from autoglm_doctor.serde import SerdeError, from_data, to_data
 
@@ -152,6 +153,8 @@ class Snapshot:
     """Local files and folders that shadow real modules."""
     probe_errors: list[str] = field(default_factory=list)
     """Non-fatal problems the probe met (unreadable folders...)."""
+    libraries: LibraryFacts | None = None
+    """What transformers, vLLM and SGLang state about themselves, read from their files."""
     env: dict[str, str] = field(default_factory=dict)
     """Environment variables relevant to the deployment; secret values redacted."""
     gpu: GpuFacts | None = None
