@@ -190,7 +190,19 @@ ENGINES = {
     ("vllm", "0.12.0"): {
         "torch": "2.9.0",
         "transformers": "4.57.1",
-        "requires": ["torch==2.9.0", "transformers<5,>=4.56.0"],
+        "requires": [
+            "torch==2.9.0",
+            "transformers<5,>=4.56.0",
+            "pillow",
+            "torchaudio==2.9.0",
+            "torchvision==0.24.0",
+        ],
+        # installed beside it, as pip would: the processors of vision models need them (weights.architecture)
+        "companions": {
+            "pillow": ("11.0.0", []),
+            "torchaudio": ("2.9.0", ["torch==2.9.0"]),
+            "torchvision": ("0.24.0", ["torch==2.9.0"]),
+        },
     },
     ("sglang", "0.5.6.post1"): {
         "torch": "2.9.1",
@@ -206,4 +218,6 @@ def server_venv(venv: Venv, *, engine: str = "vllm", version: str = "0.12.0", to
     venv.add_torch(torch or pins["torch"], cuda="12.8")
     venv.add(engine, version, pins["requires"])
     venv.add("transformers", pins["transformers"])
+    for name, (companion, requires) in pins.get("companions", {}).items():
+        venv.add(name, companion, requires, package="PIL" if name == "pillow" else None)
     return venv
