@@ -78,6 +78,11 @@ def test_trailing_bytes_are_refused_like_safetensors(tmp_path: Path) -> None:
     assert not loads_with_safetensors(path)
 
 
+def _header(header: dict[str, object]) -> bytes:
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + bytes(4)
+
+
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [
@@ -88,6 +93,8 @@ def test_trailing_bytes_are_refused_like_safetensors(tmp_path: Path) -> None:
         (struct.pack("<Q", 8) + b"{oops}  ", "not valid JSON"),
         (struct.pack("<Q", 4) + b"{\xff\xfe}", "not UTF-8"),
         (struct.pack("<Q", 40) + json.dumps({"x": {"dtype": "F32", "shape": [1]}}).encode().ljust(40), "data_offsets"),
+        # a text dimension after large ones: multiplied out, it would build a 25 GB string (MemoryError)
+        (_header({"x": {"dtype": "F32", "shape": [16, 1585706835, "0"], "data_offsets": [0, 4]}}), "shape"),
     ],
 )
 def test_broken_headers(tmp_path: Path, raw: bytes, fragment: str) -> None:
@@ -140,6 +147,7 @@ def test_weights_are_never_read_past_their_headers(tmp_path: Path) -> None:
         if recording and recording[0] and event in {"open", "mmap.__new__", "os.truncate", "os.remove", "os.rename"}:
             events.append((event, args))
 
+    gather(GatherOptions(model=str(folder), cwd=tmp_path))  # first imports (thread pool, logging) read .pyc files
     sys.addaudithook(hook)
     before_mtimes = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
     try:

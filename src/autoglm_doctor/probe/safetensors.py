@@ -183,6 +183,8 @@ def _parse_header(raw: bytes, result: SafetensorsHeader) -> None:
     for name, entry in header.items():
         try:
             dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+            if type(shape) is not list or any(type(dim) is not int for dim in shape):
+                raise TypeError  # a text dimension multiplied out could build a string of any size
             numel = prod(shape)
         except (TypeError, KeyError, ValueError):
             result.error = _entry_problem(name, entry)
