@@ -1,16 +1,26 @@
-"""devices.*: Android devices over ADB for the phone agent (smoke/service area).
+"""devices.*: the phone agent's devices: Android (adb), HarmonyOS (hdc), iOS (WebDriverAgent).
 
-A live check: it runs ``adb`` (found on PATH), every call with a timeout, and only reads
-from the devices (``adb devices -l``, ``ime list``); it never changes a phone's settings.
+Live checks: they run ``adb``/``hdc`` (found on PATH), every call with a timeout, or ask
+WebDriverAgent over HTTP, and only read from the devices (``adb devices -l``, ``ime list``,
+``hdc list targets``, WDA's ``/status``); they never change a phone's settings.
 
-Applies to the phone-agent pack (``open-autoglm-phone``, or any pack with a ``devices:``
-section) when PHONE_AGENT_DEVICE_TYPE is unset or ``adb``. Pack keys read (``devices:``
-section, optional): ``adb_timeout`` (seconds per adb call, default 5), ``keyboard`` (the IME
-id that must be enabled, default ``com.android.adbkeyboard/.AdbIME``).
+They apply to the phone-agent pack (``open-autoglm-phone``, or any pack with a ``devices:``
+section). PHONE_AGENT_DEVICE_TYPE (default ``adb``, as the client) picks the one that must
+pass; the others skip saying so. Pack keys read (``devices:`` section, optional):
+``adb_timeout`` / ``hdc_timeout`` / ``wda_timeout`` (seconds per call, default 5),
+``screenshot_timeout`` (default 10), ``keyboard`` (the IME id that must be enabled, default
+``com.android.adbkeyboard/.AdbIME``).
+
+This module also takes service.agent-step's screenshot (:func:`take_screenshot`): adb
+``exec-out screencap -p`` (streamed, nothing written on the phone), WebDriverAgent's
+``/screenshot``, and on HarmonyOS ``snapshot_display`` into a file of the doctor's own under
+/data/local/tmp, received and removed (hdc has no way to stream it).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shlex
 import shutil
@@ -21,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from autoglm_doctor.checks._util import pip_install
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.probe.snapshot import Snapshot
@@ -142,8 +153,8 @@ def _state_finding(dev: Device) -> Finding | None:
 def _applies(snap: Snapshot, ctx: CheckContext) -> None:
     if ctx.pack.name != PHONE_PACK and "devices" not in ctx.pack.sections:
         raise Skip(f"pack {ctx.pack.name} drives no phones (use --pack {PHONE_PACK})")
-    kind = snap.env.get("PHONE_AGENT_DEVICE_TYPE", "adb").strip().lower()
-    if kind and kind != "adb":
+    kind = device_type(snap)
+    if kind != "adb":
         raise Skip(f"PHONE_AGENT_DEVICE_TYPE is {kind!r}, not adb")
 
 
@@ -293,3 +304,350 @@ def _keyboard(adb: str, serial: str, keyboard: str, timeout: float) -> Iterator[
             observed=", ".join(enabled.split()) or "no input method enabled",
             expected=f"{keyboard} enabled",
         )
+
+
+# --- HarmonyOS (hdc) and iOS (WebDriverAgent) --------------------------------------------------
+
+HDC_TIMEOUT_S = 5.0
+WDA_DEFAULT_URL = "http://localhost:8100"
+"""The client's default PHONE_AGENT_WDA_URL (main.py)."""
+HDC_SCREENSHOT = "/data/local/tmp/autoglm-doctor-screen.jpeg"
+"""Where hdc's snapshot is written on the device: hdc has no stdout capture, so the file is the doctor's own."""
+
+
+def device_type(snap: Snapshot) -> str:
+    """PHONE_AGENT_DEVICE_TYPE as the client reads it (default adb)."""
+    return (snap.env.get("PHONE_AGENT_DEVICE_TYPE") or "adb").strip().lower() or "adb"
+
+
+def _applies_to(snap: Snapshot, ctx: CheckContext, kind: str) -> None:
+    if ctx.pack.name != PHONE_PACK and "devices" not in ctx.pack.sections:
+        raise Skip(f"pack {ctx.pack.name} drives no phones (use --pack {PHONE_PACK})")
+    chosen = device_type(snap)
+    if chosen != kind:
+        raise Skip(
+            f"PHONE_AGENT_DEVICE_TYPE is {chosen!r}, not {kind}" + (" (adb is the default)" if chosen == "adb" else "")
+        )
+
+
+def parse_hdc_targets(text: str) -> list[str]:
+    """Targets in ``hdc list targets`` output; ``[Empty]`` means none."""
+    return [line.strip() for line in text.splitlines() if line.strip() and line.strip() != "[Empty]"]
+
+
+def choose_target(targets: list[str], wanted: str) -> tuple[str | None, Finding | None]:
+    """The target the client will use, or the finding that says why there is none."""
+    if wanted:
+        if wanted in targets:
+            return wanted, None
+        return None, error(
+            "devices.hdc-selected-missing",
+            f"PHONE_AGENT_DEVICE_ID={wanted} is not among hdc's targets ({', '.join(targets)})",
+            fix=f"connect {wanted} (hdc tconn {wanted} for a device over the network), or export "
+            f"PHONE_AGENT_DEVICE_ID={targets[0]}",
+            observed=", ".join(targets),
+            expected=wanted,
+        )
+    if len(targets) > 1:
+        return None, error(
+            "devices.hdc-ambiguous",
+            f"{len(targets)} HarmonyOS targets are connected and PHONE_AGENT_DEVICE_ID is not set",
+            fix=f"export PHONE_AGENT_DEVICE_ID={targets[0]}",
+            observed=", ".join(targets),
+            expected="one target, or PHONE_AGENT_DEVICE_ID",
+        )
+    return targets[0], None
+
+
+@check(
+    "devices.hdc",
+    title="HarmonyOS devices ready over hdc",
+    needs=("live",),
+    why="With PHONE_AGENT_DEVICE_TYPE=hdc the agent drives a HarmonyOS device with hdc: a missing hdc, no target, "
+    "or an ambiguous choice between several stops it before its first step.",
+    fix="Install the HarmonyOS SDK's toolchains (hdc) on PATH, enable USB debugging on the device, and set "
+    "PHONE_AGENT_DEVICE_ID when several are connected.",
+)
+def hdc_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """Hdc is on PATH; ``hdc list targets`` lists one target, or PHONE_AGENT_DEVICE_ID names a listed one."""
+    _applies_to(snap, ctx, "hdc")
+    timeout = float(_section(ctx).get("hdc_timeout") or HDC_TIMEOUT_S)
+    hdc = shutil.which("hdc")
+    if hdc is None:
+        yield error(
+            "devices.hdc-missing",
+            "hdc is not on PATH: the agent cannot reach a HarmonyOS device (PHONE_AGENT_DEVICE_TYPE=hdc)",
+            fix="install DevEco Studio or the HarmonyOS command-line tools and put the folder holding hdc "
+            "(sdk/default/openharmony/toolchains) on PATH",
+        )
+        return
+    try:
+        code, out = run_adb(hdc, "list", "targets", timeout=timeout)
+    except AdbTimeout as exc:
+        yield error(
+            "devices.hdc-timeout",
+            f"{str(exc).replace('`adb ', '`hdc ')}: the hdc server or the device is stuck",
+            fix="hdc kill && hdc start, then replug the device",
+        )
+        return
+    if code != 0:
+        last = (out.strip().splitlines() or [f"exit status {code}"])[-1]
+        yield error(
+            "devices.hdc-failed", f"`hdc list targets` failed: {last}", fix="hdc kill && hdc start", observed=last
+        )
+        return
+    targets = parse_hdc_targets(out)
+    if not targets:
+        yield error(
+            "devices.hdc-none",
+            "no HarmonyOS device is connected (hdc list targets: [Empty])",
+            fix="connect the device by USB with USB debugging on (Settings → About phone → tap the build number "
+            "7 times; Developer options → USB debugging), or `hdc tconn HOST:PORT` over the network",
+            observed="0 targets",
+            expected="at least 1",
+        )
+        return
+    chosen, problem = choose_target(targets, snap.env.get("PHONE_AGENT_DEVICE_ID", "").strip())
+    if problem is not None:
+        yield problem
+        return
+    yield info("devices.hdc-ready", f"{chosen}: listed by hdc ({hdc})")
+
+
+def wda_url(snap: Snapshot) -> str:
+    """PHONE_AGENT_WDA_URL, else the client's default."""
+    return (snap.env.get("PHONE_AGENT_WDA_URL") or WDA_DEFAULT_URL).rstrip("/")
+
+
+def wda_get(url: str, timeout: float) -> tuple[int | None, bytes, str]:
+    """(status, body, failure detail) of one GET to WebDriverAgent; never raises."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - the user's own WDA
+            return resp.status, resp.read(64 << 20), ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(1 << 16) if exc.fp else b"", str(exc.reason)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return None, b"", str(getattr(exc, "reason", exc))
+
+
+@check(
+    "devices.ios",
+    title="iPhone ready over WebDriverAgent",
+    needs=("live",),
+    why="With PHONE_AGENT_DEVICE_TYPE=ios the agent drives the iPhone through WebDriverAgent's HTTP API "
+    "(PHONE_AGENT_WDA_URL) with the requests library: WDA not running or not forwarded, or requests missing, "
+    "stops it before its first step.",
+    fix="Start WebDriverAgent from Xcode on the iPhone, forward its port (iproxy 8100 8100), export "
+    "PHONE_AGENT_WDA_URL, and install requests in the client's environment.",
+)
+def ios_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """Requests is installed in the target environment; WebDriverAgent answers GET /status at PHONE_AGENT_WDA_URL."""
+    _applies_to(snap, ctx, "ios")
+    installed = {d.name.lower() for d in snap.distributions}
+    if snap.distributions and "requests" not in installed:
+        yield error(
+            "devices.ios-requests-missing",
+            "requests is not installed in the target environment: the client talks to WebDriverAgent with it",
+            fix=f"{pip_install(snap, 'requests>=2.31.0')}  (Open-AutoGLM's requirements.txt: for iOS support)",
+            expected="requests>=2.31.0",
+        )
+    url = wda_url(snap)
+    timeout = float(_section(ctx).get("wda_timeout") or HDC_TIMEOUT_S)
+    status, body, detail = wda_get(f"{url}/status", timeout)
+    if status is None:
+        yield error(
+            "devices.wda-down",
+            f"WebDriverAgent does not answer at {url}: {detail}",
+            fix="start WebDriverAgent on the iPhone (Xcode: WebDriverAgentRunner → Product → Test), forward its port "
+            "over USB (iproxy 8100 8100), and export PHONE_AGENT_WDA_URL=http://localhost:8100",
+            observed=detail,
+            expected=f"HTTP 200 from {url}/status",
+        )
+        return
+    if status != 200:
+        yield error(
+            "devices.wda-error",
+            f"WebDriverAgent at {url} answered GET /status with HTTP {status}",
+            fix="restart WebDriverAgent from Xcode; check that PHONE_AGENT_WDA_URL points at WDA, not another service",
+            observed=f"HTTP {status}",
+            expected="HTTP 200",
+        )
+        return
+    try:
+        value = json.loads(body).get("value") or {}
+    except (ValueError, AttributeError):
+        value = {}
+    ready = value.get("ready") if isinstance(value, dict) else None
+    os_info = value.get("os", {}) if isinstance(value, dict) else {}
+    where = f"iOS {os_info.get('version')}" if isinstance(os_info, dict) and os_info.get("version") else "an iPhone"
+    if ready is False:
+        yield error(
+            "devices.wda-not-ready",
+            f"WebDriverAgent at {url} answers but says it is not ready",
+            fix="unlock the iPhone and trust the developer app (Settings → General → VPN & Device Management), then "
+            "restart WebDriverAgent",
+            observed="ready: false",
+            expected="ready: true",
+        )
+        return
+    yield info("devices.wda-ready", f"WebDriverAgent answers at {url} ({where})")
+
+
+# --- one screenshot from the chosen device, read-only (service.agent-step) ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """A screenshot taken for service.agent-step, or why there is none."""
+
+    image: bytes | None
+    """PNG or JPEG bytes."""
+    device: str
+    """Which device, in words (``adb 8a7f3c21``)."""
+    problem: Finding | None = None
+    """A failure taking it (the device is there but gave no image)."""
+
+
+class NoDevice(Exception):  # noqa: N818 - a reason to skip, not an error
+    """There is no device to take a screenshot from; the message says why."""
+
+
+def run_binary(argv: list[str], timeout: float) -> tuple[int, bytes]:
+    """Run one device-tool command and keep its stdout as bytes (a PNG); raises AdbTimeout."""
+    try:
+        proc = subprocess.Popen(  # noqa: S603 - a device tool from PATH, fixed arguments
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=sys.platform != "win32",
+        )
+    except OSError as exc:
+        return 127, f"cannot run {argv[0]}: {exc.strerror or exc}".encode()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if sys.platform != "win32":
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        proc.kill()
+        proc.communicate()
+        raise AdbTimeout(f"`{' '.join(argv[1:])}` did not answer within {timeout:g} s") from None
+    return proc.returncode, out if proc.returncode == 0 else out + err
+
+
+def _screenshot_failed(device: str, command: str, output: bytes) -> Finding:
+    text = output.decode("utf-8", errors="replace").strip()
+    line = (text.splitlines() or [f"{len(output)} bytes that are not an image"])[-1][:200]
+    sensitive = "Status: -1" in text or "fail" in text.lower()
+    return error(
+        "service.screenshot-failed",
+        f"{device} gave no screenshot for `{command}`: {line}"
+        + (" (the screen may be a protected one: payment, password)" if sensitive else ""),
+        fix="unlock the phone and leave a normal screen (home screen) showing; then run the command by hand",
+        observed=line,
+        expected="a PNG image",
+    )
+
+
+def take_screenshot(snap: Snapshot, ctx: CheckContext) -> Screen:
+    """A screenshot from the device the client would use, read-only; raises NoDevice when there is none."""
+    from autoglm_doctor.phone.screenshot import image_size
+
+    kind = device_type(snap)
+    wanted = snap.env.get("PHONE_AGENT_DEVICE_ID", "").strip()
+    timeout = float(_section(ctx).get("screenshot_timeout") or 10.0)
+    if kind == "ios":
+        url = wda_url(snap)
+        status, _, detail = wda_get(f"{url}/status", HDC_TIMEOUT_S)
+        if status != 200:
+            raise NoDevice(
+                f"no device: WebDriverAgent does not answer at {url} ({detail or f'HTTP {status}'}; see devices.ios)"
+            )
+        status, body, detail = wda_get(f"{url}/screenshot", timeout)
+        try:
+            image = base64.b64decode(json.loads(body)["value"]) if status == 200 else b""
+        except (ValueError, KeyError, TypeError):
+            image = b""
+        if not image_size(image):
+            return Screen(
+                None,
+                f"iOS at {url}",
+                _screenshot_failed(f"WebDriverAgent at {url}", "GET /screenshot", body or detail.encode()),
+            )
+        return Screen(image, f"iOS at {url}")
+    tool = "hdc" if kind == "hdc" else "adb"
+    path = shutil.which(tool)
+    if path is None:
+        raise NoDevice(f"no device: {tool} is not on PATH (see devices.{tool})")
+    try:
+        if tool == "adb":
+            code, out = run_adb(path, "devices", "-l", timeout=HDC_TIMEOUT_S)
+            ready = [d.serial for d in parse_devices(out) if d.state == "device"] if code == 0 else []
+        else:
+            code, out = run_adb(path, "list", "targets", timeout=HDC_TIMEOUT_S)
+            ready = parse_hdc_targets(out) if code == 0 else []
+        if wanted:
+            if wanted not in ready:
+                raise NoDevice(
+                    f"no device: PHONE_AGENT_DEVICE_ID={wanted} is not a ready {tool} device (see devices.{tool})"
+                )
+            serial = wanted
+        elif len(ready) == 1:
+            serial = ready[0]
+        elif not ready:
+            raise NoDevice(f"no device: {tool} lists no ready device (see devices.{tool})")
+        else:
+            raise NoDevice(
+                f"no device chosen: {len(ready)} are attached and PHONE_AGENT_DEVICE_ID is not set (see devices.{tool})"
+            )
+        if tool == "adb":
+            command = ["-s", serial, "exec-out", "screencap", "-p"]
+            code, image = run_binary([path, *command], timeout)
+            if code != 0 or not image_size(image):
+                return Screen(
+                    None, f"adb {serial}", _screenshot_failed(f"adb {serial}", f"adb {' '.join(command)}", image)
+                )
+            return Screen(image, f"adb {serial}")
+        return _hdc_screenshot(path, serial, timeout)
+    except AdbTimeout as exc:
+        return Screen(
+            None,
+            f"{tool}",
+            error(
+                "service.screenshot-failed",
+                f"{exc}: the device tool is stuck",
+                fix=f"restart the {tool} server and replug the phone",
+            ),
+        )
+
+
+def _hdc_screenshot(hdc: str, target: str, timeout: float) -> Screen:
+    """Write hdc's snapshot to a file of the doctor's own on the device, receive it, remove it."""
+    import tempfile
+
+    from autoglm_doctor.phone.screenshot import image_size
+
+    device = f"hdc {target}"
+    code, out = run_binary([hdc, "-t", target, "shell", "snapshot_display", "-f", HDC_SCREENSHOT], timeout)
+    if code != 0 or b"fail" in out.lower() or b"error" in out.lower():
+        return Screen(None, device, _screenshot_failed(device, f"hdc shell snapshot_display -f {HDC_SCREENSHOT}", out))
+    with tempfile.TemporaryDirectory(prefix="autoglm-doctor-") as folder:
+        local = os.path.join(folder, "screen.jpeg")
+        try:
+            code, out = run_binary([hdc, "-t", target, "file", "recv", HDC_SCREENSHOT, local], timeout)
+        finally:
+            run_binary([hdc, "-t", target, "shell", "rm", "-f", HDC_SCREENSHOT], timeout)
+        try:
+            with open(local, "rb") as handle:
+                image = handle.read()
+        except OSError:
+            image = b""
+    if not image_size(image):
+        return Screen(None, device, _screenshot_failed(device, f"hdc file recv {HDC_SCREENSHOT}", out))
+    return Screen(image, device)

@@ -1,8 +1,9 @@
-"""service.*: a served OpenAI-compatible endpoint and its auth (smoke/service area).
+"""service.*: a served OpenAI-compatible endpoint, its auth, and one agent step (smoke/service area).
 
 For the served deployment (vLLM/SGLang + the phone agent) the equivalent of the smoke test
-is asking the running endpoint. These checks talk to it over HTTP (stdlib urllib, every
-request with a timeout); they are live checks and skip when evaluating a saved snapshot.
+is asking the running endpoint the way the agent asks it. These checks talk to it over HTTP
+(stdlib only, every exchange under a deadline); they are live checks and skip when evaluating
+a saved snapshot.
 
 Where the endpoint comes from: ``--endpoint URL``, else ``PHONE_AGENT_BASE_URL`` in the
 snapshot's environment. The model name the client sends: ``PHONE_AGENT_MODEL``, else the
@@ -10,29 +11,40 @@ pack's ``service.model``. The API key (``PHONE_AGENT_API_KEY``) is redacted in t
 so when the snapshot says it is set its value is read from the live environment; it is
 sent, never reported.
 
-Pack keys read (``service:`` section, all optional): ``model``, ``timeout`` (seconds,
-default 30), ``prompt``, ``action_pattern`` (a regex the reply must match),
-``require_token`` (bool), ``max_tokens`` (default 64).
+Pack keys read (``service:`` section, all optional): ``model``, ``timeout`` (seconds one
+served check may take in all, default 12: service.endpoint + service.agent-step + service.auth
+stay under 30 s), ``max_tokens`` (default 3000, the client's), ``step_budget`` (seconds a step
+may take before it warns, default 10), ``action_required`` (a reply without an action is an
+error, not a warning), ``require_token`` (bool).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.model import Finding, Skip, error, info, warning
+from autoglm_doctor.phone.actions import has_action_marker
+from autoglm_doctor.phone.chat import CLIENT_MAX_TOKENS, StepExchange, agent_payload, error_message, stream_chat
+from autoglm_doctor.phone.prompt import DOCTOR_PROMPT, TASK, client_prompt
+from autoglm_doctor.phone.screenshot import PHONE_SIZE, image_size, synthetic_png
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
 
-DEFAULT_TIMEOUT_S = 30.0
-DEFAULT_PROMPT = "In one short sentence: what is the capital of France?"
+DEFAULT_TIMEOUT_S = 12.0
+"""Seconds one served check may take by default: endpoint + agent-step + auth (5 s) stay under 30 s."""
+DEFAULT_STEP_BUDGET_S = 10.0
+"""Seconds one agent step may take before service.endpoint warns."""
+AUTH_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,32 +249,110 @@ def _chat_payload(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
     }
 
 
-@check(
-    "service.endpoint",
-    title="Served endpoint answers soundly",
-    needs=("live",),
-    why="The phone agent fails on its first step when the server is down, serves another model name, or "
-    "answers with garbage; a one-line request settles it before a device is touched.",
-    fix="Start the server, export PHONE_AGENT_BASE_URL/PHONE_AGENT_MODEL to what it serves, and fix what makes "
-    "it answer badly (wrong chat template, wrong weights, dtype overflow).",
-)
-def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
-    """GET /models lists the model name the client sends; one short chat completion answers soundly in time."""
-    url = base_url(snap, ctx)
-    if url is None:
-        raise Skip("no endpoint (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
-    timeout = _timeout(ctx)
-    token = _api_key(snap)
+@dataclass(frozen=True, slots=True)
+class StepSettings:
+    """How a served check asks: the pack's ``service:`` keys, resolved."""
+
+    timeout: float
+    """Seconds the whole check may take (the /models request and the completion together)."""
+    max_tokens: int
+    """max_tokens of the completion (the client sends 3000)."""
+    step_budget: float
+    """Seconds a step may take before it warns."""
+    action_required: bool
+    """A reply without an action fails instead of warning."""
+
+
+def step_settings(ctx: CheckContext) -> StepSettings:
+    """The pack's service settings with their defaults."""
     section = _section(ctx)
+
+    def number(key: str, default: float) -> float:
+        try:
+            return float(section.get(key, default))
+        except (TypeError, ValueError):
+            return default
+
+    return StepSettings(
+        timeout=_timeout(ctx),
+        max_tokens=int(number("max_tokens", CLIENT_MAX_TOKENS)),
+        step_budget=number("step_budget", DEFAULT_STEP_BUDGET_S),
+        action_required=section.get("action_required") is True,
+    )
+
+
+def _client_folders(snap: Snapshot) -> list[Path]:
+    """Folders of an installed ``phone_agent`` package in the target environment (from dist-info, as text)."""
+    folders = [
+        Path(dist.location) / "phone_agent"
+        for dist in snap.distributions
+        if "phone_agent" in dist.top_level or dist.name.lower().replace("_", "-") == "phone-agent"
+    ]
+    # a source checkout on the path (pip install -e, PYTHONPATH)
+    folders += [Path(e, "phone_agent") for e in snap.python.sys_path if e and Path(e, "phone_agent", "config").is_dir()]
+    return folders
+
+
+def system_prompt(snap: Snapshot) -> tuple[str, str]:
+    """(prompt, where it came from): the installed client's own SYSTEM_PROMPT, else the doctor's."""
+    lang = os.environ.get("PHONE_AGENT_LANG") or snap.env.get("PHONE_AGENT_LANG") or "cn"
+    found = client_prompt(_client_folders(snap), lang)
+    if found is not None:
+        return found[0], str(found[1])
+    return DOCTOR_PROMPT, "the doctor's own instruction (phone_agent is not installed in the target environment)"
+
+
+def estimated_prompt_tokens(image: tuple[int, int], text: str) -> int:
+    """Tokens the step's prompt takes in a GLM-4.1V server: the image's patches plus the text, estimated.
+
+    Image: GLM-4.1V's processor (transformers ``glm4v`` smart_resize) rounds each side to a
+    multiple of 28 px (14 px patches merged 2x2), capped at 28*28*15000 pixels; one token per
+    28x28 block. Text: one token per CJK character and per 4 other characters (GLM's tokenizer
+    does better on English; an estimate on the safe side).
+    """
+    width, height = image
+    factor, max_pixels = 28, 28 * 28 * 15000
+    h_bar, w_bar = max(factor, round(height / factor) * factor), max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    cjk = sum(1 for ch in text if "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef")
+    return (h_bar // factor) * (w_bar // factor) + cjk + (len(text) - cjk) // 4 + 16
+
+
+IMAGE_REFUSED = re.compile(
+    r"At most \d+ image\(s\) may be provided|image input is not supported|does not support (multimodal|image|vision)"
+    r"|not a multimodal model|images? (are|is) not supported|image_url.{0,40}not supported",
+    re.IGNORECASE,
+)
+"""Server messages that refuse the screenshot itself (vLLM: ``At most 0 image(s) may be provided in one request.``)."""
+
+CONTEXT_TOO_SMALL = re.compile(
+    r"maximum context length|max_model_len|context length|too many tokens|longer than the maximum|exceeds the maximum",
+    re.IGNORECASE,
+)
+"""Server messages that say prompt plus max_tokens do not fit (vLLM/SGLang 400s)."""
+
+IMAGE_FAILED = re.compile(r"image|pixel|processor|temporal_factor|patch|vision|PIL|decode", re.IGNORECASE)
+"""Words in a server error that point at the image pipeline."""
+
+MODEL_NOT_FOUND = re.compile(r"does not exist|not found|pinned to|unknown model|no such model", re.IGNORECASE)
+
+
+def _served(
+    url: str, ctx: CheckContext, snap: Snapshot, deadline: float, token: str | None
+) -> Iterator[Finding | tuple[str, dict[str, Any]]]:
+    """GET /models: yields findings, and last the (model name, its model card) to ask when there is one."""
     models_url = f"{url}/models"
+    timeout = max(0.5, deadline - time.monotonic())
     answer = request(models_url, timeout=timeout, token=token)
     if answer.status != 200:
         yield explain_failure(answer, models_url, timeout, "GET /models", url)
         return
     listing = answer.json()
-    served = (
-        [str(m.get("id")) for m in listing.get("data", []) if isinstance(m, dict)] if isinstance(listing, dict) else []
-    )
+    cards = [m for m in listing.get("data", []) if isinstance(m, dict)] if isinstance(listing, dict) else []
+    served = [str(m.get("id")) for m in cards]
     wanted = _model_name(snap, ctx)
     if not served:
         yield error(
@@ -288,39 +378,219 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             expected=wanted,
         )
         return
-    prompt = str(section.get("prompt") or DEFAULT_PROMPT)
-    max_tokens = int(section.get("max_tokens") or 64)
-    chat_url = f"{url}/chat/completions"
-    answer = request(chat_url, timeout=timeout, payload=_chat_payload(wanted, prompt, max_tokens), token=token)
-    if answer.status != 200:
-        yield explain_failure(answer, chat_url, timeout, "a chat completion", url)
-        return
-    text = _reply_text(answer.json())
-    if text is None:
-        yield error(
-            "service.bad-reply",
-            "the chat completion is not in the OpenAI shape (choices[0].message.content)",
-            fix="point PHONE_AGENT_BASE_URL at an OpenAI-compatible server (vLLM/SGLang with their /v1 API)",
-            observed=answer.body[:200].decode("utf-8", errors="replace"),
+    yield wanted, next(c for c in cards if str(c.get("id")) == wanted)
+
+
+def _context_check(card: dict[str, Any], need: int, max_tokens: int) -> Finding | None:
+    limit = card.get("max_model_len")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0 or need <= limit:
+        return None
+    prompt_tokens = need - max_tokens
+    return error(
+        "service.context-too-small",
+        f"the server's context ({limit} tokens, /v1/models max_model_len) cannot hold one agent step: "
+        f"a phone screenshot and the system prompt take about {prompt_tokens} tokens, and the client asks "
+        f"for {max_tokens} more (max_tokens)",
+        fix=f"restart the server with --max-model-len {max(25480, need)} (Open-AutoGLM's launch command uses "
+        "25480; with less GPU memory, at least "
+        f"{need}; SGLang: --context-length)",
+        observed=f"max_model_len {limit}",
+        expected=f">= {need} (about {prompt_tokens} prompt + {max_tokens} reply tokens)",
+    )
+
+
+def _rejected(exchange: StepExchange, url: str, wanted: str, timeout: float, base: str) -> Finding:
+    """A finding for a step the server did not answer with a stream of content."""
+    message = error_message(exchange.body) if exchange.body else exchange.detail
+    quoted = f'"{message}"' if message else f"HTTP {exchange.status}"
+    if exchange.status is not None and exchange.status != 200 and IMAGE_REFUSED.search(message):
+        return error(
+            "service.image-refused",
+            f"the server refused the screenshot (HTTP {exchange.status}): {quoted}",
+            fix="the agent sends one screenshot per step: restart vLLM with --limit-mm-per-prompt '{\"image\":10}' "
+            "(as Open-AutoGLM's launch command does) and serve the vision-language model "
+            "(zai-org/AutoGLM-Phone-9B), not a text-only one",
+            observed=message,
+            expected="a streamed reply",
         )
-        return
-    pattern = section.get("action_pattern")
-    verdict = judge_reply(text, str(pattern) if pattern else None)
+    if exchange.status is not None and exchange.status != 200 and CONTEXT_TOO_SMALL.search(message):
+        return error(
+            "service.context-too-small",
+            f"the server says the step does not fit its context (HTTP {exchange.status}): {quoted}",
+            fix="restart the server with a larger --max-model-len (Open-AutoGLM uses 25480; SGLang: --context-length)",
+            observed=message,
+        )
+    if exchange.status in (400, 404) and MODEL_NOT_FOUND.search(message) and wanted in message:
+        return error(
+            "service.model-not-served",
+            f"the server does not answer for model {wanted!r}: {quoted}",
+            fix="export PHONE_AGENT_MODEL=<the server's --served-model-name>",
+            observed=message,
+            expected=wanted,
+        )
+    if exchange.status is not None and exchange.status >= 500 and IMAGE_FAILED.search(message):
+        return error(
+            "service.image-failed",
+            f"the server failed while processing the screenshot (HTTP {exchange.status}): {quoted}",
+            fix="the server's image processor does not match the model: upgrade transformers on the server "
+            "(Open-AutoGLM: pip install -U 'transformers>=5.0.0rc0' after installing vLLM/SGLang) and restart it; "
+            "the server log has the full traceback",
+            observed=message,
+            expected="HTTP 200",
+        )
+    if exchange.failure == "stream":
+        return error(
+            "service.bad-reply",
+            f"the streamed completion broke off: {exchange.detail}",
+            fix="point PHONE_AGENT_BASE_URL at an OpenAI-compatible server (vLLM/SGLang with their /v1 API); "
+            "read its log for this request",
+            observed=exchange.detail,
+        )
+    if exchange.failure == "timeout":
+        got = "nothing" if exchange.ttft_s is None else f"a first token after {exchange.ttft_s:.1f} s, then no end"
+        return error(
+            "service.timeout",
+            f"an agent step to {_host(url)} got {got} within {timeout:g} s",
+            fix="the server accepts connections but does not answer: it is still loading, overloaded or stuck; "
+            "check its log and GPU; raise service.timeout in the pack if it is merely slow",
+            observed=f"no complete answer after {timeout:g} s",
+            expected=f"an answer within {timeout:g} s",
+        )
+    answer = Answer(
+        status=exchange.status,
+        body=exchange.body,
+        failure=exchange.failure,
+        detail=exchange.detail,
+        seconds=exchange.total_s,
+    )
+    return explain_failure(answer, url, timeout, "an agent step", base)
+
+
+def agent_step(
+    url: str,
+    wanted: str,
+    image: bytes,
+    prompt: str,
+    settings: StepSettings,
+    deadline: float,
+    token: str | None,
+    card: dict[str, Any] | None = None,
+) -> tuple[list[Finding], StepExchange | None]:
+    """Send one agent step; (findings about the exchange itself, the exchange when it gave a reply)."""
+    size = image_size(image) or PHONE_SIZE
+    need = estimated_prompt_tokens(size, prompt + TASK) + settings.max_tokens
+    if card is not None:
+        too_small = _context_check(card, need, settings.max_tokens)
+        if too_small is not None:
+            return [too_small], None
+    chat_url = f"{url}/chat/completions"
+    timeout = max(0.5, deadline - time.monotonic())
+    exchange = stream_chat(
+        chat_url, agent_payload(wanted, prompt, image, settings.max_tokens), timeout=timeout, token=token
+    )
+    if exchange.status != 200 or exchange.failure:
+        return [_rejected(exchange, chat_url, wanted, timeout, url)], None
+    return [], exchange
+
+
+def judge_step(
+    exchange: StepExchange, wanted: str, settings: StepSettings, *, action_required: bool
+) -> Iterator[Finding]:
+    """Findings about the reply of a step and its timing."""
+    text = exchange.text
+    verdict = judge_reply(text, None)
     if verdict is not None:
         code, why = verdict
-        yield error(
-            code,
-            f"{why} (model {wanted!r}, {len(text.strip())} characters)",
-            fix="a served model that answers like this has a broken deployment: check the chat template "
-            "(--chat-template), the weights (re-download), the dtype (float16 overflow: use bfloat16) and "
-            "max_model_len",
-            observed=f"{len(text.split())} word(s), {len(text.strip())} characters",
-            expected="a sentence" + (" that parses as an action" if pattern else ""),
+        if code != "service.one-word-reply" or not has_action_marker(text):
+            yield error(
+                code,
+                f"{why} (model {wanted!r}, {len(text.strip())} characters"
+                + (", the reasoning arrived apart in reasoning_content" if exchange.reasoning else "")
+                + ")",
+                fix="a served model that answers like this has a broken deployment: check the chat template "
+                "(--chat-template), the weights (re-download), the dtype (float16 overflow: use bfloat16) and "
+                "max_model_len",
+                observed=f"{len(text.split())} word(s), {len(text.strip())} characters",
+                expected="<think>…</think><answer>do(action=…) or finish(message=…)</answer>",
+            )
+            return
+    if not has_action_marker(text):
+        make = error if action_required else warning
+        yield make(
+            "service.not-an-action",
+            f"the reply has no do(action=...) or finish(message=...): the agent cannot act on it "
+            f"({len(text.strip())} characters of prose)",
+            fix="serve the agent's model (zai-org/AutoGLM-Phone-9B) under PHONE_AGENT_MODEL; a general chat model "
+            "answers in prose. With the real model, check the chat template and that the system prompt reached it",
+            observed="prose",
+            expected="do(action=…) or finish(message=…)",
         )
+    timing = f"first token after {exchange.ttft_s:.2f} s, " if exchange.ttft_s is not None else ""
+    if exchange.total_s > settings.step_budget:
+        yield warning(
+            "service.slow-step",
+            f"one agent step took {exchange.total_s:.1f} s ({timing}over the pack's step budget of "
+            f"{settings.step_budget:g} s): a task of 30 steps would take {exchange.total_s * 30 / 60:.0f} min",
+            fix="serve on a faster GPU or with tensor parallelism, check the server is not sharing its GPU, and keep "
+            "--max-model-len no larger than needed; raise service.step_budget if this speed is acceptable",
+            observed=f"{exchange.total_s:.2f} s",
+            expected=f"<= {settings.step_budget:g} s",
+        )
+
+
+@check(
+    "service.endpoint",
+    title="Served endpoint answers the agent",
+    needs=("live",),
+    why="The phone agent fails at its first step when the server is down, serves another model name, refuses or "
+    "cannot process the screenshot, has too little context for it, or answers with anything but an action.",
+    fix="Start the server as Open-AutoGLM's launch command does (served model name, --max-model-len, "
+    "--limit-mm-per-prompt), export PHONE_AGENT_BASE_URL/PHONE_AGENT_MODEL to match, and fix what each finding names.",
+)
+def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """The endpoint serves the client's model name and answers one agent step: screenshot, streamed, an action.
+
+    The step is the client's own request (its system prompt when phone_agent is installed), with a
+    synthetic phone-sized screenshot; /v1/models' max_model_len is checked against it first.
+    """
+    url = base_url(snap, ctx)
+    if url is None:
+        raise Skip("no endpoint (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
+    settings = step_settings(ctx)
+    deadline = time.monotonic() + settings.timeout
+    token = _api_key(snap)
+    chosen: tuple[str, dict[str, Any]] | None = None
+    for item in _served(url, ctx, snap, deadline, token):
+        if isinstance(item, tuple):
+            chosen = item
+        else:
+            yield item
+    if chosen is None:
         return
-    yield info("service.answered", f"{wanted} answered a chat completion soundly in {answer.seconds:.2f} s")
+    wanted, card = chosen
+    prompt, source = system_prompt(snap)
+    image = synthetic_png()
+    findings, exchange = agent_step(url, wanted, image, prompt, settings, deadline, token, card)
+    yield from findings
+    if exchange is None:
+        return
+    verdict = list(judge_step(exchange, wanted, settings, action_required=settings.action_required))
+    yield from verdict
+    if any(f.severity.value == "error" for f in verdict):
+        return
+    width, height = PHONE_SIZE
+    ttft = f"{exchange.ttft_s:.2f} s" if exchange.ttft_s is not None else "n/a"
+    yield info(
+        "service.answered",
+        f"{wanted} answered an agent step ({width}x{height} screenshot, streamed, max_tokens {settings.max_tokens}): "
+        f"first token after {ttft}, step {exchange.total_s:.2f} s",
+        observed=f"ttft {ttft}, step {exchange.total_s:.3f} s",
+    )
+    yield info("service.system-prompt", f"system prompt: {source}")
     if ctx.options.endpoint_concurrency > 0:
-        yield from _concurrency(chat_url, wanted, token, timeout, ctx.options.endpoint_concurrency)
+        yield from _concurrency(
+            f"{url}/chat/completions", wanted, token, settings.timeout, ctx.options.endpoint_concurrency
+        )
 
 
 def _concurrency(url: str, model: str, token: str | None, timeout: float, count: int) -> Iterator[Finding]:
@@ -373,7 +643,7 @@ def auth(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     url = base_url(snap, ctx)
     if url is None:
         raise Skip("no endpoint to ask (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
-    timeout = _timeout(ctx)
+    timeout = min(_timeout(ctx), AUTH_TIMEOUT_S)  # one GET: the served checks together stay under 30 s
     models_url = f"{url}/models"
     answer = request(models_url, timeout=timeout)
     if answer.status in (401, 403):
@@ -398,3 +668,84 @@ def auth(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             observed=f"HTTP {answer.status}",
             expected="HTTP 401 or 403",
         )
+
+
+@check(
+    "service.agent-step",
+    title="One agent step end to end",
+    needs=("live",),
+    why="The endpoint can answer a synthetic screenshot and still fail the agent on a real one (a protected screen, "
+    "an odd resolution, a device that gives no image); one real step, read-only on the phone, settles it.",
+    fix="Each finding names the part that broke: the screenshot, the server's answer, or the action it returned.",
+)
+def agent_step_check(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """A screenshot from the chosen device, sent as the agent sends it; the reply parses into a valid action.
+
+    Nothing is executed on the device: the screenshot is read (adb exec-out screencap, hdc's
+    snapshot, WebDriverAgent's /screenshot) and the action is only parsed and checked (a known
+    name, points inside 0..999).
+    """
+    from autoglm_doctor.checks.devices import NoDevice, take_screenshot
+    from autoglm_doctor.phone.actions import ActionError, parse_action
+
+    url = base_url(snap, ctx)
+    if url is None:
+        raise Skip("no endpoint (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
+    try:
+        screen = take_screenshot(snap, ctx)
+    except NoDevice as exc:
+        raise Skip(str(exc)) from None
+    if screen.problem is not None or screen.image is None:
+        if screen.problem is not None:
+            yield screen.problem
+        return
+    settings = step_settings(ctx)
+    deadline = time.monotonic() + settings.timeout
+    token = _api_key(snap)
+    chosen: tuple[str, dict[str, Any]] | None = None
+    for item in _served(url, ctx, snap, deadline, token):
+        if isinstance(item, tuple):
+            chosen = item
+        else:
+            yield item
+    if chosen is None:
+        return
+    wanted, card = chosen
+    prompt, _ = system_prompt(snap)
+    findings, exchange = agent_step(url, wanted, screen.image, prompt, settings, deadline, token, card)
+    yield from findings
+    if exchange is None:
+        return
+    verdict = [
+        f for f in judge_step(exchange, wanted, settings, action_required=True) if f.code != "service.not-an-action"
+    ]
+    yield from verdict
+    if any(f.severity.value == "error" for f in verdict):
+        return
+    try:
+        action = parse_action(exchange.text)
+    except ActionError as exc:
+        yield error(
+            exc.code,
+            f"the model's reply to {screen.device}'s screen is not an action the agent can take: {exc}",
+            fix="serve the agent's model (zai-org/AutoGLM-Phone-9B) with its own chat template; a reply the client "
+            "cannot parse stops the agent at this step",
+            observed=action_preview(exchange.text),
+            expected="do(action=<known name>, …) or finish(message=…), points inside 0..999",
+        )
+        return
+    size = image_size(screen.image)
+    shape = f"{size[0]}x{size[1]}" if size else "unknown size"
+    yield info(
+        "service.step",
+        f"{screen.device}: a {shape} screenshot → {action.source[:120]} (parsed, not executed) in "
+        f"{exchange.total_s:.2f} s"
+        + (f", first token after {exchange.ttft_s:.2f} s" if exchange.ttft_s is not None else ""),
+        observed=action.name,
+    )
+
+
+def action_preview(text: str) -> str:
+    """The end of a reply, where the action should be (the thinking before it is left out)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= 160 else "…" + flat[-160:]

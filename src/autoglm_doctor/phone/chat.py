@@ -1,0 +1,255 @@
+"""One agent step over the OpenAI API, as the phone-agent client sends it, with a hard deadline.
+
+The request is the client's (``phone_agent/model/client.py`` + ``MessageBuilder``): a system
+message, a user message whose content is the screenshot as an ``image_url`` data URL followed
+by the task and the screen info, ``stream: true``, ``temperature 0``, ``max_tokens 3000``.
+
+The answer is read as server-sent events with ``http.client``. The deadline covers the whole
+exchange: a watchdog shuts the socket down when it passes, so a server that accepts the
+connection and then says nothing (or trickles bytes) is cut off at the timeout, not at the
+socket's per-read timeout times the number of reads.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from autoglm_doctor.phone.prompt import TASK
+from autoglm_doctor.phone.screenshot import data_url
+
+CLIENT_MAX_TOKENS = 3000
+"""The client's max_tokens (ModelConfig.max_tokens)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepExchange:
+    """What one streamed chat completion gave back."""
+
+    status: int | None
+    """HTTP status; None when no response came."""
+    text: str = ""
+    """The reply: every ``delta.content`` joined (what the client parses)."""
+    reasoning: str = ""
+    """``delta.reasoning_content`` joined (servers with a reasoning parser put <think> there)."""
+    body: bytes = b""
+    """The body of a non-200 answer (capped)."""
+    failure: str = ""
+    """refused, dns, timeout, network, or ``stream`` for a broken event stream; empty when it worked."""
+    detail: str = ""
+    """The underlying error, one line."""
+    ttft_s: float | None = None
+    """Seconds from sending to the first content token."""
+    total_s: float = 0.0
+    """Seconds from sending to the end of the stream."""
+    chunks: int = 0
+    """Events received."""
+    finish_reason: str = ""
+    """The last ``finish_reason`` the stream named."""
+    streamed: bool = True
+    """False when the server answered with one JSON body despite ``stream: true``."""
+
+
+def agent_messages(system_prompt: str, image: bytes, task: str = TASK) -> list[dict[str, Any]]:
+    """The first step's messages, built as the client's MessageBuilder builds them."""
+    screen_info = json.dumps({"current_app": "System Home"}, ensure_ascii=False)
+    return [
+        {"role": "system", "content": system_prompt},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": data_url(image)}},
+                {"type": "text", "text": f"{task}\n\n{screen_info}"},
+            ],
+        },
+    ]
+
+
+def agent_payload(model: str, system_prompt: str, image: bytes, max_tokens: int = CLIENT_MAX_TOKENS) -> dict[str, Any]:
+    """The chat-completion body of one agent step."""
+    return {
+        "model": model,
+        "messages": agent_messages(system_prompt, image),
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "stream": True,
+    }
+
+
+def error_message(body: bytes) -> str:
+    """The server's own error text from an error body: OpenAI/vLLM ``error.message``, FastAPI ``detail``."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return " ".join(text.split())[:500]
+    if isinstance(data, dict):
+        inner = data.get("error")
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])[:500]
+        for key in ("message", "detail", "error"):
+            if data.get(key):
+                value = data[key]
+                return (value if isinstance(value, str) else json.dumps(value))[:500]
+    return " ".join(text.split())[:500]
+
+
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, socket.gaierror):
+        return "dns"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return "network"
+
+
+def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str | None = None) -> StepExchange:
+    """POST ``payload`` to ``url`` and read the event stream; never raises, never runs past ``timeout``."""
+    import http.client
+
+    parsed = urlparse(url)
+    secure = parsed.scheme == "https"
+    connection_class = http.client.HTTPSConnection if secure else http.client.HTTPConnection
+    conn = connection_class(parsed.hostname or "localhost", parsed.port, timeout=timeout)
+    path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream",
+        "User-Agent": "autoglm-doctor",
+    }
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    started = time.monotonic()
+    expired = threading.Event()
+
+    def cut_off() -> None:
+        expired.set()
+        sock = conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    watchdog = threading.Timer(timeout, cut_off)
+    watchdog.daemon = True
+    watchdog.start()
+    text: list[str] = []
+    reasoning: list[str] = []
+    ttft: float | None = None
+    chunks = 0
+    finish = ""
+
+    def took() -> float:
+        return time.monotonic() - started
+
+    def timed_out(detail: str) -> StepExchange:
+        return StepExchange(
+            status=200 if chunks else None,
+            text="".join(text),
+            reasoning="".join(reasoning),
+            failure="timeout",
+            detail=detail,
+            ttft_s=ttft,
+            total_s=took(),
+            chunks=chunks,
+        )
+
+    try:
+        try:
+            conn.request("POST", path or "/", body=json.dumps(payload).encode("utf-8"), headers=headers)
+            response = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set():
+                return timed_out(f"no answer within {timeout:g} s")
+            return StepExchange(
+                status=None, failure=_failure_kind(exc), detail=str(exc) or type(exc).__name__, total_s=took()
+            )
+        if response.status != 200:
+            try:
+                body = response.read(1 << 16)
+            except (OSError, http.client.HTTPException):
+                body = b""
+            return StepExchange(status=response.status, body=body, detail=response.reason, total_s=took())
+        if "text/event-stream" not in (response.getheader("Content-Type") or ""):
+            raw = response.read(1 << 20)
+            try:
+                data = json.loads(raw)
+                content = data["choices"][0]["message"].get("content") or ""
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                return StepExchange(
+                    status=200, body=raw[:4096], failure="stream", detail="not an event stream", total_s=took()
+                )
+            return StepExchange(status=200, text=str(content), ttft_s=took(), total_s=took(), streamed=False)
+        while True:
+            try:
+                line = response.readline()
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                if expired.is_set():
+                    return timed_out(f"the stream stalled; cut off at {timeout:g} s")
+                return StepExchange(
+                    status=200, text="".join(text), failure="network", detail=str(exc), ttft_s=ttft, total_s=took()
+                )
+            if expired.is_set():
+                return timed_out(f"the stream was still running at {timeout:g} s")
+            if not line:
+                break
+            line = line.strip()
+            if not line.startswith(b"data:"):
+                continue
+            data_text = line[5:].strip()
+            if data_text == b"[DONE]":
+                break
+            try:
+                event = json.loads(data_text)
+            except json.JSONDecodeError:
+                return StepExchange(
+                    status=200,
+                    text="".join(text),
+                    failure="stream",
+                    detail=f"not JSON: {data_text[:120]!r}",
+                    ttft_s=ttft,
+                    total_s=took(),
+                    chunks=chunks,
+                )
+            chunks += 1
+            if isinstance(event, dict) and event.get("error"):
+                return StepExchange(
+                    status=200,
+                    body=json.dumps(event).encode(),
+                    failure="stream",
+                    detail=error_message(json.dumps(event).encode()),
+                    ttft_s=ttft,
+                    total_s=took(),
+                    chunks=chunks,
+                )
+            for choice in (event.get("choices") or []) if isinstance(event, dict) else []:
+                delta = choice.get("delta") or {}
+                piece = delta.get("content")
+                thought = delta.get("reasoning_content") or delta.get("reasoning")
+                if (piece or thought) and ttft is None:
+                    ttft = took()
+                if piece:
+                    text.append(str(piece))
+                if thought:
+                    reasoning.append(str(thought))
+                if choice.get("finish_reason"):
+                    finish = str(choice["finish_reason"])
+        return StepExchange(
+            status=200,
+            text="".join(text),
+            reasoning="".join(reasoning),
+            ttft_s=ttft,
+            total_s=took(),
+            chunks=chunks,
+            finish_reason=finish,
+        )
+    finally:
+        watchdog.cancel()
+        conn.close()
