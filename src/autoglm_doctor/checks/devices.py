@@ -447,7 +447,7 @@ def ios_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Requests is installed in the target environment; WebDriverAgent answers GET /status at PHONE_AGENT_WDA_URL."""
     _applies_to(snap, ctx, "ios")
     installed = {d.name.lower() for d in snap.distributions}
-    if snap.distributions and "requests" not in installed:
+    if snap.python.version and "requests" not in installed:  # the probe ran and found no requests
         yield error(
             "devices.ios-requests-missing",
             "requests is not installed in the target environment: the client talks to WebDriverAgent with it",

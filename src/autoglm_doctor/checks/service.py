@@ -489,7 +489,7 @@ def agent_step(
         chat_url, agent_payload(wanted, prompt, image, settings.max_tokens), timeout=timeout, token=token
     )
     if exchange.status != 200 or exchange.failure:
-        return [_rejected(exchange, chat_url, wanted, timeout, url)], None
+        return [_rejected(exchange, chat_url, wanted, settings.timeout, url)], None
     return [], exchange
 
 
