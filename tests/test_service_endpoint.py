@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from autoglm_doctor.phone.screenshot import png_size
-from tests.conftest import codes, result
+from tests.conftest import result
 from tests.helpers.openai_servers import ScriptedServer, scripted_server
 
 FAST_PACK = """

@@ -93,7 +93,7 @@ def test_endpoint_and_agent_step_pass(serve: TransformersServe, fake_adb: Path, 
     assert "1080x2400 screenshot, streamed, max_tokens 3000" in answered["message"]
     assert "first token after" in answered["message"] and "step" in answered["message"]
     taken = next(f for f in step["findings"] if f["code"] == "service.step")
-    assert taken["message"].startswith("adb 8a7f3c21: a 1080x2400 screenshot → do(action=\"Tap\", element=[500,500])")
+    assert taken["message"].startswith('adb 8a7f3c21: a 1080x2400 screenshot → do(action="Tap", element=[500,500])')
     assert "not executed" in taken["message"]
     sent = fake_adb.read_text().splitlines()
     assert "adb -s 8a7f3c21 exec-out screencap -p" in sent

@@ -87,7 +87,8 @@ def start_transformers_serve(model: Path, log: Path) -> TransformersServe:
         except OSError:
             time.sleep(0.3)
     server.stop()
-    raise RuntimeError(f"transformers serve did not answer within {SERVE_START_TIMEOUT_S:g} s:\n{log.read_text()[-3000:]}")
+    tail = log.read_text()[-3000:]
+    raise RuntimeError(f"transformers serve did not answer within {SERVE_START_TIMEOUT_S:g} s:\n{tail}")
 
 
 # --- a scripted OpenAI-compatible server -----------------------------------------------------------
