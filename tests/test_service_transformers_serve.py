@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import codes, result
 from tests.helpers.openai_servers import TransformersServe, start_transformers_serve
-from tests.helpers.tiny_vlm import build_tiny_vlm
+from tests.helpers.tiny_vlm import make_tiny_vlm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -30,7 +30,7 @@ READING_COMMANDS = {"adb version", "adb devices -l", "adb -s 8a7f3c21 exec-out s
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TransformersServe]:
     folder = tmp_path_factory.mktemp("serve")
-    model = build_tiny_vlm(folder / "tiny-llava")
+    model = make_tiny_vlm(folder / "tiny-llava")
     server = start_transformers_serve(model, folder / "serve.log")
     try:
         yield server

@@ -17,6 +17,9 @@ Pass ``reply=`` to make it say something else (prose, a bad action).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ACTION_REPLY = (
@@ -40,8 +43,20 @@ CHAT_TEMPLATE = (
 )
 
 
+def make_tiny_vlm(folder: Path, *, reply: tuple[str, ...] = ACTION_REPLY) -> Path:
+    """Build the tiny VLM into ``folder`` in a child process (the test process never imports torch)."""
+    subprocess.run(
+        [sys.executable, __file__, str(folder), json.dumps(list(reply))],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env=dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"),
+    )
+    return folder
+
+
 def build_tiny_vlm(folder: Path, *, reply: tuple[str, ...] = ACTION_REPLY) -> Path:
-    """Write config, weights, tokenizer and processor of the tiny VLM into ``folder``."""
+    """Write config, weights, tokenizer and processor of the tiny VLM into ``folder`` (imports torch)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import (
@@ -131,3 +146,7 @@ def build_tiny_vlm(folder: Path, *, reply: tuple[str, ...] = ACTION_REPLY) -> Pa
     (folder / "README.md").write_text("tiny random LLaVA for autoglm-doctor's tests (see tests/helpers/tiny_vlm.py)\n")
     json.loads((folder / "config.json").read_text())  # written and readable
     return folder
+
+
+if __name__ == "__main__":
+    build_tiny_vlm(Path(sys.argv[1]), reply=tuple(json.loads(sys.argv[2])) if len(sys.argv) > 2 else ACTION_REPLY)

@@ -5,8 +5,14 @@ child process of the *target* interpreter (:mod:`autoglm_doctor.smoke`); this mo
 decides how to load (device, dtype, remote code), starts it, shows progress and turns the
 outcome into findings.
 
+A vision-language model (config.json has a vision_config, or the folder has
+preprocessor_config.json / processor_config.json) is loaded with AutoProcessor and the
+image-text-to-text class, shown a synthetic phone screenshot through the chat template, and
+must show that the pixel values reached the model's forward.
+
 Pack keys read (``smoke:`` section, all optional): ``auto_class`` (default
-``AutoModelForCausalLM``), ``prompt``, ``max_new_tokens`` (default 8).
+``AutoModelForCausalLM``; ``AutoModelForImageTextToText`` for a vision-language model),
+``prompt``, ``max_new_tokens`` (default 8).
 """
 
 from __future__ import annotations
@@ -143,7 +149,7 @@ def load_infer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     section = _section(ctx)
     # imported here: runs without the smoke test (--no-smoke, --only) never pay for them
     from autoglm_doctor.smoke.classify import classify
-    from autoglm_doctor.smoke.protocol import PROMPT, SmokeRequest
+    from autoglm_doctor.smoke.protocol import PROMPT, VISION_PROMPT, SmokeRequest
     from autoglm_doctor.smoke.runner import run_script
 
     request = SmokeRequest(
@@ -153,9 +159,12 @@ def load_infer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         dtype=dtype,
         attn_implementation=str(attn) if attn else None,
         trust_remote_code=wants_remote and ctx.options.allow_remote_code,
-        prompt=str(section.get("prompt") or PROMPT),
+        prompt=str(section.get("prompt") or (VISION_PROMPT if model.vision else PROMPT)),
         max_new_tokens=int(section.get("max_new_tokens") or 8),
-        auto_class=str(section.get("auto_class") or "AutoModelForCausalLM"),
+        auto_class=str(
+            section.get("auto_class") or ("AutoModelForImageTextToText" if model.vision else "AutoModelForCausalLM")
+        ),
+        vision=model.vision,
     )
     cwd = Path(snap.python.cwd) if snap.python.cwd and Path(snap.python.cwd).is_dir() else None
     progress = _progress()

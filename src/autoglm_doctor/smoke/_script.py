@@ -29,6 +29,8 @@ _START = time.perf_counter()
 _PROTO = os.dup(1)  # the protocol stream; stdout itself now goes to stderr
 os.dup2(2, 1)
 _phase = "start"
+VISION_TOWERS = ("vision_tower", "visual", "vision_model", "vision_encoder", "vision")
+"""Names transformers gives a vision-language model's image encoder (LLaVA, GLM-4.1V/Qwen-VL, Idefics, ...)."""
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -111,6 +113,27 @@ class _FirstTokenClock:
         pass
 
 
+def _vision_inputs(processor: Any, image_module: Any, request: dict[str, Any]) -> Any:
+    """The chat template applied to a synthetic phone screenshot and a short instruction."""
+    width, height = request.get("image_size") or (1080, 2400)
+    image = image_module.new("RGB", (int(width), int(height)), (242, 244, 247))
+    for row in range(5):  # a grid of app icons, so the vision tower sees edges
+        for column in range(4):
+            left, top = width // 16 + column * width // 4, height // 6 + row * height // 7
+            image.paste(
+                (60 + 50 * column, 90 + 30 * row, 200 - 30 * column), (left, top, left + width // 6, top + width // 6)
+            )
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "image", "image": image}, {"type": "text", "text": request["prompt"]}],
+        }
+    ]
+    return processor.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+
+
 def run(request: dict[str, Any]) -> dict[str, Any]:
     """Load, generate, measure; returns the result fields."""
     phase("import", module="torch")
@@ -125,8 +148,22 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     if device == "auto":
         device = "cuda:0" if torch.cuda.is_available() else "cpu"
 
-    phase("tokenizer")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
+    vision = bool(request.get("vision"))
+    processor = None
+    if vision:
+        phase("import", module="PIL")
+        image_module = importlib.import_module("PIL.Image")
+        phase("processor")
+        processor = transformers.AutoProcessor.from_pretrained(path, trust_remote_code=trust)
+        if getattr(processor, "image_processor", None) is None:
+            raise RuntimeError(
+                f"no image processor could be loaded from {path}: AutoProcessor gave {type(processor).__name__} "
+                "(preprocessor_config.json / processor_config.json are missing or name no image processor)"
+            )
+        tokenizer = processor.tokenizer
+    else:
+        phase("tokenizer")
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust}
     dtype = request.get("dtype")
@@ -145,7 +182,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     phase("weights", done=0, total=total)
     _watch_shards(transformers, total)
     started = time.perf_counter()
-    auto_class = getattr(transformers, request.get("auto_class") or "AutoModelForCausalLM")
+    default_class = "AutoModelForImageTextToText" if vision else "AutoModelForCausalLM"
+    auto_class = getattr(transformers, request.get("auto_class") or default_class)
     model = auto_class.from_pretrained(path, **kwargs)
     if device_map is None:
         model = model.to(device)
@@ -156,8 +194,26 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 
     devices = sorted({str(p.device) for p in model.parameters()})
     first_device = str(next(model.parameters()).device)
-    phase("generate")
-    inputs = tokenizer(request["prompt"], return_tensors="pt").to(first_device)
+    seen: dict[str, Any] = {}
+    if vision:
+        phase("generate")
+        inputs = _vision_inputs(processor, image_module, request).to(first_device)
+        seen["sent"] = list(inputs["pixel_values"].shape) if "pixel_values" in inputs else None
+
+        def note_pixels(module: Any, args: Any, kwargs: Any) -> None:
+            pixels = kwargs.get("pixel_values")
+            if pixels is None and args and hasattr(args[0], "shape") and args[0].dtype.is_floating_point:
+                pixels = args[0]  # a vision tower called with the pixels as its first argument
+            if pixels is not None and "reached" not in seen:
+                seen["reached"] = list(pixels.shape)
+
+        # generate() may call forward() directly (no hooks); the vision tower is always called as a module
+        towers = [m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in VISION_TOWERS][:1]
+        for module in [model, *towers]:
+            module.register_forward_pre_hook(note_pixels, with_kwargs=True)
+    else:
+        phase("generate")
+        inputs = tokenizer(request["prompt"], return_tensors="pt").to(first_device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     clock = _FirstTokenClock()
     gen_kwargs = {
@@ -200,6 +256,9 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         "text_preview": text.strip()[:80],
         "peak_rss_bytes": _peak_rss_bytes(),
         "cuda_peak_bytes": {},
+        "vision": vision,
+        "pixel_values_sent": seen.get("sent"),
+        "pixel_values_reached": seen.get("reached"),
     }
     if any(d.startswith("cuda") for d in devices):
         result["cuda_peak_bytes"] = {

@@ -87,6 +87,14 @@ KNOWN: tuple[Known, ...] = (
         "model folder's *.py files and re-run with --allow-remote-code",
     ),
     Known(
+        "smoke.processor-missing",
+        _re(r"no image processor could be loaded|Can't load image processor|Unrecognized image processor"),
+        "the model's image processor could not be loaded during {phase}: {line}",
+        "the model folder lacks its processor files: download them next to the weights "
+        "(huggingface-cli download REPO preprocessor_config.json processor_config.json chat_template.jinja "
+        "--local-dir MODEL_DIR); GLM-4.1V's processor also needs torchvision in the target environment",
+    ),
+    Known(
         "smoke.corrupt-weights",
         _re(
             r"SafetensorError|HeaderTooLarge|Error while deserializing header|MetadataIncompleteBuffer"
@@ -261,6 +269,20 @@ def _judge(result: SmokeResult, run: SmokeRun) -> Iterator[Finding]:
             observed="empty text",
             expected="some text",
         )
+    if result.vision and result.pixel_values_reached is None:
+        yield error(
+            "smoke.image-not-used",
+            "the screenshot's pixel values never reached the model: "
+            + (
+                "the processor made none (its chat template has no image slot)"
+                if result.pixel_values_sent is None
+                else f"the processor made {result.pixel_values_sent} but the model's forward did not receive them"
+            ),
+            fix="load the model with its processor (AutoProcessor) and a chat template that places the image; check "
+            "that preprocessor_config.json / processor_config.json and chat_template.jinja belong to this model",
+            observed="no pixel_values in forward()",
+            expected="pixel_values passed to the model",
+        )
     memory = (
         ", ".join(f"{dev} peak {_bytes(n)}" for dev, n in result.cuda_peak_bytes.items())
         if result.cuda_peak_bytes
@@ -271,6 +293,7 @@ def _judge(result: SmokeResult, run: SmokeRun) -> Iterator[Finding]:
         f"loaded in {result.load_s:.2f} s on {', '.join(result.devices) or result.device} ({result.dtype}); "
         f"first token after {result.ttft_s:.3f} s; {result.tokens} tokens at {speed}; {memory}; "
         f"total {run.elapsed_s:.1f} s"
+        + (f"; screenshot pixel values {result.pixel_values_reached} reached the model" if result.vision else "")
     )
     yield info("smoke.measured", summary)
 

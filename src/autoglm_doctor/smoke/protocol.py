@@ -19,6 +19,9 @@ MARKER = "@autoglm-doctor-smoke@ "
 PROMPT = "The capital of France is"
 """The fixed prompt every smoke test generates from."""
 
+VISION_PROMPT = "Open the Settings app. Answer with one action."
+"""The instruction shown with the screenshot to a vision-language model."""
+
 
 @dataclass(frozen=True, slots=True)
 class SmokeRequest:
@@ -42,6 +45,10 @@ class SmokeRequest:
     """Tokens to generate greedily."""
     auto_class: str = "AutoModelForCausalLM"
     """The transformers Auto class the deployment loads the model with."""
+    vision: bool = False
+    """A vision-language model: AutoProcessor, an image in the chat template, the image-text-to-text class."""
+    image_size: tuple[int, int] = (1080, 2400)
+    """Width and height of the synthetic screenshot a vision-language model is shown."""
 
     def to_json(self) -> str:
         """The request as the script's argument."""
@@ -76,6 +83,12 @@ class SmokeResult:
     """Peak resident memory of the script (the host side)."""
     cuda_peak_bytes: dict[str, int] = field(default_factory=dict)
     """torch.cuda.max_memory_allocated per CUDA device."""
+    vision: bool = False
+    """The run was a vision-language one (processor, image, chat template)."""
+    pixel_values_sent: list[int] | None = None
+    """Shape of the pixel values the processor made from the screenshot (None: it made none)."""
+    pixel_values_reached: list[int] | None = None
+    """Shape of the pixel values the model's forward received (None: they never reached it)."""
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> SmokeResult:
