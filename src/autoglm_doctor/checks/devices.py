@@ -69,18 +69,24 @@ def _section(ctx: CheckContext) -> dict[str, Any]:
 
 def run_adb(adb: str, *args: str, timeout: float) -> tuple[int, str]:
     """Run one adb command; (exit status, stdout+stderr). Raises AdbTimeout after ``timeout`` seconds."""
+    code, out = _run([adb, *args], timeout, merge_stderr=True)
+    return code, out.decode("utf-8", errors="replace")
+
+
+def _run(argv: list[str], timeout: float, *, merge_stderr: bool) -> tuple[int, bytes]:
+    """Run a device tool in its own session; on timeout kill its whole group and raise AdbTimeout."""
     try:
-        proc = subprocess.Popen(  # noqa: S603 - adb from PATH, fixed arguments
-            [adb, *args],
+        proc = subprocess.Popen(  # noqa: S603 - a device tool from PATH, fixed arguments
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             start_new_session=sys.platform != "win32",
         )
     except OSError as exc:
-        return 127, f"cannot run {adb}: {exc.strerror or exc}"
+        return 127, f"cannot run {argv[0]}: {exc.strerror or exc}".encode()
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         if sys.platform != "win32":
             try:
@@ -89,8 +95,10 @@ def run_adb(adb: str, *args: str, timeout: float) -> tuple[int, str]:
                 pass
         proc.kill()
         proc.communicate()
-        raise AdbTimeout(f"`adb {' '.join(args)}` did not answer within {timeout:g} s") from None
-    return proc.returncode, out.decode("utf-8", errors="replace")
+        tool = os.path.basename(argv[0])
+        raise AdbTimeout(f"`{tool} {' '.join(argv[1:])}` did not answer within {timeout:g} s") from None
+    # a screenshot's bytes stay clean on success; on failure the tool's complaint is what matters
+    return proc.returncode, out if merge_stderr or proc.returncode == 0 else out + (err or b"")
 
 
 def parse_devices(text: str) -> list[Device]:
@@ -386,7 +394,7 @@ def hdc_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     except AdbTimeout as exc:
         yield error(
             "devices.hdc-timeout",
-            f"{str(exc).replace('`adb ', '`hdc ')}: the hdc server or the device is stuck",
+            f"{exc}: the hdc server or the device is stuck",
             fix="hdc kill && hdc start, then replug the device",
         )
         return
@@ -517,28 +525,7 @@ class NoDevice(Exception):  # noqa: N818 - a reason to skip, not an error
 
 def run_binary(argv: list[str], timeout: float) -> tuple[int, bytes]:
     """Run one device-tool command and keep its stdout as bytes (a PNG); raises AdbTimeout."""
-    try:
-        proc = subprocess.Popen(  # noqa: S603 - a device tool from PATH, fixed arguments
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=sys.platform != "win32",
-        )
-    except OSError as exc:
-        return 127, f"cannot run {argv[0]}: {exc.strerror or exc}".encode()
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        if sys.platform != "win32":
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        proc.kill()
-        proc.communicate()
-        raise AdbTimeout(f"`{' '.join(argv[1:])}` did not answer within {timeout:g} s") from None
-    return proc.returncode, out if proc.returncode == 0 else out + err
+    return _run(argv, timeout, merge_stderr=False)
 
 
 def _screenshot_failed(device: str, command: str, output: bytes) -> Finding:

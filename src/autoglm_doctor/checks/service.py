@@ -340,6 +340,20 @@ IMAGE_FAILED = re.compile(r"image|pixel|processor|temporal_factor|patch|vision|P
 MODEL_NOT_FOUND = re.compile(r"does not exist|not found|pinned to|unknown model|no such model", re.IGNORECASE)
 
 
+def served_model(
+    url: str, ctx: CheckContext, snap: Snapshot, deadline: float, token: str | None
+) -> tuple[list[Finding], tuple[str, dict[str, Any]] | None]:
+    """GET /models: (findings, the model name to ask and its model card, or None when there is none to ask)."""
+    findings: list[Finding] = []
+    chosen = None
+    for item in _served(url, ctx, snap, deadline, token):
+        if isinstance(item, tuple):
+            chosen = item
+        else:
+            findings.append(item)
+    return findings, chosen
+
+
 def _served(
     url: str, ctx: CheckContext, snap: Snapshot, deadline: float, token: str | None
 ) -> Iterator[Finding | tuple[str, dict[str, Any]]]:
@@ -559,12 +573,8 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     settings = step_settings(ctx)
     deadline = time.monotonic() + settings.timeout
     token = _api_key(snap)
-    chosen: tuple[str, dict[str, Any]] | None = None
-    for item in _served(url, ctx, snap, deadline, token):
-        if isinstance(item, tuple):
-            chosen = item
-        else:
-            yield item
+    found, chosen = served_model(url, ctx, snap, deadline, token)
+    yield from found
     if chosen is None:
         return
     wanted, card = chosen
@@ -702,12 +712,8 @@ def agent_step_check(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     settings = step_settings(ctx)
     deadline = time.monotonic() + settings.timeout
     token = _api_key(snap)
-    chosen: tuple[str, dict[str, Any]] | None = None
-    for item in _served(url, ctx, snap, deadline, token):
-        if isinstance(item, tuple):
-            chosen = item
-        else:
-            yield item
+    found, chosen = served_model(url, ctx, snap, deadline, token)
+    yield from found
     if chosen is None:
         return
     wanted, card = chosen
