@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,62 @@ def test_agent_step_skips_without_an_endpoint_or_a_device(env: pytest.MonkeyPatc
     env.delenv("PHONE_AGENT_DEVICE_TYPE", raising=False)
     res = check(run_json, "service.agent-step", "--endpoint", "http://127.0.0.1:9/v1")
     assert res["status"] == "skip" and "adb is not on PATH" in res["findings"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "code", "said"),
+    [
+        (
+            '<think>x</think><answer>do(action="Tap", element=[1200,40])</answer>',
+            "service.action-out-of-range",
+            "0..999",
+        ),
+        ('<think>x</think><answer>do(action="Click", element=[10,40])</answer>', "service.action-unknown", "'Click'"),
+        ('<think>x</think><answer>do(action="Tap", element=[10,</answer>', "service.action-unparsed", "does not parse"),
+        ("I would tap the gear icon to open the settings.", "service.action-missing", "no do(action="),
+    ],
+)
+def test_agent_step_validates_the_action(  # type: ignore[no-untyped-def]
+    wda: list[str], server: ScriptedServer, run_json, reply: str, code: str, said: str
+) -> None:
+    server.script.reply = reply
+    step = check(run_json, "service.agent-step", "--endpoint", server.url)
+    assert errors(step) == [code]
+    assert said in step["findings"][0]["message"]
+    assert set(wda) <= {"GET /status", "GET /screenshot"}  # parsed, never executed
+
+
+def test_agent_step_on_a_protected_screen(
+    env: pytest.MonkeyPatch, tmp_path: Path, server: ScriptedServer, run_json
+) -> None:  # type: ignore[no-untyped-def]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    adb = bin_dir / "adb"
+    adb.write_text(f"#!{sys.executable}\n" + (FIXTURES / "adb" / "fake_adb.py").read_text())
+    adb.chmod(0o755)
+    env.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.setenv("FAKE_ADB_FIXTURE", str(FIXTURES / "adb" / "protected-screen.json"))
+    env.setenv("PHONE_AGENT_DEVICE_TYPE", "adb")
+    step = check(run_json, "service.agent-step", "--endpoint", server.url)
+    assert errors(step) == ["service.screenshot-failed"]
+    assert "Status: -1" in step["findings"][0]["message"] and "protected" in step["findings"][0]["message"]
+    assert server.requests == []  # nothing sent without a screenshot
+
+
+def test_the_served_checks_together_stay_under_30_s_on_a_hung_server(  # type: ignore[no-untyped-def]
+    wda: list[str], server: ScriptedServer, run_json, tmp_path: Path
+) -> None:
+    server.script.hang = True  # accepts every completion, never answers
+    config = tmp_path / "work" / "deploy.yaml"
+    config.write_text("auth:\n  require_token: true\n")  # service.auth runs too
+    started = time.monotonic()
+    report = run_json(
+        "--pack", "open-autoglm-phone", "--endpoint", server.url, "--config", str(config), "--only", "service.*"
+    )[1]
+    took = time.monotonic() - started
+    assert errors(result(report, "service.endpoint")) == ["service.timeout"]
+    assert errors(result(report, "service.agent-step")) == ["service.timeout"]
+    assert result(report, "service.auth")["status"] == "fail"  # /models answers without a token here
+    served = sum(r["duration_ms"] for r in report["results"] if r["id"].startswith("service.")) / 1000
+    assert served < 30, served  # the served checks' own time; the whole run adds the probe's start-up
+    assert took < 45, took

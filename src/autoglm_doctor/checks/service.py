@@ -202,11 +202,11 @@ def explain_failure(answer: Answer, url: str, timeout: float, what: str, base: s
     )
 
 
-def judge_reply(text: str, action_pattern: str | None) -> tuple[str, str] | None:
+def judge_reply(text: str) -> tuple[str, str] | None:
     """(code, why) when a reply is not a sound answer; None when it is.
 
     Garbled: replacement or control characters, little that is a letter, or one word said
-    over and over. One word is not an answer. With an action format, the reply must match it.
+    over and over. One word is not an answer (whether it is an action is judged apart).
     """
     stripped = text.strip()
     if not stripped:
@@ -222,8 +222,6 @@ def judge_reply(text: str, action_pattern: str | None) -> tuple[str, str] | None
         return "service.garbled-reply", "the reply repeats one word over and over"
     if len(words) < 2 and cjk < 4:
         return "service.one-word-reply", "the reply is a single word, not an answer"
-    if action_pattern and not re.search(action_pattern, stripped, re.DOTALL):
-        return "service.not-an-action", "the reply does not parse as an agent action"
     return None
 
 
@@ -512,7 +510,7 @@ def judge_step(
 ) -> Iterator[Finding]:
     """Findings about the reply of a step and its timing."""
     text = exchange.text
-    verdict = judge_reply(text, None)
+    verdict = judge_reply(text)
     if verdict is not None:
         code, why = verdict
         if code != "service.one-word-reply" or not has_action_marker(text):
