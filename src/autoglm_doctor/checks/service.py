@@ -286,14 +286,15 @@ def _client_folders(snap: Snapshot) -> list[Path]:
         for dist in snap.distributions
         if "phone_agent" in dist.top_level or dist.name.lower().replace("_", "-") == "phone-agent"
     ]
-    # a source checkout on the path (pip install -e, PYTHONPATH)
-    folders += [Path(e, "phone_agent") for e in snap.python.sys_path if e and Path(e, "phone_agent", "config").is_dir()]
+    # a source checkout on the path (pip install -e, PYTHONPATH), or Open-AutoGLM's clone the client runs from
+    roots = [*snap.python.sys_path, snap.python.cwd]
+    folders += [Path(e, "phone_agent") for e in roots if e and Path(e, "phone_agent", "config").is_dir()]
     return folders
 
 
 def system_prompt(snap: Snapshot) -> tuple[str, str]:
     """(prompt, where it came from): the installed client's own SYSTEM_PROMPT, else the doctor's."""
-    lang = os.environ.get("PHONE_AGENT_LANG") or snap.env.get("PHONE_AGENT_LANG") or "cn"
+    lang = snap.env.get("PHONE_AGENT_LANG") or "cn"  # the client's default language
     found = client_prompt(_client_folders(snap), lang)
     if found is not None:
         return found[0], str(found[1])
@@ -301,12 +302,13 @@ def system_prompt(snap: Snapshot) -> tuple[str, str]:
 
 
 def estimated_prompt_tokens(image: tuple[int, int], text: str) -> int:
-    """Tokens the step's prompt takes in a GLM-4.1V server: the image's patches plus the text, estimated.
+    """Tokens the step's prompt takes at the least in a GLM-4.1V server: the image's patches plus the text.
 
-    Image: GLM-4.1V's processor (transformers ``glm4v`` smart_resize) rounds each side to a
-    multiple of 28 px (14 px patches merged 2x2), capped at 28*28*15000 pixels; one token per
-    28x28 block. Text: one token per CJK character and per 4 other characters (GLM's tokenizer
-    does better on English; an estimate on the safe side).
+    Image (exact for GLM-4.1V): its processor (transformers ``glm4v`` smart_resize) rounds each
+    side to a multiple of 28 px (14 px patches merged 2x2), capped at 28*28*15000 pixels; one
+    token per 28x28 block: 3354 for a 1080x2400 screenshot. Text (a lower bound, so that
+    service.context-too-small is never a false alarm): one token per 2 CJK characters and per 5
+    other characters; GLM's tokenizer needs more.
     """
     width, height = image
     factor, max_pixels = 28, 28 * 28 * 15000
@@ -316,7 +318,7 @@ def estimated_prompt_tokens(image: tuple[int, int], text: str) -> int:
         h_bar = max(factor, math.floor(height / beta / factor) * factor)
         w_bar = max(factor, math.floor(width / beta / factor) * factor)
     cjk = sum(1 for ch in text if "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef")
-    return (h_bar // factor) * (w_bar // factor) + cjk + (len(text) - cjk) // 4 + 16
+    return (h_bar // factor) * (w_bar // factor) + cjk // 2 + (len(text) - cjk) // 5
 
 
 IMAGE_REFUSED = re.compile(
@@ -401,13 +403,13 @@ def _context_check(card: dict[str, Any], need: int, max_tokens: int) -> Finding 
     return error(
         "service.context-too-small",
         f"the server's context ({limit} tokens, /v1/models max_model_len) cannot hold one agent step: "
-        f"a phone screenshot and the system prompt take about {prompt_tokens} tokens, and the client asks "
+        f"a phone screenshot and the system prompt take at least {prompt_tokens} tokens, and the client asks "
         f"for {max_tokens} more (max_tokens)",
         fix=f"restart the server with --max-model-len {max(25480, need)} (Open-AutoGLM's launch command uses "
         "25480; with less GPU memory, at least "
         f"{need}; SGLang: --context-length)",
         observed=f"max_model_len {limit}",
-        expected=f">= {need} (about {prompt_tokens} prompt + {max_tokens} reply tokens)",
+        expected=f">= {need} (at least {prompt_tokens} prompt + {max_tokens} reply tokens)",
     )
 
 
