@@ -19,7 +19,7 @@ import pytest
 
 from autoglm_doctor.phone.screenshot import png_size
 from tests.conftest import result
-from tests.helpers.openai_servers import ScriptedServer, scripted_server
+from tests.helpers.openai_servers import ScriptedServer, forwarding_proxy, scripted_server
 
 FAST_PACK = """
 pack: open-autoglm-phone
@@ -318,3 +318,24 @@ def test_live_checks_skip_from_a_snapshot(server: ScriptedServer, ask, tmp_path:
     )
     assert {r["status"] for r in report["results"]} == {"skip"}
     assert server.requests == []
+
+
+def test_requests_go_through_the_proxy_the_environment_names(  # type: ignore[no-untyped-def]
+    server: ScriptedServer, ask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the client's OpenAI SDK (httpx) honours HTTP_PROXY/NO_PROXY; so do both of the doctor's requests
+    log: list[str] = []
+    proxy, stop = forwarding_proxy(log)
+    try:
+        for name in ("http_proxy", "HTTP_PROXY"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.server_address[1]}")
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        code, res = ask("--endpoint", server.url)
+        assert res["status"] == "pass", res["findings"]
+        assert log == [f"GET {server.url}/models", f"POST {server.url}/chat/completions"]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        assert ask("--endpoint", server.url)[1]["status"] == "pass"
+        assert len(log) == 2  # NO_PROXY names the host: straight to the server
+    finally:
+        stop()

@@ -285,3 +285,53 @@ def wda_stub(screenshot_png: bytes, log: list[str]) -> tuple[ThreadingHTTPServer
         http.server_close()
 
     return http, stop
+
+
+# --- a forwarding HTTP proxy -----------------------------------------------------------------------
+
+
+def forwarding_proxy(log: list[str]) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
+    """A plain-HTTP forward proxy on loopback (absolute-URI requests), streaming answers back; logs each request."""
+    import http.client
+    from urllib.parse import urlparse
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _forward(self) -> None:
+            log.append(f"{self.command} {self.path}")
+            target = urlparse(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0"))) if self.command == "POST" else None
+            upstream = http.client.HTTPConnection(target.hostname or "", target.port, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
+            upstream.request(self.command, target.path, body=body, headers=headers)
+            answer = upstream.getresponse()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                    self.send_header(key, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            while chunk := answer.read1(65536):
+                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            upstream.close()
+
+        do_GET = _forward  # noqa: N815
+        do_POST = _forward  # noqa: N815
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    proxy.daemon_threads = True
+    thread = threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        proxy.shutdown()
+        proxy.server_close()
+
+    return proxy, stop

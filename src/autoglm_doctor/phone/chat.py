@@ -4,21 +4,23 @@ The request is the client's (``phone_agent/model/client.py`` + ``MessageBuilder`
 message, a user message whose content is the screenshot as an ``image_url`` data URL followed
 by the task and the screen info, ``stream: true``, ``temperature 0``, ``max_tokens 3000``.
 
-The answer is read as server-sent events with ``http.client``. The deadline covers the whole
-exchange: a watchdog shuts the socket down when it passes, so a server that accepts the
-connection and then says nothing (or trickles bytes) is cut off at the timeout, not at the
-socket's per-read timeout times the number of reads.
+The answer is read as server-sent events with ``http.client``, through the proxy the environment
+names (HTTP_PROXY/HTTPS_PROXY, NO_PROXY), as the client's OpenAI SDK and the doctor's GET do.
+The deadline covers the whole exchange: a watchdog shuts the socket down when it passes, so a
+server that accepts the connection and then says nothing (or trickles bytes) is cut off at the
+timeout, not at the socket's per-read timeout times the number of reads.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, unquote, urlparse
 
 from autoglm_doctor.phone.prompt import TASK
 from autoglm_doctor.phone.screenshot import data_url
@@ -99,6 +101,17 @@ def error_message(body: bytes) -> str:
     return " ".join(text.split())[:500]
 
 
+def proxy_for(url: str) -> ParseResult | None:
+    """The proxy the environment names for ``url`` (HTTP_PROXY/HTTPS_PROXY, NO_PROXY honoured), as urllib finds it."""
+    import urllib.request
+
+    parsed = urlparse(url)
+    proxy = urllib.request.getproxies().get(parsed.scheme)
+    if not proxy or urllib.request.proxy_bypass(parsed.hostname or ""):
+        return None
+    return urlparse(proxy if "://" in proxy else f"http://{proxy}")
+
+
 def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
@@ -116,13 +129,25 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
     parsed = urlparse(url)
     secure = parsed.scheme == "https"
     connection_class = http.client.HTTPSConnection if secure else http.client.HTTPConnection
-    conn = connection_class(parsed.hostname or "localhost", parsed.port, timeout=timeout)
     path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
     headers = {
         "Content-Type": "application/json",
         "Accept": "text/event-stream",
         "User-Agent": "autoglm-doctor",
     }
+    proxy = proxy_for(url)
+    if proxy is None:
+        conn = connection_class(parsed.hostname or "localhost", parsed.port, timeout=timeout)
+    else:  # as the client's OpenAI SDK (httpx) does: HTTP(S)_PROXY unless NO_PROXY names the host
+        conn = connection_class(proxy.hostname or "localhost", proxy.port or 8080, timeout=timeout)
+        if proxy.username:
+            credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+            headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
+        if secure:
+            conn.set_tunnel(parsed.hostname or "localhost", parsed.port or 443, headers=headers.copy())
+            headers.pop("Proxy-Authorization", None)
+        else:
+            path = url  # a plain-HTTP proxy takes the absolute URL
     if token:
         headers["Authorization"] = f"Bearer {token}"
     started = time.monotonic()
