@@ -1,6 +1,6 @@
 """service.endpoint and service.auth against a scripted OpenAI-compatible server on 127.0.0.1.
 
-The scripted server (tests/helpers/served.py) streams like vLLM and answers with the exact error
+The scripted server (tests/helpers/openai_servers.py) streams like vLLM and answers with the exact error
 bodies real servers send in situations no server here can be put in; each test names the message
 it reproduces and where it comes from. The healthy path against a real server is in
 test_service_transformers_serve.py.
