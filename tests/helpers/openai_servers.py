@@ -230,6 +230,20 @@ def scripted_server() -> Iterator[ScriptedServer]:
         http.server_close()
 
 
+def serve_in_thread(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, Callable[[], None]]:
+    """Serve ``handler`` on a free loopback port in a daemon thread; (the server, a function that stops it)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return server, stop
+
+
 # --- a WebDriverAgent stub -------------------------------------------------------------------------
 
 
@@ -275,16 +289,7 @@ def wda_stub(screenshot_png: bytes, log: list[str]) -> tuple[ThreadingHTTPServer
             log.append(f"POST {self.path}")
             self.send_error(404)
 
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    http.daemon_threads = True
-    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        http.shutdown()
-        http.server_close()
-
-    return http, stop
+    return serve_in_thread(Handler)
 
 
 # --- a forwarding HTTP proxy -----------------------------------------------------------------------
@@ -325,13 +330,4 @@ def forwarding_proxy(log: list[str]) -> tuple[ThreadingHTTPServer, Callable[[], 
         do_GET = _forward  # noqa: N815
         do_POST = _forward  # noqa: N815
 
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    proxy.daemon_threads = True
-    thread = threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        proxy.shutdown()
-        proxy.server_close()
-
-    return proxy, stop
+    return serve_in_thread(Handler)

@@ -25,7 +25,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -508,6 +508,28 @@ def agent_step(
     return [], exchange
 
 
+def send_step(
+    url: str, snap: Snapshot, ctx: CheckContext, image: bytes
+) -> Generator[Finding, None, tuple[str, StepExchange, str] | None]:
+    """Ask /models, then send one agent step with ``image``, all within the pack's timeout.
+
+    Yields the findings about the exchange; returns (model name, the exchange, where the system
+    prompt came from) when the server answered with a reply, None otherwise.
+    """
+    settings = step_settings(ctx)
+    deadline = time.monotonic() + settings.timeout
+    token = _api_key(snap)
+    found, chosen = served_model(url, ctx, snap, deadline, token)
+    yield from found
+    if chosen is None:
+        return None
+    wanted, card = chosen
+    prompt, source = system_prompt(snap)
+    findings, exchange = agent_step(url, wanted, image, prompt, settings, deadline, token, card)
+    yield from findings
+    return None if exchange is None else (wanted, exchange, source)
+
+
 def judge_step(
     exchange: StepExchange, wanted: str, settings: StepSettings, *, action_required: bool
 ) -> Iterator[Finding]:
@@ -572,19 +594,10 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     if url is None:
         raise Skip("no endpoint (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
     settings = step_settings(ctx)
-    deadline = time.monotonic() + settings.timeout
-    token = _api_key(snap)
-    found, chosen = served_model(url, ctx, snap, deadline, token)
-    yield from found
-    if chosen is None:
+    sent = yield from send_step(url, snap, ctx, synthetic_png())
+    if sent is None:
         return
-    wanted, card = chosen
-    prompt, source = system_prompt(snap)
-    image = synthetic_png()
-    findings, exchange = agent_step(url, wanted, image, prompt, settings, deadline, token, card)
-    yield from findings
-    if exchange is None:
-        return
+    wanted, exchange, source = sent
     verdict = list(judge_step(exchange, wanted, settings, action_required=settings.action_required))
     yield from verdict
     if any(f.severity.value == "error" for f in verdict):
@@ -600,7 +613,7 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     yield info("service.system-prompt", f"system prompt: {source}")
     if ctx.options.endpoint_concurrency > 0:
         yield from _concurrency(
-            f"{url}/chat/completions", wanted, token, settings.timeout, ctx.options.endpoint_concurrency
+            f"{url}/chat/completions", wanted, _api_key(snap), settings.timeout, ctx.options.endpoint_concurrency
         )
 
 
@@ -711,18 +724,10 @@ def agent_step_check(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             yield screen.problem
         return
     settings = step_settings(ctx)
-    deadline = time.monotonic() + settings.timeout
-    token = _api_key(snap)
-    found, chosen = served_model(url, ctx, snap, deadline, token)
-    yield from found
-    if chosen is None:
+    sent = yield from send_step(url, snap, ctx, screen.image)
+    if sent is None:
         return
-    wanted, card = chosen
-    prompt, _ = system_prompt(snap)
-    findings, exchange = agent_step(url, wanted, screen.image, prompt, settings, deadline, token, card)
-    yield from findings
-    if exchange is None:
-        return
+    wanted, exchange, _ = sent
     verdict = [
         f for f in judge_step(exchange, wanted, settings, action_required=True) if f.code != "service.not-an-action"
     ]
