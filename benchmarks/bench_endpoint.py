@@ -5,7 +5,8 @@ the CPU, started here on 127.0.0.1 and stopped by its pid. The doctor's probe is
 (GET /v1/models, the model-card context check, the streamed agent step, the reply judged); the
 bare request is the agent's step alone: one POST with the same payload (system prompt, the same
 PNG as a data URL, stream, temperature 0, max_tokens 3000), the event stream read to its end.
-Interleaved runs; prints the medians and the ratio doctor / bare (target <= 1.2).
+Interleaved runs, alternating which goes first; prints the medians and the ratio doctor / bare
+(target <= 1.2).
 
     .venv/bin/python benchmarks/bench_endpoint.py [--runs 15] [--url http://HOST:PORT/v1 --model NAME]
 """
@@ -35,9 +36,9 @@ from autoglm_doctor.probe.snapshot import PythonFacts, Snapshot  # noqa: E402
 
 
 def bare(url: str, model: str) -> float:
-    """One streamed agent step with urllib, read to the end; wall seconds."""
+    """One streamed agent step with urllib, built and read to the end; wall seconds."""
+    started = time.perf_counter()  # building the request is part of it, as for the doctor
     body = json.dumps(agent_payload(model, DOCTOR_PROMPT, synthetic_png())).encode()
-    started = time.perf_counter()
     request = urllib.request.Request(f"{url}/chat/completions", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
         for _ in response:
@@ -83,9 +84,13 @@ def main() -> int:
             doctor(url, model)  # warm: the server's first request, the doctor's imports and screenshot
             bare(url, model)
             doctor_times, bare_times = [], []
-            for _ in range(args.runs):
-                doctor_times.append(doctor(url, model))
-                bare_times.append(bare(url, model))
+            for run in range(args.runs):  # alternate who goes first: the server's state favours neither
+                if run % 2:
+                    bare_times.append(bare(url, model))
+                    doctor_times.append(doctor(url, model))
+                else:
+                    doctor_times.append(doctor(url, model))
+                    bare_times.append(bare(url, model))
         finally:
             if server is not None:
                 server.stop()
