@@ -379,7 +379,7 @@ class _YamlBuilder:
                 first_line, first_col = first[name]
                 self.report(
                     "config.duplicate-key",
-                    f"key {dotted(child)!r} is defined twice (lines {first_line} and {key_line}); "
+                    f"key {dotted(child)!r} is defined twice ({_lines(first_line, key_line)}); "
                     f"the value on line {key_line} silently replaces the one on line {first_line}",
                     key_node,
                     child,
@@ -558,7 +558,7 @@ class _JsonPositions:
                     diag(
                         self.source,
                         "config.duplicate-key",
-                        f"key {dotted(child)!r} is defined twice (lines {first_line} and {line}); "
+                        f"key {dotted(child)!r} is defined twice ({_lines(first_line, line)}); "
                         f"the value on line {line} silently replaces the one on line {first_line}",
                         line,
                         column,
@@ -768,27 +768,22 @@ def _shell_words(source: Source) -> tuple[list[tuple[str, int]], list[Diagnostic
         word: list[str] = []
         while i < n and text[i] not in " \t\r\n;&|":
             char = text[i]
-            if char in ("'", '"'):
+            if char == "'":
                 close = text.find(char, i + 1)
-                while char == '"' and close > 0 and text[close - 1] == "\\":
-                    close = text.find(char, close + 1)
                 if close < 0:
-                    line, column = source.position(i)
-                    found.append(
-                        diag(
-                            source,
-                            "config.syntax-error",
-                            f"unclosed {char} quote: the shell would wait for more input",
-                            line,
-                            column,
-                            fix=f"close the quote opened at line {line}, column {column}",
-                        )
-                    )
+                    found.append(_unclosed(source, i, char))
                     word.append(text[i + 1 :])
                     i = n
                     break
-                inner = text[i + 1 : close]
-                word.append(inner.replace('\\"', '"') if char == '"' else inner)
+                word.append(text[i + 1 : close])
+                i = close + 1
+            elif char == '"':
+                inner, close = _double_quoted(text, i + 1)
+                word.append(inner)
+                if close < 0:
+                    found.append(_unclosed(source, i, char))
+                    i = n
+                    break
                 i = close + 1
             elif char == "\\" and i + 1 < n:
                 if text[i + 1] in "\r\n":
@@ -801,6 +796,46 @@ def _shell_words(source: Source) -> tuple[list[tuple[str, int]], list[Diagnostic
                 i += 1
         words.append(("".join(word), start))
     return words, found
+
+
+def _lines(first: int | None, second: int | None) -> str:
+    """``lines 3 and 7``, or ``both on line 3`` when they share a line."""
+    return f"both on line {first}" if first == second else f"lines {first} and {second}"
+
+
+def _unclosed(source: Source, offset: int, quote: str) -> Diagnostic:
+    line, column = source.position(offset)
+    return diag(
+        source,
+        "config.syntax-error",
+        f"unclosed {quote} quote: the shell would wait for more input",
+        line,
+        column,
+        fix=f"close the quote opened at line {line}, column {column}",
+    )
+
+
+def _double_quoted(text: str, start: int) -> tuple[str, int]:
+    """The text of a double-quoted string starting after its quote, and the closing quote's offset (-1: none).
+
+    POSIX (Shell Command Language 2.2.3): inside double quotes a backslash keeps its special
+    meaning only before a dollar sign, a backquote, a double quote, a backslash or a newline
+    (a line continuation); before anything else it is an ordinary character.
+    """
+    out: list[str] = []
+    i, n = start, len(text)
+    while i < n:
+        char = text[i]
+        if char == '"':
+            return "".join(out), i
+        if char == "\\" and i + 1 < n and text[i + 1] in '$`"\\\n':
+            if text[i + 1] != "\n":
+                out.append(text[i + 1])
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out), -1
 
 
 def _flag_value(text: str) -> Any:
@@ -853,7 +888,7 @@ def parse_flags(source: Source) -> Parsed:
                 diag(
                     source,
                     "config.duplicate-key",
-                    f"--{name} is given twice (lines {first_line} and {flag_line}); the last one wins",
+                    f"--{name} is given twice ({_lines(first_line, flag_line)}); the last one wins",
                     flag_line,
                     flag_column,
                     fix=f"keep one --{name}",
