@@ -34,7 +34,7 @@ app = typer.Typer(
     name=PROG,
     help="Preflight doctor for Open-AutoGLM deployments: tells you why the model will not load, and what to change.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -81,10 +81,18 @@ def check(
         ),
     ] = None,
     only: Annotated[
-        str | None, typer.Option("--only", metavar="IDS", help="Run only these check ids or globs (comma-separated).")
+        list[str] | None,
+        typer.Option(
+            "--only",
+            metavar="IDS",
+            help="Run only these check ids, globs or categories (comma-separated; repeat to add more).",
+        ),
     ] = None,
     skip: Annotated[
-        str | None, typer.Option("--skip", metavar="IDS", help="Skip these check ids or globs (comma-separated).")
+        list[str] | None,
+        typer.Option(
+            "--skip", metavar="IDS", help="Skip these check ids, globs or categories (comma-separated; repeatable)."
+        ),
     ] = None,
     smoke: Annotated[bool, typer.Option("--smoke/--no-smoke", help="Run the load-and-infer smoke test.")] = True,
     device: Annotated[
@@ -170,8 +178,8 @@ def check(
         model=model,
         python=python,
         pack=",".join(pack) if pack else None,
-        only=only,
-        skip=skip,
+        only=",".join(only) if only else None,
+        skip=",".join(skip) if skip else None,
         smoke=smoke,
         device=device,
         smoke_timeout=smoke_timeout,
@@ -226,27 +234,25 @@ def list_checks(
 
 @app.command()
 def explain(
-    check_id: Annotated[str, typer.Argument(metavar="CHECK_ID", help="A check id, e.g. packages.required.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="CHECK_ID|FINDING_CODE|CATEGORY",
+            help="A check id (packages.required), a finding code from a report (config.env-unset) or a category.",
+        ),
+    ],
+    output_format: Annotated[ListFormat, typer.Option("--format", help="Output format.")] = ListFormat.RICH,
 ) -> int:
-    """Say what a check decides, why it matters and how to fix what it finds."""
+    """Say what a check decides, what a finding means, or which checks a category holds, and how to fix it."""
     from autoglm_doctor import registry
+    from autoglm_doctor.explain import UnknownTopic, as_text
+    from autoglm_doctor.explain import explain as explain_topic
 
-    loaded = registry.load()
-    spec = loaded.checks.get(check_id)
-    if spec is None:
-        raise _usage(f"unknown check id {check_id!r} (see `autoglm-doctor list`)")
-    lines = [
-        f"{spec.id}: {spec.title}",
-        "",
-        f"Decides:  {spec.decides or '(not documented)'}",
-        f"Why:      {spec.why or '(not documented)'}",
-        f"Fix:      {spec.fix or '(not documented)'}",
-    ]
-    if spec.needs:
-        lines.append(f"Needs:    {', '.join(spec.needs)} (skipped without)")
-    if spec.origin != "autoglm-doctor":
-        lines.append(f"From:     {spec.origin}")
-    typer.echo("\n".join(lines))
+    try:
+        data = explain_topic(name, registry.load())
+    except UnknownTopic as exc:
+        raise _usage(str(exc)) from exc
+    typer.echo(json.dumps(data, indent=2) if output_format is ListFormat.JSON else as_text(data))
     return EXIT_OK
 
 
@@ -306,7 +312,7 @@ def fleet_command(
 
 @app.callback(invoke_without_command=True)
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", is_eager=True)] = False,
+    version: Annotated[bool, typer.Option("-V", "--version", help="Show the version and exit.", is_eager=True)] = False,
 ) -> None:
     if version:
         typer.echo(f"autoglm-doctor {__version__}")

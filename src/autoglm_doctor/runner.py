@@ -24,23 +24,35 @@ def split_ids(value: str | None) -> list[str]:
 
 
 def select(checks: dict[str, CheckSpec], only: str | None = None, skip: str | None = None) -> list[CheckSpec]:
-    """The checks to run, in registry order; an id or glob that matches nothing is an error."""
+    """The checks to run, in registry order; an id, glob or category that matches nothing is an error.
+
+    A bare category (``python``, ``cuda``) means every check in it, as ``python.*`` does.
+    """
     ids = list(checks)
+    categories = sorted({spec.category for spec in checks.values()})
 
     def expand(patterns: list[str], flag: str) -> set[str]:
         chosen: set[str] = set()
         for pattern in patterns:
-            matched = fnmatch.filter(ids, pattern)
+            matched = fnmatch.filter(ids, pattern) or [i for i in ids if checks[i].category == pattern]
             if not matched:
-                close = [i for i in ids if i.split(".")[0] == pattern.split(".")[0]][:5]
-                hint = f" (did you mean {', '.join(close)}?)" if close else " (see `autoglm-doctor list`)"
-                raise SelectionError(f"{flag} {pattern!r} matches no check{hint}")
+                raise SelectionError(f"{flag} {pattern!r} matches no check{_did_you_mean(pattern, ids, categories)}")
             chosen.update(matched)
         return chosen
 
     only_ids = expand(split_ids(only), "--only") if split_ids(only) else set(ids)
     skip_ids = expand(split_ids(skip), "--skip")
     return [checks[i] for i in ids if i in only_ids and i not in skip_ids]
+
+
+def _did_you_mean(pattern: str, ids: list[str], categories: list[str]) -> str:
+    """`` (did you mean X?)`` from the ids and categories closest to ``pattern``, else a pointer to ``list``."""
+    import difflib
+
+    close = difflib.get_close_matches(pattern, [*ids, *categories], n=3, cutoff=0.6)
+    if not close:
+        close = [i for i in ids if i.split(".")[0] == pattern.split(".")[0]][:5]
+    return f" (did you mean {', '.join(close)}?)" if close else " (see `autoglm-doctor list`)"
 
 
 @dataclass(frozen=True, slots=True)
