@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,24 @@ import pytest
 
 from autoglm_doctor.cli import main
 from tests.helpers.venvs import Venv, healthy, make_venv
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_env_is_the_active_env() -> Iterator[None]:
+    """Tests run as from the activated test venv: a check without --python inspects it.
+
+    Without ``--python`` the doctor inspects ``$VIRTUAL_ENV`` (else the python first on PATH),
+    not its own interpreter; ``make test`` runs ``.venv/bin/python -m pytest`` without activating
+    the venv, so the suite says which environment is active, as a shell's ``activate`` would.
+    """
+    before = os.environ.get("VIRTUAL_ENV")
+    os.environ["VIRTUAL_ENV"] = sys.prefix
+    os.environ.pop("CONDA_PREFIX", None)
+    yield
+    if before is None:
+        os.environ.pop("VIRTUAL_ENV", None)
+    else:
+        os.environ["VIRTUAL_ENV"] = before
 
 
 @pytest.fixture

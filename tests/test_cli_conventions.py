@@ -1,4 +1,4 @@
-"""CLI conventions: -V, shell completion, --only/--skip categories that accumulate, explain for ids, codes and categories."""
+"""CLI conventions: -V, completion, --only/--skip categories that accumulate, explain for ids, codes, categories."""
 
 from __future__ import annotations
 
@@ -31,7 +31,12 @@ def test_shell_completion_is_enabled() -> None:
     exe = [str(script)] if script.exists() else [sys.executable, "-m", "autoglm_doctor"]
     shown = subprocess.run([*exe, "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "complete" in shown.stdout
-    env = {**os.environ, "_AUTOGLM_DOCTOR_COMPLETE": "complete_bash", "COMP_WORDS": "autoglm-doctor ex", "COMP_CWORD": "1"}
+    env = {
+        **os.environ,
+        "_AUTOGLM_DOCTOR_COMPLETE": "complete_bash",
+        "COMP_WORDS": "autoglm-doctor ex",
+        "COMP_CWORD": "1",
+    }
     completed = subprocess.run(exe, capture_output=True, text=True, timeout=60, env=env)
     assert "explain" in completed.stdout
 

@@ -176,7 +176,7 @@ def test_each_format_through_the_cli(failing: Path, pack: Path, capsys: pytest.C
     github = capsys.readouterr().out.splitlines()
     assert github[0].startswith("::error title=python.version (python.outside-pack-range)::Python 3.9.18 is outside")
     assert "%0Afix: " in github[0]
-    assert github[-1] == "autoglm-doctor FAIL (pack report-test): 1 passed, 0 warnings, 1 failed, 0 skipped, 0 errors"
+    assert github[-1] == "autoglm-doctor FAIL (pack report-test): 2 checks: 1 passed, 1 failed · 1 error"
 
     assert _check(failing, pack, "--format", "markdown") == 1
     markdown = capsys.readouterr().out
@@ -187,7 +187,7 @@ def test_each_format_through_the_cli(failing: Path, pack: Path, capsys: pytest.C
     assert _check(failing, pack, "--format", "rich") == 1
     rich = capsys.readouterr().out
     assert "  ✗ Python version (python.version) " in rich
-    assert "Summary: 1 passed, 0 warnings, 1 failed, 0 skipped, 0 errors → FAIL" in rich
+    assert "Summary: 2 checks: 1 passed, 1 failed · 1 error → FAIL" in rich
 
 
 # --- colour ---------------------------------------------------------------------------------
@@ -266,4 +266,4 @@ def test_a_stdout_that_cannot_encode_the_symbols_still_gets_the_report(
     ascii_stdout.flush()
     text = raw.getvalue().decode("ascii")
     assert "? Python version (python.version) " in text
-    assert "Summary: 1 passed, 0 warnings, 1 failed, 0 skipped, 0 errors ? FAIL" in text
+    assert "Summary: 2 checks: 1 passed, 1 failed ? 1 error ? FAIL" in text

@@ -79,7 +79,8 @@ def test_report_levels_and_summary() -> None:
         "::error",
         "::error",
     ]
-    assert lines[-1] == "autoglm-doctor FAIL (pack open-autoglm): 1 passed, 1 warning, 2 failed, 1 skipped, 1 error"
+    summary = "6 checks: 1 passed, 1 warned, 2 failed, 1 skipped, 1 errored · 4 errors, 2 warnings"
+    assert lines[-1] == f"autoglm-doctor FAIL (pack open-autoglm): {summary}"
     assert "GPU facts were not gathered" not in text  # skips are not annotations
     assert "::notice" not in text
     verbose = render(sample_report(), Format.GITHUB, RenderOptions(verbose=True)).splitlines()

@@ -26,13 +26,14 @@ def test_counts_and_one_testcase_per_check() -> None:
     root = _parse(sample_report())
     suite = root.find("testsuite")
     assert suite is not None
-    for element in (root, suite):
-        assert (element.get("tests"), element.get("failures"), element.get("errors"), element.get("skipped")) == (
-            "6",
-            "2",
-            "1",
-            "1",
-        )
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == (
+        "6",
+        "2",
+        "1",
+        "1",
+    )
+    # pytest's junit-10.xsd has no `skipped` attribute on <testsuites>
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("6", "2", "1", None)
     cases = suite.findall("testcase")
     assert [(c.get("classname"), c.get("name")) for c in cases] == [
         ("python", "python.version"),

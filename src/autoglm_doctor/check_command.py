@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from autoglm_doctor.report import Format
 if TYPE_CHECKING:
     from autoglm_doctor.fix.command import FixOptions
     from autoglm_doctor.runner import Progress
+    from autoglm_doctor.target import Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ class CheckArgs:
     verify_hashes: bool = False
     output_format: Format = Format.RICH
     output: Path | None = None
+    more_outputs: tuple[tuple[Format, Path | None], ...] = ()
+    """Further reports of the same run (``--format`` repeated), each to its file or to stdout."""
     strict: bool = False
     exit_zero: bool = False
     verbose: bool = False
@@ -65,6 +70,47 @@ SMOKE_TIMEOUT_MIN = 1.0
 ENDPOINT_CONCURRENCY_MIN = 0
 
 
+def plan_outputs(formats: list[str], outputs: list[Path]) -> list[tuple[Format, Path | None]]:
+    """Pair ``--format`` values with ``--output`` files: (format, file or None for stdout), in order.
+
+    A value may hold several formats separated by commas, each ``NAME`` or ``NAME:FILE``. The
+    formats without a file take the ``--output`` files in order; what is left goes to stdout,
+    which only one report may use. No ``--format`` means the rich report.
+    """
+    names = [f.value for f in Format]
+    parsed: list[tuple[Format, Path | None]] = []
+    for value in formats:
+        for item in value.split(","):
+            name, colon, file = item.strip().partition(":")
+            if name not in names:
+                choices = ", ".join(repr(n) for n in names)
+                raise UsageError(f"Invalid value for '--format': {name!r} is not one of {choices}.")
+            if colon and not file:
+                raise UsageError(f"--format {item.strip()!r}: the file after ':' is empty")
+            parsed.append((Format(name), Path(file) if colon else None))
+    if not parsed:
+        parsed = [(Format.RICH, None)]
+    files = list(outputs)
+    planned: list[tuple[Format, Path | None]] = []
+    for fmt, inline in parsed:
+        planned.append((fmt, files.pop(0) if inline is None and files else inline))
+    if files:
+        raise UsageError(
+            f"{len(files)} --output more than the formats without a file ({', '.join(map(str, files))}); "
+            "give one --format per --output"
+        )
+    to_stdout = [fmt.value for fmt, file in planned if file is None]
+    if len(to_stdout) > 1:
+        raise UsageError(
+            f"only one report can go to stdout, not {' and '.join(to_stdout)}: give the others a file "
+            "(--format NAME:FILE or --output FILE)"
+        )
+    written = [file for _fmt, file in planned if file is not None]
+    if len({str(f) for f in written}) < len(written):
+        raise UsageError("two reports would be written to the same file")
+    return planned
+
+
 def run(args: CheckArgs) -> int:
     """Run every selected check, write the report (and the --fix file); the exit code."""
     fix_options = _fix_options(args)
@@ -72,20 +118,22 @@ def run(args: CheckArgs) -> int:
         return fix_options
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather
+    from autoglm_doctor.target import choose
 
+    target = choose(args.python) if args.snapshot is None else None
     gathering = None
-    if args.snapshot is None:
+    if target is not None:
         # Facts are gathered in the background while the pack and the checks load: start it
         # before importing them, so that the probe's interpreter starts as early as it can.
         from autoglm_doctor.background import Background
 
         wanted = GatherOptions(
-            python=args.python, config=args.config, model=args.model, verify_hashes=args.verify_hashes
+            python=target.python, config=args.config, model=args.model, verify_hashes=args.verify_hashes
         )
         gathering = Background(gather, wanted)
     from autoglm_doctor import packs, registry, runner
     from autoglm_doctor.context import CheckContext, Options
-    from autoglm_doctor.model import Report
+    from autoglm_doctor.model import CheckResult, Report
     from autoglm_doctor.probe.snapshot import Snapshot, SnapshotError
     from autoglm_doctor.report import RenderOptions, render
 
@@ -119,40 +167,74 @@ def run(args: CheckArgs) -> int:
             endpoint=args.endpoint,
             endpoint_concurrency=args.endpoint_concurrency,
             verify_hashes=args.verify_hashes,
-            python=args.python,
+            python=target.python if target is not None else args.python,
             from_snapshot=args.snapshot is not None,
+            doctor_tool_venv=target.doctor_tool_venv if target is not None else "",
         ),
     )
-    progress = _progress_printer() if stderr_is_terminal() and not args.verbose else None
-    results = runner.run(loaded, selected, snap, ctx, progress=progress)
-    report = Report(
-        results=tuple(results),
-        environment={
-            "python": snap.python.version or "unknown",
-            "executable": snap.python.executable,
-            "platform": snap.python.platform_full or snap.python.platform,
-        },
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        tool_version=__version__,
-        pack=chosen_pack.name,
-        packs=chosen_pack.names or (chosen_pack.name,),
-        config=snap.config.path if snap.config is not None and snap.config.exists else "",
+    outputs = [(args.output_format, args.output), *args.more_outputs]
+    options = RenderOptions(
+        color=color_wanted(sys.stdout.isatty()), width=width(), verbose=args.verbose, strict=args.strict
     )
-    writes_terminal = args.output is None and sys.stdout.isatty()
-    text = render(
-        report,
-        args.output_format,
-        RenderOptions(
-            color=args.output_format is Format.RICH and color_wanted(writes_terminal),
-            width=width(),
-            verbose=args.verbose,
-            strict=args.strict,
-        ),
-    )
-    write_output(text, args.output)
+
+    def report_of(results: list[CheckResult] | tuple[CheckResult, ...]) -> Report:
+        return Report(
+            results=tuple(results),
+            environment={
+                "python": snap.python.version or "unknown",
+                "executable": snap.python.executable,
+                "platform": snap.python.platform_full or snap.python.platform,
+            },
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            tool_version=__version__,
+            pack=chosen_pack.name,
+            packs=chosen_pack.names or (chosen_pack.name,),
+            config=snap.config.path if snap.config is not None and snap.config.exists else "",
+            target=_target_phrase(target, args.snapshot),
+        )
+
+    stream = None
+    if (Format.RICH, None) in outputs:  # the human report goes to stdout: print results as they finish
+        from autoglm_doctor.report.stream import StreamedReport
+
+        # The footer moves the cursor: only on a terminal that takes colour (not NO_COLOR, not TERM=dumb).
+        live = sys.stdout.isatty() and options.color and os.environ.get("TERM") != "dumb"
+        stream = StreamedReport(options, write_output_text, live=live)
+        stream.start(report_of([]))
+        for failure in loaded.failures:
+            stream.result(runner.plugin_failure_result(failure))
+    finished: list[CheckResult] = []
+
+    def on_progress(event: Progress) -> None:
+        if event.result is not None:
+            finished.append(event.result)
+        if stream is not None:
+            stream.progress(event)
+        elif line_progress is not None:
+            line_progress(event)
+
+    line_progress = _progress_printer() if stderr_is_terminal() and not args.verbose else None
+    try:
+        results = runner.run(loaded, selected, snap, ctx, progress=on_progress)
+    except KeyboardInterrupt:
+        partial = report_of([*(runner.plugin_failure_result(f) for f in loaded.failures), *finished])
+        if stream is not None:
+            stream.interrupted(partial)
+        else:  # the report was going to a file or another format: say on stderr what had finished
+            sys.stderr.write("\n" + render(partial, Format.RICH, dataclasses.replace(options, color=False)))
+            sys.stderr.write(f"interrupted: {len(finished)} of {len(selected)} checks finished\n")
+        raise
+    report = report_of(results)
+    if stream is not None:
+        stream.finish(report)
     status = report.status(strict=args.strict).value
-    if args.output is not None and args.output_format is not Format.RICH and stderr_is_terminal():
-        print(f"report written to {args.output}: {status}", file=sys.stderr)
+    for fmt, path in outputs:
+        if fmt is Format.RICH and path is None:
+            continue  # streamed above
+        color = fmt is Format.RICH and path is None and options.color
+        write_output(render(report, fmt, dataclasses.replace(options, color=color)), path)
+        if path is not None and fmt is not Format.RICH and stderr_is_terminal():
+            print(f"report written to {path}: {status}", file=sys.stderr)
     fix_code = EXIT_OK
     if fix_options is not None:
         from autoglm_doctor.fix.command import run_fix
@@ -204,6 +286,20 @@ def _fix_options(args: CheckArgs) -> FixOptions | int | None:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL
     return options
+
+
+def write_output_text(text: str) -> None:
+    """Print streamed report text on stdout."""
+    write_output(text, None)
+
+
+def _target_phrase(target: Target | None, snapshot: Path | None) -> str:
+    """The header's ``target:`` line: how the inspected interpreter was chosen."""
+    if target is None:
+        return f"from the snapshot {snapshot}"
+    if target.how == "--python":
+        return f"--python {target.python}"
+    return f"{target.python} ({target.how}; --python picks another)"
 
 
 def _progress_printer() -> Callable[[Progress], None]:

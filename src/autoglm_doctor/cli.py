@@ -126,9 +126,21 @@ def check(
     verify_hashes: Annotated[
         bool, typer.Option("--verify-hashes", help="Hash every weight file against the HF cache or a manifest.")
     ] = False,
-    output_format: Annotated[Format, typer.Option("--format", help="Report format.")] = Format.RICH,
+    output_format: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            metavar="FORMAT[:FILE]",
+            help=(
+                "Report format: rich, json, junit, markdown, github or sarif. Repeat it (or separate with commas) "
+                "for several reports from one run; FORMAT:FILE writes that one to FILE."
+            ),
+            autocompletion=lambda: [f.value for f in Format],
+        ),
+    ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", metavar="FILE", help="Write the report to this file.")
+        list[Path] | None,
+        typer.Option("--output", metavar="FILE", help="Write the report to this file (one per --format, in order)."),
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail the run too.")] = False,
     exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Always exit 0 (report-only runs).")] = False,
@@ -173,6 +185,9 @@ def check(
     ] = False,
 ) -> int:
     """Run every check and report each problem with its fix."""
+    with _click_usage():
+        outputs = check_command.plan_outputs(output_format or [], output or [])
+    (first_format, first_output), *more_outputs = outputs
     args = CheckArgs(
         config=config,
         model=model,
@@ -188,8 +203,9 @@ def check(
         endpoint=endpoint,
         endpoint_concurrency=endpoint_concurrency,
         verify_hashes=verify_hashes,
-        output_format=output_format,
-        output=output,
+        output_format=first_format,
+        output=first_output,
+        more_outputs=tuple(more_outputs),
         strict=strict,
         exit_zero=exit_zero,
         verbose=verbose,

@@ -37,6 +37,8 @@ class Options:
     """The target interpreter (for checks that must run it, such as the smoke test)."""
     from_snapshot: bool = False
     """Facts come from a saved snapshot: checks that need the live machine skip."""
+    doctor_tool_venv: str = ""
+    """The doctor's own pipx/uv tool venv, when it became the target by default (python.venv warns)."""
 
 
 @dataclass(frozen=True, slots=True)

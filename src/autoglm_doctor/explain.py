@@ -16,7 +16,9 @@ from typing import Any
 
 from autoglm_doctor.registry import CheckSpec, Registry, describe
 
-_ROW = re.compile(r"^\|\s*`(?P<code>[a-z0-9][a-z0-9._-]*)`\s*\|\s*(?P<severity>error|warning|info)\s*\|(?P<rest>.*)\|\s*$")
+_ROW = re.compile(
+    r"^\|\s*`(?P<code>[a-z0-9][a-z0-9._-]*)`\s*\|\s*(?P<severity>error|warning|info)\s*\|(?P<rest>.*)\|\s*$"
+)
 
 
 class UnknownTopic(LookupError):
@@ -49,7 +51,9 @@ def docs_dir() -> Path:
 
 def _split_cells(rest: str) -> list[str]:
     """Table cells after the severity; a ``|`` inside backquotes belongs to its cell."""
-    cells, current, quoted = [], [], False
+    cells: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in rest:
         if char == "`":
             quoted = not quoted
@@ -121,7 +125,7 @@ def explain(name: str, registry: Registry) -> dict[str, Any]:
     known = [*checks, *codes, *sorted({spec.category for spec in checks.values()})]
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}?" if close else "see `autoglm-doctor list`"
-    raise UnknownTopic(f"{name!r} is not a check id, a finding code or a category ({hint})")
+    raise UnknownTopic(f"unknown check id {name!r}, and no finding code or category is called that ({hint})")
 
 
 def as_text(data: dict[str, Any]) -> str:

@@ -181,6 +181,8 @@ class Report:
     """Every pack applied, in the order given."""
     config: str = ""
     """The config file actually read (empty: none)."""
+    target: str = ""
+    """How the inspected interpreter was chosen (``--python``, ``$VIRTUAL_ENV``...); for people, not JSON."""
 
     def counts(self) -> dict[str, int]:
         """How many results have each status."""

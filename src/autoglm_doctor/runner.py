@@ -49,7 +49,9 @@ def _did_you_mean(pattern: str, ids: list[str], categories: list[str]) -> str:
     """`` (did you mean X?)`` from the ids and categories closest to ``pattern``, else a pointer to ``list``."""
     import difflib
 
-    close = difflib.get_close_matches(pattern, [*ids, *categories], n=3, cutoff=0.6)
+    close = difflib.get_close_matches(pattern, ids, n=3, cutoff=0.6) or difflib.get_close_matches(
+        pattern, categories, n=3, cutoff=0.6
+    )
     if not close:
         close = [i for i in ids if i.split(".")[0] == pattern.split(".")[0]][:5]
     return f" (did you mean {', '.join(close)}?)" if close else " (see `autoglm-doctor list`)"
@@ -143,7 +145,13 @@ def run(
 ) -> list[CheckResult]:
     """Run plugin-failure results first, then the selected checks (``last`` ones at the end)."""
     results = [plugin_failure_result(f) for f in registry.failures]
-    ordered = sorted(selected, key=lambda spec: spec.last)
+    selected = list(selected)
+    # A category's checks run together (in registry order), so that results printed as they
+    # finish come out under one heading each, as in the whole report; ``last`` ones at the end.
+    first_of: dict[str, int] = {}
+    for position, spec in enumerate(selected):
+        first_of.setdefault(spec.category, position)
+    ordered = sorted(selected, key=lambda spec: (spec.last, first_of[spec.category]))
     for index, spec in enumerate(ordered, start=1):
         if progress is not None:
             progress(Progress(spec, index, len(ordered)))

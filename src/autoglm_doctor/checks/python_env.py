@@ -107,6 +107,15 @@ def python_version(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 def python_venv(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """The target runs in an isolated environment (venv, virtualenv, uv or conda), not the system interpreter."""
     py = snap.python
+    if ctx.options.doctor_tool_venv:
+        yield warning(
+            "python.doctor-venv",
+            f"the target is the doctor's own tool venv {ctx.options.doctor_tool_venv}, not your deployment's "
+            "environment: it holds autoglm-doctor and nothing the model needs",
+            observed=py.executable or ctx.options.doctor_tool_venv,
+            expected="the deployment's interpreter",
+            fix="autoglm-doctor check --python /path/to/deployment/.venv/bin/python",
+        )
     if py.env_kind == "system":
         managed = " (it is marked EXTERNALLY-MANAGED: pip refuses to install into it)" if py.externally_managed else ""
         yield warning(

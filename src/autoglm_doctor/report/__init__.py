@@ -21,6 +21,8 @@ def render(report: Report, fmt: Format, options: RenderOptions) -> str:
         from autoglm_doctor.report import markdown as module  # type: ignore[no-redef]
     elif fmt is Format.GITHUB:
         from autoglm_doctor.report import github as module  # type: ignore[no-redef]
+    elif fmt is Format.SARIF:
+        from autoglm_doctor.report import sarif as module  # type: ignore[no-redef]
     else:
         from autoglm_doctor.report import rich_report as module  # type: ignore[no-redef]
     return module.render(report, options)

@@ -2,8 +2,9 @@
 
 ``::error`` for error findings (and crashed checks), ``::warning`` for warnings, ``::notice``
 for info findings with ``-v``. ``file``, ``line`` and ``col`` are set only when the finding
-has a location; an absolute path inside ``$GITHUB_WORKSPACE`` is made relative to it, since
-GitHub attaches annotations to repository paths. The fix follows the message on its own line.
+has a location; the path is made relative to ``$GITHUB_WORKSPACE`` (else to the git root),
+whatever the working directory, since GitHub attaches annotations to repository paths. The fix
+follows the message on its own line.
 
 Escaping follows GitHub's runner (``ActionCommand``): in the message ``%``, CR and LF become
 ``%25``, ``%0D``, ``%0A``; property values additionally escape ``:`` and ``,`` as ``%3A`` and
@@ -13,10 +14,11 @@ Escaping follows GitHub's runner (``ActionCommand``): in the message ``%``, CR a
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import PurePosixPath, PureWindowsPath
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
-from autoglm_doctor.report._common import counts_phrase, evidence, strict_note
+from autoglm_doctor.report._common import evidence, repo_relative, strict_note, summary_phrase
 from autoglm_doctor.report.options import RenderOptions
 
 _COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -43,12 +45,20 @@ def _repo_path(file: str, workspace: str | None) -> str:
     return file
 
 
-def annotation(result: CheckResult, finding: Finding, workspace: str | None = None) -> str:
-    """One workflow command for one finding of ``result``."""
+def annotation(
+    result: CheckResult, finding: Finding, workspace: str | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """One workflow command for one finding of ``result``.
+
+    With ``environ`` (the process environment when rendering a run), the path is resolved
+    against the working directory and made relative to the workspace or the git root.
+    """
     command = "error" if result.status is Status.ERROR else _COMMAND[finding.severity]
     props: list[tuple[str, str]] = []
     if finding.location is not None:
-        props.append(("file", _repo_path(finding.location.file, workspace)))
+        file = finding.location.file
+        shown = repo_relative(file, environ)[0] if environ is not None else _repo_path(file, workspace)
+        props.append(("file", shown))
         if finding.location.line is not None:
             props.append(("line", str(finding.location.line)))
             if finding.location.column is not None:
@@ -74,12 +84,12 @@ def render(report: Report, options: RenderOptions) -> str:
         for finding in result.findings:
             if finding.severity is Severity.INFO and not options.verbose and result.status is not Status.ERROR:
                 continue
-            lines.append(annotation(result, finding, workspace))
+            lines.append(annotation(result, finding, workspace, os.environ))
     overall = report.status(strict=options.strict)
     note = strict_note(report, strict=options.strict)
     read = f"pack {report.pack}" if report.pack else ""
     if report.config:
         read += f"{', ' if read else ''}config {report.config}"
     read = f" ({read})" if read else ""
-    lines.append(f"autoglm-doctor {overall.value.upper()}{read}: {counts_phrase(report)}{note}")
+    lines.append(f"autoglm-doctor {overall.value.upper()}{read}: {summary_phrase(report, verbose=options.verbose)}{note}")
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ class Format(str, enum.Enum):
     JUNIT = "junit"
     MARKDOWN = "markdown"
     GITHUB = "github"
+    SARIF = "sarif"
 
 
 @dataclass(frozen=True, slots=True)

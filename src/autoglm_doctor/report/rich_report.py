@@ -1,8 +1,13 @@
 """The human report: grouped by category, one dot-leader line per check, findings with their fix.
 
 The output is deterministic for a given report and options: no terminal sniffing happens here
-(the CLI decides ``color`` and ``width``), durations appear only with ``verbose``, and long
-lines are never hard-wrapped, so a fix command can be copied from the terminal as one line.
+(the CLI decides ``color`` and ``width``), and durations appear only with ``verbose``. Prose
+(messages, evidence, skip reasons) wraps at ``width`` with a hanging indent, breaking only at
+spaces; a ``fix:`` line is never broken, so a command can be copied from the terminal as one line.
+
+The report is built in three parts, :func:`header_lines`, :func:`result_lines` and
+:func:`summary_lines`, so that a run can print each result as it finishes
+(:mod:`autoglm_doctor.report.stream`) and still print exactly what :func:`render` returns.
 
 Lines are built as styled spans (:class:`Text`). With colour they are printed through rich;
 without colour (pipes, files, CI logs) they are joined as rich would join them, without paying
@@ -12,10 +17,11 @@ for importing rich (a tenth of a no-smoke run).
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import TYPE_CHECKING
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
-from autoglm_doctor.report._common import counts_phrase, evidence, strict_note
+from autoglm_doctor.report._common import evidence, hidden_info, strict_note, summary_phrase
 from autoglm_doctor.report.options import RenderOptions
 
 _STYLE = {
@@ -109,13 +115,40 @@ def _indented(text: str, indent: str) -> str:
     return text.replace("\n", "\n" + indent)
 
 
-def _finding_lines(finding: Finding) -> list[Text]:
+def wrap(text: str, width: int, first_column: int, indent: str) -> str:
+    """``text`` wrapped to ``width`` columns when its first line starts at ``first_column``.
+
+    Continuation lines start with ``indent`` (a hanging indent); lines break only at spaces, so a
+    path, a version range or a URL stays whole even when it is longer than the line.
+    """
+    room = max(width, first_column + 20)
+    paragraphs = []
+    for number, paragraph in enumerate(text.split("\n")):
+        lead = " " * first_column if number == 0 else indent
+        filled = textwrap.fill(
+            paragraph,
+            width=room,
+            initial_indent=lead,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+            replace_whitespace=False,
+            drop_whitespace=True,
+        )
+        paragraphs.append(filled if paragraph.strip() else lead)
+    joined = "\n".join(paragraphs)
+    return joined[first_column:]
+
+
+def _finding_lines(finding: Finding, width: int) -> list[Text]:
     head = Text(_FINDING_INDENT)
     head.append(f"{finding.severity.value:<7}", style=_SEVERITY_STYLE[finding.severity])
     head.append(" ")
+    column = len(_FINDING_INDENT) + 8
     if finding.location is not None:
         head.append(f"{finding.location}: ", style="bold")
-    head.append(_indented(finding.message, _DETAIL_INDENT))
+        column += len(f"{finding.location}: ")
+    head.append(wrap(finding.message, width, column, _DETAIL_INDENT))
     lines = [head]
     if finding.observed and "\n" in finding.observed:
         # A multi-line excerpt (a config line and its caret): keep its columns aligned.
@@ -123,44 +156,41 @@ def _finding_lines(finding: Finding) -> list[Text]:
         lines.append(Text(_DETAIL_INDENT + "observed: " + _indented(finding.observed, pad), style="dim"))
         if finding.expected:
             expected = "expected: " + finding.expected
-            lines.append(Text(_DETAIL_INDENT + _indented(expected, _DETAIL_INDENT), style="dim"))
+            lines.append(Text(_DETAIL_INDENT + wrap(expected, width, len(_DETAIL_INDENT), _DETAIL_INDENT), style="dim"))
     elif seen := evidence(finding).replace("; ", "   "):
-        lines.append(Text(_DETAIL_INDENT + _indented(seen, _DETAIL_INDENT), style="dim"))
+        lines.append(Text(_DETAIL_INDENT + wrap(seen, width, len(_DETAIL_INDENT), _DETAIL_INDENT), style="dim"))
     if finding.fix:
         fix = Text(_DETAIL_INDENT)
         fix.append("fix: ", style="bold green")
-        fix.append(_indented(finding.fix, _DETAIL_INDENT + "     "))
+        fix.append(_indented(finding.fix, _DETAIL_INDENT + "     "))  # never wrapped: copied as it is
         lines.append(fix)
     return lines
 
 
-def _result_lines(result: CheckResult, options: RenderOptions) -> tuple[list[Text], int]:
-    """The lines under one check line, and how many info findings were left out."""
+def _findings_under(result: CheckResult, options: RenderOptions) -> list[Text]:
+    """The lines under one check line (info findings only with ``verbose``)."""
     if result.status is Status.SKIP:
-        return [Text(_FINDING_INDENT + _indented(f.message, _FINDING_INDENT), style="dim") for f in result.findings], 0
+        return [
+            Text(_FINDING_INDENT + wrap(f.message, options.width, len(_FINDING_INDENT), _FINDING_INDENT), style="dim")
+            for f in result.findings
+        ]
     lines: list[Text] = []
-    hidden = 0
     for finding in result.findings:
         if finding.severity is Severity.INFO and not options.verbose:
-            hidden += 1
             continue
-        lines.extend(_finding_lines(finding))
+        lines.extend(_finding_lines(finding, options.width))
     if options.verbose and result.traceback:
         lines.append(Text(_indented(_FINDING_INDENT + result.traceback.rstrip(), _FINDING_INDENT), style="dim"))
-    return lines, hidden
-
-
-def _grouped(results: tuple[CheckResult, ...]) -> dict[str, list[CheckResult]]:
-    """Results by category, categories in order of first appearance (a plugin may reuse one)."""
-    groups: dict[str, list[CheckResult]] = {}
-    for result in results:
-        groups.setdefault(result.category, []).append(result)
-    return groups
+    return lines
 
 
 def render(report: Report, options: RenderOptions) -> str:
     """The report as text for a person; ANSI colour only when ``options.color``."""
-    lines = _report_lines(report, options)
+    return to_text(_report_lines(report, options), options)
+
+
+def to_text(lines: list[Text], options: RenderOptions) -> str:
+    """Printed lines as one string, as rich prints them (ANSI colour only when ``options.color``)."""
     if not options.color:
         plain = [_plain_line(line, options.width) for line in lines]
         if all(text is not None for text in plain):
@@ -195,9 +225,8 @@ def _render_with_rich(lines: list[Text], options: RenderOptions) -> str:
     return out.getvalue()
 
 
-def _report_lines(report: Report, options: RenderOptions) -> list[Text]:
-    """Every printed line of the report, in order (an empty Text is a blank line)."""
-    printed: list[Text] = []
+def header_lines(report: Report) -> list[Text]:
+    """The tool, pack and target, and the target's platform (the results need not be there yet)."""
     env = report.environment
     header = Text(f"autoglm-doctor {report.tool_version or '?'}", style="bold")
     if report.pack:
@@ -207,29 +236,60 @@ def _report_lines(report: Report, options: RenderOptions) -> list[Text]:
     header.append(f" · Python {env.get('python', '?')}")
     if env.get("executable"):
         header.append(f" ({env['executable']})")
-    printed.append(header)
+    printed = [header]
+    if report.target:
+        printed.append(Text(f"target: {report.target}", style="dim"))
     if env.get("platform"):
         printed.append(Text(env["platform"], style="dim"))
-    hidden = 0
-    for category, results in _grouped(report.results).items():
+    return printed
+
+
+def result_lines(result: CheckResult, options: RenderOptions, previous_category: str | None) -> list[Text]:
+    """One check's lines, under a category heading when its category differs from the previous result's."""
+    printed: list[Text] = []
+    if result.category != previous_category:
         printed.append(Text())
-        printed.append(Text(category, style="bold underline"))
-        for result in results:
-            printed.append(_check_line(result, options.width, options.verbose))
-            lines, hidden_here = _result_lines(result, options)
-            hidden += hidden_here
-            printed.extend(lines)
+        printed.append(Text(result.category, style="bold underline"))
+    printed.append(_check_line(result, options.width, options.verbose))
+    printed.extend(_findings_under(result, options))
+    return printed
+
+
+def summary_lines(report: Report, options: RenderOptions) -> list[Text]:
+    """The closing lines: checks by status and findings by severity, the verdict, hidden notes."""
+    printed: list[Text] = []
     if not report.results:
         printed.append(Text())
         printed.append(Text("no checks were selected", style="dim"))
     overall = report.status(strict=options.strict)
     printed.append(Text())
     summary = Text("Summary: ", style="bold")
-    summary.append(counts_phrase(report))
+    summary.append(summary_phrase(report, verbose=options.verbose))
     summary.append(" → ")
     summary.append(overall.value.upper(), style=_STYLE[overall] + " bold")
     summary.append(strict_note(report, strict=options.strict))
     printed.append(summary)
+    hidden = 0 if options.verbose else hidden_info(report)
     if hidden:
-        printed.append(Text(f"{hidden} info note{'s' if hidden != 1 else ''} hidden; -v shows them", style="dim"))
+        which = "them" if hidden != 1 else "it"
+        printed.append(Text(f"{hidden} info note{'s' if hidden != 1 else ''} hidden (-v shows {which})", style="dim"))
+    return printed
+
+
+def _grouped(results: tuple[CheckResult, ...]) -> list[CheckResult]:
+    """Results with each category together, categories in order of first appearance (a plugin may reuse one)."""
+    groups: dict[str, list[CheckResult]] = {}
+    for result in results:
+        groups.setdefault(result.category, []).append(result)
+    return [result for group in groups.values() for result in group]
+
+
+def _report_lines(report: Report, options: RenderOptions) -> list[Text]:
+    """Every printed line of the report, in order (an empty Text is a blank line)."""
+    printed = header_lines(report)
+    previous: str | None = None
+    for result in _grouped(report.results):
+        printed.extend(result_lines(result, options, previous))
+        previous = result.category
+    printed.extend(summary_lines(report, options))
     return printed
