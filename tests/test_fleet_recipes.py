@@ -193,5 +193,5 @@ def test_slurm_script_runs_with_srun_on_one_node(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     (snapshot,) = out.glob("*.json")
     assert json.loads(snapshot.read_text(encoding="utf-8"))["schema"] == "autoglm-doctor/snapshot@1"
-    assert "1 nodes from 1 files" in proc.stdout
+    assert "1 node from 1 file" in proc.stdout
     assert "Result: no drift" in proc.stdout

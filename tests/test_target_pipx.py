@@ -1,4 +1,4 @@
-"""The default target under pipx: the doctor in its own venv (installed from the built wheel), the deployment in another.
+"""The default target under pipx: the doctor in its own venv (from the built wheel), the deployment in another.
 
 Installed with pipx, the doctor's ``sys.executable`` is pipx's venv, which holds none of the
 deployment. Without ``--python`` it must inspect the active environment (``VIRTUAL_ENV``, then

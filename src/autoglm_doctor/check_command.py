@@ -156,22 +156,6 @@ def run(args: CheckArgs) -> int:
         except SnapshotError as exc:
             raise UsageError(str(exc)) from exc
 
-    ctx = CheckContext(
-        pack=chosen_pack,
-        options=Options(
-            smoke=args.smoke,
-            device=args.device,
-            smoke_timeout=args.smoke_timeout,
-            allow_remote_code=args.allow_remote_code,
-            request=args.request,
-            endpoint=args.endpoint,
-            endpoint_concurrency=args.endpoint_concurrency,
-            verify_hashes=args.verify_hashes,
-            python=target.python if target is not None else args.python,
-            from_snapshot=args.snapshot is not None,
-            doctor_tool_venv=target.doctor_tool_venv if target is not None else "",
-        ),
-    )
     outputs = [(args.output_format, args.output), *args.more_outputs]
     options = RenderOptions(
         color=color_wanted(sys.stdout.isatty()), width=width(), verbose=args.verbose, strict=args.strict
@@ -203,6 +187,23 @@ def run(args: CheckArgs) -> int:
         stream.start(report_of([]))
         for failure in loaded.failures:
             stream.result(runner.plugin_failure_result(failure))
+    ctx = CheckContext(
+        pack=chosen_pack,
+        options=Options(
+            smoke=args.smoke,
+            device=args.device,
+            smoke_timeout=args.smoke_timeout,
+            allow_remote_code=args.allow_remote_code,
+            request=args.request,
+            endpoint=args.endpoint,
+            endpoint_concurrency=args.endpoint_concurrency,
+            verify_hashes=args.verify_hashes,
+            python=target.python if target is not None else args.python,
+            from_snapshot=args.snapshot is not None,
+            doctor_tool_venv=target.doctor_tool_venv if target is not None else "",
+            progress=stream.detail if stream is not None and stream.live else None,
+        ),
+    )
     finished: list[CheckResult] = []
 
     def on_progress(event: Progress) -> None:
@@ -221,8 +222,17 @@ def run(args: CheckArgs) -> int:
         if stream is not None:
             stream.interrupted(partial)
         else:  # the report was going to a file or another format: say on stderr what had finished
-            sys.stderr.write("\n" + render(partial, Format.RICH, dataclasses.replace(options, color=False)))
-            sys.stderr.write(f"interrupted: {len(finished)} of {len(selected)} checks finished\n")
+            from autoglm_doctor.report import rich_report
+            from autoglm_doctor.report.stream import interrupted_lines
+
+            plain = dataclasses.replace(options, color=False)
+            lines = rich_report.header_lines(partial, plain.width)
+            previous = None
+            for result in partial.results:
+                lines += rich_report.result_lines(result, plain, previous)
+                previous = result.category
+            lines += interrupted_lines(partial, len(selected), plain)
+            sys.stderr.write(rich_report.to_text(lines, plain))
         raise
     report = report_of(results)
     if stream is not None:

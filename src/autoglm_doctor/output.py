@@ -24,7 +24,7 @@ def color_wanted(stream_is_tty: bool) -> bool:
 
 
 def width() -> int:
-    """The report's line width: $COLUMNS, else the terminal's (60-120), else 100."""
+    """The report's line width: $COLUMNS, else the terminal's (at least 60), else 100."""
     try:
         return max(60, int(os.environ.get("COLUMNS", "")))
     except ValueError:
@@ -32,7 +32,7 @@ def width() -> int:
     if sys.stdout.isatty():  # fit the terminal, so the status column stays on screen
         import shutil
 
-        return max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+        return max(60, shutil.get_terminal_size((100, 24)).columns)
     return 100
 
 

@@ -74,7 +74,14 @@ def _section(ctx: CheckContext) -> dict[str, Any]:
     return section if isinstance(section, dict) else {}
 
 
-def _progress() -> ProgressFn | None:
+def _progress(ctx: CheckContext) -> ProgressFn | None:
+    footer = ctx.options.progress
+    if footer is not None:  # the run's live footer shows the phase
+
+        def to_footer(phase: str, elapsed: float) -> None:
+            footer(f"{phase} · {elapsed:.1f} s")
+
+        return to_footer
     if not sys.stderr.isatty():
         return None
 
@@ -167,12 +174,12 @@ def load_infer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         vision=model.vision,
     )
     cwd = Path(snap.python.cwd) if snap.python.cwd and Path(snap.python.cwd).is_dir() else None
-    progress = _progress()
+    progress = _progress(ctx)
     started = time.monotonic()
     try:
         run = run_script(request, interpreter, ctx.options.smoke_timeout, cwd=cwd, progress=progress)
     finally:
-        if progress is not None:
+        if progress is not None and ctx.options.progress is None:
             sys.stderr.write("\r\033[2K")
             sys.stderr.flush()
     pip = pip_install(snap).rstrip()

@@ -576,7 +576,8 @@ def _safetensors(m: ModelFacts, weight: WeightFile) -> Iterator[Finding]:
         yield error(
             "weights.truncated",
             f"{weight.name} is cut off: {weight.size:,} bytes on disk, its header describes {expected:,} "
-            f"({share:.0f}% of the data is there; {weight.out_of_range_count} tensor"
+            f"({expected - weight.size:,} bytes short, {_percent_there(share)} of the data is there; "
+            f"{weight.out_of_range_count} tensor"
             f"{'s' if weight.out_of_range_count != 1 else ''} past the end): the download stopped early",
             fix=_redownload(m, [weight.name], force=True),
             location=where,
@@ -771,3 +772,12 @@ def _params(count: int) -> str:
         if count >= size:
             return f"{count / size:.2f}{unit}"
     return str(count)
+
+
+def _percent_there(share: float) -> str:
+    """``99.97%``: a file short by a few bytes never reads as 100% there (nor an empty one as 0% when it is not)."""
+    if 99 < share < 100:
+        return f"{min(share, 99.99):.2f}%"
+    if 0 < share < 1:
+        return f"{max(share, 0.01):.2f}%"
+    return f"{share:.0f}%"

@@ -421,7 +421,9 @@ def _literal(text: str) -> Any:
 def check_value(rule: ValueRule, value: Any, *, name: str = "", unit: str = "") -> list[Violation]:
     """What is wrong with ``value`` under ``rule`` (``name`` is how the key reads in messages)."""
     name = name or rule.key
-    because = f": {rule.reason}" if rule.reason else ""
+    # A rule with a recommendation gives its reason for the recommendation (port: "below 1024 needs
+    # root"); a value that breaks the hard rule (port 99999) is not explained by it.
+    because = f": {rule.reason}" if rule.reason and rule.recommend is None else ""
     found: list[Violation] = []
     if rule.types and not any(_has_type(value, t) for t in rule.types):
         wanted = " or ".join(rule.types)
@@ -429,7 +431,7 @@ def check_value(rule: ValueRule, value: Any, *, name: str = "", unit: str = "") 
         if literal is not None and any(_has_type(literal, t) for t in rule.types):
             fix = f"write {name}: {show(literal)} without quotes"
         else:
-            fix = rule.fix or f"write {name} as a {wanted}"
+            fix = rule.fix or f"write {name} as {_article(wanted)}"
         found.append(
             Violation(
                 "error",
@@ -495,7 +497,13 @@ def check_value(rule: ValueRule, value: Any, *, name: str = "", unit: str = "") 
         else:
             fix = f"set {name} to another value"
         found.append(
-            Violation("warning", "config.not-recommended", f"{name} is {show(value)}: {miss}{because}", expected, fix)
+            Violation(
+                "warning",
+                "config.not-recommended",
+                f"{name} is {show(value)}: {miss}{': ' + rule.reason if rule.reason else ''}",
+                expected,
+                fix,
+            )
         )
     return found
 

@@ -72,7 +72,10 @@ def render_text(result: FleetResult, width: int = 100, max_groups: int = 10, max
     lines: list[str] = []
     drifting = result.drifting_nodes
     failing = result.failing_nodes
-    head = f"autoglm-doctor fleet · {len(result.nodes)} nodes from {result.files_read} files"
+    nodes, files = len(result.nodes), result.files_read
+    head = (
+        f"autoglm-doctor fleet · {nodes} node{'s' if nodes != 1 else ''} from {files} file{'s' if files != 1 else ''}"
+    )
     if result.problems:
         head += f" · {len(result.problems)} unreadable"
     lines.append(head)

@@ -121,7 +121,9 @@ def wrap(text: str, width: int, first_column: int, indent: str) -> str:
     Continuation lines start with ``indent`` (a hanging indent); lines break only at spaces, so a
     path, a version range or a URL stays whole even when it is longer than the line.
     """
-    room = max(width, first_column + 20)
+    if first_column > width - 20 and first_column > len(indent):  # no room after a long prefix: start below it
+        return "\n" + indent + wrap(text, width, len(indent), indent)
+    room = max(width, len(indent) + 20)
     paragraphs = []
     for number, paragraph in enumerate(text.split("\n")):
         lead = " " * first_column if number == 0 else indent
@@ -160,11 +162,30 @@ def _finding_lines(finding: Finding, width: int) -> list[Text]:
     elif seen := evidence(finding).replace("; ", "   "):
         lines.append(Text(_DETAIL_INDENT + wrap(seen, width, len(_DETAIL_INDENT), _DETAIL_INDENT), style="dim"))
     if finding.fix:
+        command, note = split_fix(finding.fix)
         fix = Text(_DETAIL_INDENT)
         fix.append("fix: ", style="bold green")
-        fix.append(_indented(finding.fix, _DETAIL_INDENT + "     "))  # never wrapped: copied as it is
+        fix.append(_indented(command, _DETAIL_INDENT + "     "))  # never wrapped: copied as it is
         lines.append(fix)
+        if note:
+            pad = _DETAIL_INDENT + "     "
+            lines.append(Text(pad + wrap(note, width, len(pad), pad), style="dim"))
     return lines
+
+
+_FIX_NOTE = re.compile(r"^(?P<command>\S.*?\S)\s{2,}(?:#\s*(?P<hash>.+)|\((?P<paren>.+)\))\s*$")
+
+
+def split_fix(fix: str) -> tuple[str, str]:
+    """A one-line fix as (the command, the prose after it): ``cmd   (or ...)`` and ``cmd   # or ...``.
+
+    The command line then holds only what to run, so it can be copied as it is; the note prints
+    below it. Anything else is all command.
+    """
+    match = _FIX_NOTE.match(fix) if "\n" not in fix else None
+    if match is None:
+        return fix, ""
+    return match["command"], (match["hash"] or match["paren"]).strip()
 
 
 def _findings_under(result: CheckResult, options: RenderOptions) -> list[Text]:
@@ -225,20 +246,20 @@ def _render_with_rich(lines: list[Text], options: RenderOptions) -> str:
     return out.getvalue()
 
 
-def header_lines(report: Report) -> list[Text]:
+def header_lines(report: Report, width: int = 100) -> list[Text]:
     """The tool, pack and target, and the target's platform (the results need not be there yet)."""
     env = report.environment
-    header = Text(f"autoglm-doctor {report.tool_version or '?'}", style="bold")
+    first = f"autoglm-doctor {report.tool_version or '?'}"
     if report.pack:
-        header.append(f" · pack {report.pack}")
+        first += f" · pack {report.pack}"
     if report.config:
-        header.append(f" · config {report.config}")
-    header.append(f" · Python {env.get('python', '?')}")
+        first += f" · config {report.config}"
+    first += f" · Python {env.get('python', '?')}"
     if env.get("executable"):
-        header.append(f" ({env['executable']})")
-    printed = [header]
+        first += f" ({env['executable']})"
+    printed = [Text(wrap(first, width, 0, "  "), style="bold")]
     if report.target:
-        printed.append(Text(f"target: {report.target}", style="dim"))
+        printed.append(Text(wrap(f"target: {report.target}", width, 0, "  "), style="dim"))
     if env.get("platform"):
         printed.append(Text(env["platform"], style="dim"))
     return printed
@@ -264,9 +285,13 @@ def summary_lines(report: Report, options: RenderOptions) -> list[Text]:
     overall = report.status(strict=options.strict)
     printed.append(Text())
     summary = Text("Summary: ", style="bold")
-    summary.append(summary_phrase(report, verbose=options.verbose))
-    summary.append(" → ")
-    summary.append(overall.value.upper(), style=_STYLE[overall] + " bold")
+    verdict = overall.value.upper()
+    phrase = summary_phrase(report, verbose=options.verbose) + " →"
+    indent = " " * len("Summary: ")
+    if len(indent) + len(phrase) + 1 + len(verdict) > options.width:  # checks on one line, findings below
+        phrase = phrase.replace(" · ", "\n" + indent, 1)
+    summary.append(phrase + " ")
+    summary.append(verdict, style=_STYLE[overall] + " bold")
     summary.append(strict_note(report, strict=options.strict))
     printed.append(summary)
     hidden = 0 if options.verbose else hidden_info(report)
@@ -286,7 +311,7 @@ def _grouped(results: tuple[CheckResult, ...]) -> list[CheckResult]:
 
 def _report_lines(report: Report, options: RenderOptions) -> list[Text]:
     """Every printed line of the report, in order (an empty Text is a blank line)."""
-    printed = header_lines(report)
+    printed = header_lines(report, options.width)
     previous: str | None = None
     for result in _grouped(report.results):
         printed.extend(result_lines(result, options, previous))

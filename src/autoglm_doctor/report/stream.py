@@ -28,6 +28,7 @@ class _Footer:
 
     def __init__(self) -> None:
         self.label = ""
+        self.detail = ""
         self.started = time.monotonic()
 
     def __rich__(self) -> Any:
@@ -35,7 +36,8 @@ class _Footer:
 
         if not self.label:
             return Text("")
-        return Text(f"{self.label} … {time.monotonic() - self.started:.0f}s", style="dim")
+        detail = f": {self.detail}" if self.detail else ""
+        return Text(f"{self.label} … {time.monotonic() - self.started:.0f} s{detail}", style="dim")
 
 
 class StreamedReport:
@@ -76,9 +78,18 @@ class StreamedReport:
         else:
             self.write(rich_report.to_text(lines, self.options))
 
+    @property
+    def live(self) -> bool:
+        """Whether a live footer is shown (a terminal)."""
+        return self._live is not None
+
+    def detail(self, text: str) -> None:
+        """What the running check is doing now (the smoke test's phase), shown in the footer."""
+        self._footer.detail = text
+
     def start(self, header: Report) -> None:
         """Print the header (the target is known before any check runs) and start the footer."""
-        self._print(rich_report.header_lines(header))
+        self._print(rich_report.header_lines(header, self.options.width))
         if self._live is not None:
             self._live.start()
 
@@ -87,6 +98,7 @@ class StreamedReport:
         self.total = event.total
         if event.result is None:
             self._footer.label = f"[{event.index}/{event.total}] {event.spec.title} ({event.spec.id})"
+            self._footer.detail = ""
             self._footer.started = time.monotonic()
             return
         self._footer.label = ""
@@ -114,6 +126,14 @@ class StreamedReport:
     def interrupted(self, partial: Report) -> None:
         """Ctrl-C: remove the footer and say what finished, with its summary."""
         self.stop()
-        done = len(partial.results)
-        self._print([rich_report.Text(), rich_report.Text(f"interrupted: {done} of {self.total} checks finished")])
-        self._print(rich_report.summary_lines(partial, self.options))
+        self._print(interrupted_lines(partial, self.total, self.options))
+
+
+def interrupted_lines(partial: Report, total: int, options: RenderOptions) -> list[rich_report.Text]:
+    """What an interrupted run says after the results that finished: how many, and their counts (no verdict)."""
+    from autoglm_doctor.report._common import summary_phrase
+
+    done = len(partial.results)
+    counted = rich_report.Text("Finished: ", style="bold")
+    counted.append(summary_phrase(partial, verbose=options.verbose))
+    return [rich_report.Text(), rich_report.Text(f"interrupted: {done} of {total} checks finished"), counted]
