@@ -64,6 +64,8 @@ class CheckArgs:
     extra_index_url: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     no_index: bool = False
+    no_env: bool = False
+    """Unset ${VAR} references are warnings (pre-commit: the deployment's variables are not set there)."""
 
 
 SMOKE_TIMEOUT_MIN = 1.0
@@ -202,6 +204,7 @@ def run(args: CheckArgs) -> int:
             from_snapshot=args.snapshot is not None,
             doctor_tool_venv=target.doctor_tool_venv if target is not None else "",
             progress=stream.detail if stream is not None and stream.live else None,
+            no_env=args.no_env,
         ),
     )
     finished: list[CheckResult] = []

@@ -8,6 +8,7 @@ This is the console script's entry point and the only place that exits (codes in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import json
 import os
@@ -62,6 +63,14 @@ def _click_usage() -> Iterator[None]:
 
 @app.command()
 def check(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="[CONFIG]...",
+            help="More config files to lint, one report each (what pre-commit passes); with --config too.",
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", metavar="FILE", help="Deployment config (YAML or JSON).")
     ] = None,
@@ -183,6 +192,12 @@ def check(
     no_index: Annotated[
         bool, typer.Option("--no-index", help="--fix resolves from --find-links only, no index.")
     ] = False,
+    no_env: Annotated[
+        bool,
+        typer.Option(
+            "--no-env", help="Unset ${VAR} references are warnings, not errors (commit-time linting, as pre-commit)."
+        ),
+    ] = False,
 ) -> int:
     """Run every check and report each problem with its fix."""
     with _click_usage():
@@ -219,9 +234,15 @@ def check(
         extra_index_url=tuple(extra_index_url or ()),
         find_links=tuple(find_links or ()),
         no_index=no_index,
+        no_env=no_env,
     )
+    configs = [*([config] if config is not None else []), *(files or [])]
     with _click_usage():
-        return check_command.run(args)
+        if len(configs) < 2:
+            return check_command.run(dataclasses.replace(args, config=configs[0] if configs else None))
+        if any(path is not None for _fmt, path in outputs) or fix:
+            raise UsageError("several configs give one report each, on stdout: --output and --fix take one config")
+        return max(check_command.run(dataclasses.replace(args, config=one)) for one in configs)
 
 
 @app.command("list")

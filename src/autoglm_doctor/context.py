@@ -39,6 +39,8 @@ class Options:
     """Facts come from a saved snapshot: checks that need the live machine skip."""
     doctor_tool_venv: str = ""
     """The doctor's own pipx/uv tool venv, when it became the target by default (python.venv warns)."""
+    no_env: bool = False
+    """``--no-env``: unset ${VAR} references are warnings (commit time: the deployment's variables are elsewhere)."""
     progress: Callable[[str], None] | None = None
     """Where a long check reports its phase (the live footer of a terminal run); None: nowhere."""
 

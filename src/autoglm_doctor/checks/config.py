@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,12 +137,26 @@ def config_env(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     rules = env_rules(ctx.pack.sections)
     if (facts is None or not facts.path) and not rules:
         raise Skip(_NO_CONFIG)
+    unset_is_fine = ctx.options.no_env
     if facts is not None:
         for d in facts.diagnostics:
             if d.check == "config.env":
-                yield _from_diagnostic(facts, d)
+                finding = _from_diagnostic(facts, d)
+                if unset_is_fine and finding.code == "config.env-unset":
+                    finding = _commit_time(finding)
+                yield finding
     for rule in rules:
-        yield from _env_rule(snap, rule)
+        for finding in _env_rule(snap, rule):
+            yield _commit_time(finding) if unset_is_fine and finding.code == "config.env-required" else finding
+
+
+def _commit_time(finding: Finding) -> Finding:
+    """``--no-env`` (pre-commit): the variable is set where the service runs, not on the committer's machine."""
+    return dataclasses.replace(
+        finding,
+        severity=Severity.WARNING,
+        message=finding.message + " (--no-env: make sure it is set where the service runs)",
+    )
 
 
 def _env_rule(snap: Snapshot, rule: ValueRule) -> Iterator[Finding]:

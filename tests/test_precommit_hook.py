@@ -1,0 +1,108 @@
+"""The pre-commit hook, through `pre-commit try-repo` on a scratch repository with several configs.
+
+The manifest has two hooks with one entry: ``autoglm-doctor-config`` (``language: python``: pre-commit
+pip-installs the doctor into its own env) and ``autoglm-doctor-config-system`` (the autoglm-doctor
+on PATH, as installed with pipx). Offline, pre-commit cannot pip-install the python one (the
+runtime dependency nvidia-ml-py is on PyPI only), so the test runs the system hook, whose entry,
+file patterns and arguments are the python hook's own (asserted below).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HOOKS = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@example.invalid", "-c", "user.name=t", *args],
+        cwd=repo,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+
+
+def _try_repo(scratch: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTOGLM_", "PRE_COMMIT"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",  # the doctor on PATH, as pipx puts it
+        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+        VIRTUAL_ENV=sys.prefix,
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pre_commit",
+            "try-repo",
+            str(REPO),
+            "autoglm-doctor-config-system",
+            "--all-files",
+            "-v",
+        ],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    repo = tmp_path / "scratch"
+    (repo / "deploy").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    # a secret the committer does not have: set only where the service runs
+    (repo / "autoglm.yaml").write_text("model_path: /models/glm\nauth:\n  secret_key: ${AUTOGLM_TEST_SECRET}\n")
+    (repo / "deploy" / "autoglm-prod.toml").write_text('model_path = "/models/glm"\nport = 8000\n')
+    (repo / "deploy" / "serve.sh").write_text(
+        'vllm serve /models/glm --chat-template "tmpl\\\\" --port 8000 --max-model-len 25480\n'
+    )
+    (repo / "README.md").write_text("not a config\n")
+    return repo
+
+
+def test_both_hooks_run_the_same_lint() -> None:
+    python, system = HOOKS
+    assert (python["language"], system["language"]) == ("python", "system")
+    assert python["entry"] == system["entry"] == "autoglm-doctor check --only config --no-smoke --no-env"
+    assert python["files"] == system["files"] and python["pass_filenames"] and system["pass_filenames"]
+    pattern = re.compile(python["files"])
+    for name in ("autoglm.yaml", "deploy/autoglm-prod.toml", "a/autoglm.json", "serve.sh", "deploy/vllm.args"):
+        assert pattern.search(name), name
+    for name in ("README.md", "build.sh", "config.yaml"):
+        assert not pattern.search(name), name
+
+
+@pytest.mark.slow
+def test_try_repo_passes_on_several_configs_with_an_unset_secret(scratch: Path, tmp_path: Path) -> None:
+    _git(scratch, "add", "-A")
+    _git(scratch, "commit", "-q", "-m", "configs")
+    proc = _try_repo(scratch, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"autoglm-doctor config lint\.+Passed", proc.stdout)
+    assert proc.stdout.count("Summary: 4 checks: ") == 3  # the YAML, the TOML and the launch file, in one run
+    assert "AUTOGLM_TEST_SECRET is not set" in proc.stdout and "--no-env" in proc.stdout
+
+
+@pytest.mark.slow
+def test_try_repo_fails_on_a_broken_config(scratch: Path, tmp_path: Path) -> None:
+    (scratch / "deploy" / "autoglm-prod.toml").write_text('model_path = "/models/glm"\nport = 99999\n')
+    _git(scratch, "add", "-A")
+    _git(scratch, "commit", "-q", "-m", "configs")
+    proc = _try_repo(scratch, tmp_path)
+    assert proc.returncode == 1
+    assert re.search(r"autoglm-doctor config lint\.+Failed", proc.stdout)
+    assert "deploy/autoglm-prod.toml:2:8: port is 99999" in proc.stdout
