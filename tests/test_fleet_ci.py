@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import xml.etree.ElementTree as ET
@@ -13,6 +14,7 @@ import typer
 import yaml
 
 from autoglm_doctor import cli
+from tests.helpers.venvs import make_venv
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = "model:\n  device: cpu\n  torch_dtype: float32\n"
@@ -36,9 +38,14 @@ def parse_with_the_real_cli(argv: list[str]) -> Any:
         return sub.make_context(argv[0], list(argv[1:]), parent=ctx)
 
 
+def formats_of(argv: list[str]) -> list[str]:
+    """Every report format of a command line (``--format`` repeats; ``NAME:FILE`` and commas allowed)."""
+    values = parse_with_the_real_cli(argv).params["output_format"] or ["rich"]
+    return [item.split(":", 1)[0] for value in values for item in str(value).split(",")]
+
+
 def fmt_of(argv: list[str]) -> str:
-    value = parse_with_the_real_cli(argv).params["output_format"]
-    return str(getattr(value, "value", value))
+    return formats_of(argv)[0]
 
 
 def github_commands() -> list[list[str]]:
@@ -84,31 +91,23 @@ def junit_cases(path: Path) -> list[ET.Element]:
 
 
 def test_github_workflow_commands_parse_and_run(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    commands = github_commands()
-    formats = [fmt_of(argv) for argv in commands]
-    assert sorted(formats) == ["github", "junit", "markdown"]
+    (argv,) = github_commands()  # one run of the doctor gives every report
+    assert sorted(formats_of(argv)) == ["github", "junit", "markdown", "sarif"]
     workflow = (ROOT / "docs" / "ci" / "github-actions.yml").read_text(encoding="utf-8")
-    assert "path: autoglm-doctor.xml" in workflow and "report_paths: autoglm-doctor.xml" in workflow
+    assert "path: autoglm-doctor.*" in workflow and "report_paths: autoglm-doctor.xml" in workflow
+    assert (
+        "sarif_file: autoglm-doctor.sarif" in workflow and 'cat autoglm-doctor.md >> "$GITHUB_STEP_SUMMARY"' in workflow
+    )
+    make_venv(repo / ".venv")  # the deployment's venv the workflow creates
     (repo / "autoglm.yaml").write_text(BROKEN, encoding="utf-8")
-    for argv in commands:
-        code = cli.main(argv)
-        out = capsys.readouterr().out
-        fmt = fmt_of(argv)
-        if "--exit-zero" in argv:
-            assert code == 0
-        else:
-            assert code == 1  # the gate fails on the broken config
-        if fmt == "junit":
-            cases = junit_cases(repo / "autoglm-doctor.xml")
-            assert any(
-                case.get("name", "").startswith("config.syntax") or "config.syntax" in str(case.attrib)
-                for case in cases
-            )
-            assert any(case.find("failure") is not None for case in cases)
-        elif fmt == "github":
-            assert re.search(r"^::error file=autoglm\.yaml,line=2,col=1,", out, re.MULTILINE), out
-        else:
-            assert "config.syntax" in out
+    assert cli.main(argv) == 1  # the gate fails on the broken config, after writing every report
+    out = capsys.readouterr().out
+    assert re.search(r"^::error file=autoglm\.yaml,line=2,col=1,", out, re.MULTILINE), out
+    cases = junit_cases(repo / "autoglm-doctor.xml")
+    assert any(case.get("name") == "config.syntax" and case.find("failure") is not None for case in cases)
+    assert "config.syntax" in (repo / "autoglm-doctor.md").read_text(encoding="utf-8")
+    sarif = json.loads((repo / "autoglm-doctor.sarif").read_text(encoding="utf-8"))
+    assert any(r["ruleId"] == "config.syntax" for r in sarif["runs"][0]["results"])
 
 
 def test_gitlab_pipeline_commands_parse_and_run(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -117,7 +116,7 @@ def test_gitlab_pipeline_commands_parse_and_run(repo: Path, capsys: pytest.Captu
     for argv, junit in jobs:
         params = parse_with_the_real_cli(argv).params
         assert fmt_of(argv) == "junit"
-        assert str(params["output"]) == junit  # the artifact is the file the doctor writes
+        assert [str(o) for o in params["output"]] == [junit]  # the artifact is the file the doctor writes
         code = cli.main(argv)
         capsys.readouterr()
         assert code in (0, 1)
@@ -127,22 +126,25 @@ def test_gitlab_pipeline_commands_parse_and_run(repo: Path, capsys: pytest.Captu
 
 
 def test_pre_commit_hook_definition() -> None:
-    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
-    assert hook["id"] == "autoglm-doctor-config"
-    assert hook["language"] == "python"
-    assert hook["entry"] == "autoglm-doctor check --only config.* --no-smoke --config"
-    files = re.compile(hook["files"])
-    for name in ("autoglm.yaml", "deploy/autoglm.yml", "autoglm-prod.yaml", "autoglm.json"):
-        assert files.search(name), name
-    for name in ("other.yaml", "autoglm.txt", "autoglm.yaml.bak", "notautoglm/x.yaml"):
-        assert not files.search(name), name
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert [(h["id"], h["language"]) for h in hooks] == [
+        ("autoglm-doctor-config", "python"),
+        ("autoglm-doctor-config-system", "system"),
+    ]
+    for hook in hooks:
+        assert hook["entry"] == "autoglm-doctor check --only config --no-smoke --no-env"
+        files = re.compile(hook["files"])
+        for name in ("autoglm.yaml", "deploy/autoglm.yml", "autoglm-prod.yaml", "autoglm.json", "autoglm.toml"):
+            assert files.search(name), name
+        for name in ("other.yaml", "autoglm.txt", "autoglm.yaml.bak", "notautoglm/x.yaml"):
+            assert not files.search(name), name
 
 
 @pytest.mark.parametrize(("text", "expected"), [(GOOD, 0), (BROKEN, 1)])
 def test_pre_commit_hook_runs_like_pre_commit_does(
     text: str, expected: int, repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    hook, _system = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
     (repo / "autoglm.yaml").write_text(text, encoding="utf-8")
     argv = shlex.split(hook["entry"])  # pre-commit runs the entry without a shell, filenames appended
     assert argv[0] == "autoglm-doctor"

@@ -102,14 +102,16 @@ def source_root(environ: Mapping[str, str] | None = None, start: Path | None = N
 def repo_relative(file: str, environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
     """``file`` (absolute, or relative to the working directory) as a path relative to :func:`source_root`.
 
-    Returns (path, True) when the file lies inside the root, else (the absolute path, False):
-    GitHub attaches annotations and code-scanning alerts to repository paths, whatever folder
-    the doctor ran from.
+    Returns (path, True) when the file lies inside the root, else (the absolute path, False), or
+    the path as given when there is no root at all: GitHub attaches annotations and code-scanning
+    alerts to repository paths, whatever folder the doctor ran from.
     """
     path = Path(file)
     absolute = path if path.is_absolute() else Path.cwd() / path
     absolute = Path(os.path.normpath(absolute))
     root = source_root(environ, absolute.parent)
-    if root is not None and absolute != root and absolute.is_relative_to(root):
+    if root is None:
+        return file, not path.is_absolute()
+    if absolute != root and absolute.is_relative_to(root):
         return absolute.relative_to(root).as_posix(), True
     return absolute.as_posix(), False
