@@ -160,7 +160,8 @@ def load_infer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     from autoglm_doctor.smoke.runner import run_script
 
     request = SmokeRequest(
-        model_path=model.path,
+        # a hub id loads by the id, offline, so that transformers resolves the cache as the service will
+        model_path=model.hub_id if model.source == "hub-cache" and model.hub_id else model.path,
         device=device,
         device_map=device_map,
         dtype=dtype,
@@ -190,5 +191,5 @@ def load_infer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         "smoke.options",
         f"loaded with {placement} ({source}), torch_dtype={dtype or 'default'}, "
         f"attn_implementation={attn or 'default'}, trust_remote_code={request.trust_remote_code} "
-        f"in {time.monotonic() - started:.1f} s by {interpreter}",
+        f"in {time.monotonic() - started:.1f} s by {interpreter}, from {request.model_path}",
     )

@@ -134,7 +134,7 @@ def weights_path(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             observed=m.given,
             expected=m.path,
         )
-    if m.hub_problem and m.path:
+    if m.hub_problem and m.exists:  # a snapshot was used despite a problem (the failure is weights.hub-*)
         yield warning("weights.hub-ref", f"{m.hub_id or 'the cache repo'}: {m.hub_problem}", location=location)
     if m.exists:
         via = f"hub cache, {m.hub_id} @ {m.revision[:12]}" if m.source == "hub-cache" else m.named_by

@@ -68,34 +68,49 @@ class HubLookup:
     """Why no snapshot was chosen, or what is odd about the choice."""
 
 
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+"""A full commit hash: a revision that needs no ref (huggingface_hub's REGEX_COMMIT_HASH)."""
+
+
 def resolve(hub_id: str, env: Mapping[str, str], ref: str = "main") -> HubLookup:
-    """Find ``hub_id``'s snapshot for ``ref`` in the cache, offline."""
+    """Find ``hub_id``'s snapshot for ``ref`` in the cache, offline, exactly as huggingface_hub does.
+
+    ``hf_hub_download`` without the network (``_hf_hub_download_to_cache_dir``, huggingface_hub
+    0.2x-1.x) takes a revision that is a commit hash as it is, else reads ``refs/<revision>``
+    verbatim (no stripping), and looks in ``snapshots/<commit>/``; without the ref it raises
+    ``LocalEntryNotFoundError``, which transformers reports as "couldn't find them in the cached
+    files". It never guesses from the other snapshots, so neither does this: no usable ref is a
+    problem with no snapshot (weights.path fails), and the other snapshots are only named.
+    """
     cache = cache_dir(env)
     repo = cache / repo_folder_name(hub_id)
     if not repo.is_dir():
         return HubLookup(cache=str(cache), problem=f"{repo.name} is not in the cache {cache}")
     snapshots = repo / "snapshots"
-    revision = ""
-    try:
-        revision = (repo / "refs" / ref).read_text(encoding="utf-8").strip()
-    except OSError:
-        pass
+    if COMMIT.match(ref):
+        revision = ref
+    else:
+        try:
+            revision = (repo / "refs" / ref).read_text(encoding="utf-8")
+        except OSError:
+            revision = ""
     if revision and (snapshots / revision).is_dir():
         return HubLookup(cache=str(cache), repo_dir=str(repo), revision=revision, snapshot=str(snapshots / revision))
     try:
-        candidates = [p for p in snapshots.iterdir() if p.is_dir()]
+        others = sorted(p.name for p in snapshots.iterdir() if p.is_dir())
     except OSError:
-        candidates = []
-    if not candidates:
-        why = f"refs/{ref} names {revision}, which has no snapshot" if revision else "it has no snapshot"
-        return HubLookup(cache=str(cache), repo_dir=str(repo), revision=revision, problem=why)
-    newest = max(candidates, key=lambda p: p.stat().st_mtime)
-    note = (
-        f"refs/{ref} names {revision}, which has no snapshot; using the newest snapshot {newest.name}"
-        if revision
-        else f"no refs/{ref}; using the newest snapshot {newest.name}"
-    )
-    return HubLookup(cache=str(cache), repo_dir=str(repo), revision=newest.name, snapshot=str(newest), problem=note)
+        others = []
+    there = f" (snapshots/ holds {', '.join(o[:12] for o in others[:3])})" if others else ""
+    if not revision:
+        why = (
+            f"there is no refs/{ref}, so transformers (offline) cannot tell which snapshot {ref!r} is and fails "
+            f"with \"couldn't find them in the cached files\"{there}"
+        )
+    elif revision != revision.strip():
+        why = f"refs/{ref} holds {revision!r} with whitespace around it: huggingface_hub reads it verbatim{there}"
+    else:
+        why = f"refs/{ref} names {revision}, which has no snapshot{there}"
+    return HubLookup(cache=str(cache), repo_dir=str(repo), revision=revision.strip(), problem=why)
 
 
 def repo_dir_containing(folder: Path) -> Path | None:
