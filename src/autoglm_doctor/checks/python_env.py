@@ -40,6 +40,17 @@ def python_version(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """The interpreter's version lies in the pack's range and in the range the installed torch supports."""
     if not snap.python.version:
         cause = snap.probe_errors[0] if snap.probe_errors else "no facts about the interpreter"
+        if " the oldest the doctor can inspect" in cause:  # probe.collect.too_old_message
+            needs = f"; the {ctx.pack.name} pack needs Python {ctx.pack.python}" if ctx.pack.python else ""
+            wanted = ctx.pack.python or ">=3.8"
+            yield error(
+                "python.too-old",
+                f"{cause}{needs}",
+                observed=cause.split(" is Python ", 1)[1].split(",", 1)[0],
+                expected=wanted,
+                fix=_venv_command(_suggest_python(SpecifierSet(wanted), ctx.pack.python_recommended)),
+            )
+            return
         yield error(
             "python.probe-failed",
             f"the target interpreter could not be inspected: {cause}",

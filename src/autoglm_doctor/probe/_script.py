@@ -5,6 +5,13 @@
 # It prints one JSON object on stdout. Keep it free of f-string features newer than 3.8.
 import sys
 
+# An interpreter older than the probe supports (Python 2.7, 3.7) says only its version, in
+# syntax every Python parses; the doctor turns it into a finding that names the minimum.
+if sys.version_info[:2] < (3, 8):
+    sys.stdout.write('{"too_old": "%d.%d.%d"}' % tuple(sys.version_info[:3]))
+    sys.stdout.flush()
+    sys.exit(0)
+
 # `python -` puts '' (the working directory) first on sys.path; drop it so that a ./json.py
 # in the user's folder cannot hijack the probe's own stdlib imports.
 if sys.path and sys.path[0] == "" and not getattr(sys.flags, "safe_path", False):

@@ -59,6 +59,16 @@ class ProbeError(RuntimeError):
     """The target interpreter could not be probed at all."""
 
 
+PROBE_MIN_PYTHON = (3, 8)
+"""The oldest Python the probe runs on (probe/_script.py)."""
+
+
+def too_old_message(exe: str, version: str) -> str:
+    """What python.version says about an interpreter older than the probe supports."""
+    minimum = ".".join(map(str, PROBE_MIN_PYTHON))
+    return f"{exe} is Python {version}, older than {minimum}, the oldest the doctor can inspect"
+
+
 def probe_source() -> str:
     """The probe script's text (shipped inside the package)."""
     beside = Path(__file__).with_name("_script.py")  # a plain install: no importlib.resources machinery
@@ -132,6 +142,8 @@ class RunningProbe:
             if proc.returncode == 0:
                 raise ProbeError(f"cannot talk to {exe}: {exc.strerror or exc}") from exc
         if proc.returncode != 0:
+            if (old := self._too_old()) is not None:
+                raise ProbeError(too_old_message(exe, old))
             last = (stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
             if proc.returncode < 0:
                 last = f"killed by signal {-proc.returncode} at start-up ({last})"
@@ -142,7 +154,31 @@ class RunningProbe:
             raise ProbeError(f"{exe} printed something other than the probe's JSON: {stdout[:200]!r}") from exc
         if not isinstance(data, dict):
             raise ProbeError(f"{exe} answered the probe with a {type(data).__name__}")
+        if "too_old" in data:
+            raise ProbeError(too_old_message(exe, str(data["too_old"])))
         return data
+
+    def _too_old(self) -> str | None:
+        """After a failed probe: the interpreter's version when it is older than the probe supports.
+
+        The probe may not even compile on a Python 2 (its syntax is 3.8's), so the version is asked
+        with the one expression every Python runs.
+        """
+        try:
+            asked = subprocess.run(  # noqa: S603 - the user's own target, with a timeout
+                [self.exe, "-c", "import sys; print('%d.%d.%d' % tuple(sys.version_info[:3]))"],
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        version = asked.stdout.strip()
+        parts = version.split(".")
+        if asked.returncode != 0 or len(parts) != 3 or not all(p.isdigit() for p in parts):
+            return None
+        return version if (int(parts[0]), int(parts[1])) < PROBE_MIN_PYTHON else None
 
 
 def run_probe(python: str | None, cwd: Path, timeout: float = PROBE_TIMEOUT_S) -> dict[str, object]:

@@ -104,7 +104,7 @@ def resolve(hub_id: str, env: Mapping[str, str], ref: str = "main") -> HubLookup
     if not revision:
         why = (
             f"there is no refs/{ref}, so transformers (offline) cannot tell which snapshot {ref!r} is and fails "
-            f"with \"couldn't find them in the cached files\"{there}"
+            f'with "couldn\'t find them in the cached files"{there}'
         )
     elif revision != revision.strip():
         why = f"refs/{ref} holds {revision!r} with whitespace around it: huggingface_hub reads it verbatim{there}"
