@@ -91,5 +91,6 @@ def render(report: Report, options: RenderOptions) -> str:
     if report.config:
         read += f"{', ' if read else ''}config {report.config}"
     read = f" ({read})" if read else ""
-    lines.append(f"autoglm-doctor {overall.value.upper()}{read}: {summary_phrase(report, verbose=options.verbose)}{note}")
+    counted = summary_phrase(report, verbose=options.verbose)
+    lines.append(f"autoglm-doctor {overall.value.upper()}{read}: {counted}{note}")
     return "\n".join(lines) + "\n"
