@@ -40,7 +40,7 @@ def test_usage_errors_exit_2_with_the_commands_usage_line(args: list[str], messa
     proc = _doctor(*args, cwd=workdir)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(
-        "Usage: autoglm-doctor check [OPTIONS]\nTry 'autoglm-doctor check --help' for help.\n"
+        "Usage: autoglm-doctor check [OPTIONS] [CONFIG]...\nTry 'autoglm-doctor check --help' for help.\n"
     )
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr

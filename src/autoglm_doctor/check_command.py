@@ -229,7 +229,7 @@ def run(args: CheckArgs) -> int:
             from autoglm_doctor.report.stream import interrupted_lines
 
             plain = dataclasses.replace(options, color=False)
-            lines = rich_report.header_lines(partial, plain.width)
+            lines = rich_report.header_lines(partial)
             previous = None
             for result in partial.results:
                 lines += rich_report.result_lines(result, plain, previous)

@@ -246,7 +246,7 @@ def _render_with_rich(lines: list[Text], options: RenderOptions) -> str:
     return out.getvalue()
 
 
-def header_lines(report: Report, width: int = 100) -> list[Text]:
+def header_lines(report: Report) -> list[Text]:
     """The tool, pack and target, and the target's platform (the results need not be there yet)."""
     env = report.environment
     first = f"autoglm-doctor {report.tool_version or '?'}"
@@ -257,9 +257,10 @@ def header_lines(report: Report, width: int = 100) -> list[Text]:
     first += f" · Python {env.get('python', '?')}"
     if env.get("executable"):
         first += f" ({env['executable']})"
-    printed = [Text(wrap(first, width, 0, "  "), style="bold")]
+    # Identification lines stay whole (a path is searched for, copied, compared): never wrapped.
+    printed = [Text(first, style="bold")]
     if report.target:
-        printed.append(Text(wrap(f"target: {report.target}", width, 0, "  "), style="dim"))
+        printed.append(Text(f"target: {report.target}", style="dim"))
     if env.get("platform"):
         printed.append(Text(env["platform"], style="dim"))
     return printed
@@ -311,7 +312,7 @@ def _grouped(results: tuple[CheckResult, ...]) -> list[CheckResult]:
 
 def _report_lines(report: Report, options: RenderOptions) -> list[Text]:
     """Every printed line of the report, in order (an empty Text is a blank line)."""
-    printed = header_lines(report, options.width)
+    printed = header_lines(report)
     previous: str | None = None
     for result in _grouped(report.results):
         printed.extend(result_lines(result, options, previous))

@@ -89,7 +89,7 @@ class StreamedReport:
 
     def start(self, header: Report) -> None:
         """Print the header (the target is known before any check runs) and start the footer."""
-        self._print(rich_report.header_lines(header, self.options.width))
+        self._print(rich_report.header_lines(header))
         if self._live is not None:
             self._live.start()
 
