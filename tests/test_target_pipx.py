@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.venvs import Venv, healthy, make_venv
+from tests.helpers.venvs import Venv, healthy, install_wheel_offline, make_venv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,26 +40,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tool(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     """A pipx-style tool venv: ``<home>/pipx/venvs/autoglm-doctor`` with pipx's metadata file."""
     venv = make_venv(tmp_path_factory.mktemp("home") / "pipx" / "venvs" / "autoglm-doctor")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(venv.python),
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-index",
-            str(wheel),
-        ],
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
-    # Offline: the runtime dependencies come from the test environment through a path entry.
-    deps = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p, "typer").is_dir())
-    (venv.site_packages / "zz_test_deps.pth").write_text(str(deps) + "\n", encoding="utf-8")
+    install_wheel_offline(venv, wheel)
     (venv.root / "pipx_metadata.json").write_text('{"pipx_metadata_version": "0.5"}\n', encoding="utf-8")
     return venv
 
@@ -95,6 +76,8 @@ def test_activated_deployment_venv_is_the_target(tool: Venv, tmp_path: Path) -> 
     assert "python.doctor-venv" not in json.dumps(report)
     rich = _run(tool, tmp_path, env, "check", "--no-smoke", "--only", "python")
     assert f"target: {deploy.python} ($VIRTUAL_ENV; --python picks another)" in rich.stdout
+    snapshot = json.loads(_run(tool, tmp_path, env, "snapshot").stdout)  # `snapshot` picks the same target
+    assert snapshot["python"]["executable"] == str(deploy.python)
 
 
 @pytest.mark.slow

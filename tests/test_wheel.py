@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.venvs import make_venv
+from tests.helpers.venvs import install_wheel_offline, make_venv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,27 +25,8 @@ def test_wheel_installs_and_runs_check_from_a_fresh_venv(tmp_path: Path) -> None
     )
     [wheel] = dist.glob("autoglm_doctor-*.whl")
     fresh = make_venv(tmp_path / "fresh")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(fresh.python),
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-index",
-            str(wheel),
-        ],
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
-    # Offline: the runtime dependencies come from the test environment through a path entry; the
-    # doctor itself must come from the wheel (the fresh site-packages is searched first).
-    deps = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p, "typer").is_dir())
-    (fresh.site_packages / "zz_test_deps.pth").write_text(str(deps) + "\n", encoding="utf-8")
+    # the doctor itself must come from the wheel (the fresh site-packages is searched first)
+    install_wheel_offline(fresh, wheel)
     packs = fresh.site_packages / "autoglm_doctor" / "_packs"
     assert (packs / "open-autoglm.yaml").is_file()
     assert (fresh.site_packages / "autoglm_doctor" / "knowledge" / "torch.yaml").is_file()

@@ -78,7 +78,9 @@ def check(
     python: Annotated[
         str | None,
         typer.Option(
-            "--python", metavar="INTERPRETER", help="Interpreter (or venv folder) to inspect; default: this one."
+            "--python",
+            metavar="INTERPRETER",
+            help="Interpreter (or venv folder) to inspect; default: $VIRTUAL_ENV, $CONDA_PREFIX, else python on PATH.",
         ),
     ] = None,
     pack: Annotated[
@@ -296,7 +298,12 @@ def explain(
 @app.command("snapshot")
 def snapshot_command(
     python: Annotated[
-        str | None, typer.Option("--python", metavar="INTERPRETER", help="Interpreter (or venv folder) to inspect.")
+        str | None,
+        typer.Option(
+            "--python",
+            metavar="INTERPRETER",
+            help="Interpreter (or venv folder) to inspect; default: $VIRTUAL_ENV, $CONDA_PREFIX, else python on PATH.",
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", metavar="FILE", help="Deployment config (YAML or JSON).")
@@ -309,8 +316,10 @@ def snapshot_command(
     """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`."""
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather
+    from autoglm_doctor.target import choose
 
-    snap = gather(GatherOptions(python=python, config=config, model=model))
+    # the same target as `check`: --python, else the active environment, else the python on PATH
+    snap = gather(GatherOptions(python=choose(python).python, config=config, model=model))
     for problem in snap.probe_errors:
         typer.echo(f"error: {problem}", err=True)
     with _click_usage():

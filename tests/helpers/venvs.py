@@ -146,3 +146,30 @@ def healthy(venv: Venv) -> Venv:
 
 
 __all__ = ["Venv", "find_python", "healthy", "make_venv", "sysconfig"]
+
+
+def install_wheel_offline(venv: Venv, wheel: Path) -> None:
+    """Install ``wheel`` alone into ``venv``; its runtime dependencies come from the test environment.
+
+    Offline: a path entry (``zz_test_deps.pth``) adds this environment's site-packages after the
+    venv's own, so the package itself is the wheel's while typer, rich... are the test env's.
+    """
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv.python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    deps = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p, "typer").is_dir())
+    (venv.site_packages / "zz_test_deps.pth").write_text(str(deps) + "\n", encoding="utf-8")
