@@ -158,3 +158,23 @@ def test_lines_fit_the_terminal_and_fix_commands_stay_whole(tmp_path: Path, colu
     prose = [line for line in lines if line.startswith(" " * 14) and line[14] != " "]
     assert len(prose) > len(fixes)  # continuation lines hang under the message, never at column 0
     assert not [line for line in lines if line and not line.startswith(" ") and "is not installed" in line]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_json_run_says_on_stderr_what_finished(tmp_path: Path) -> None:
+    venv = healthy(make_venv(tmp_path / "venv"))
+    (venv.site_packages / "torch" / "__init__.py").write_text("import time\ntime.sleep(300)\n")
+    model = build_model(tmp_path / "model")
+    args = ["check", "--python", str(venv.python), "--model", str(model), "--only", "python,smoke", "--format", "json"]
+    term = Terminal(args, 100, tmp_path, _env())
+    try:
+        term.read_until(r"\[3/3\] smoke\.load-infer")  # the one-line progress on stderr (a terminal)
+        os.write(term.fd, b"\x03")
+        code = term.finish()
+    finally:
+        term.kill()
+    assert code == 130
+    text = term.text
+    assert "Python version (python.version) ...." in text  # the finished results, as the rich report shows them
+    assert "interrupted: 2 of 3 checks finished\nFinished: 2 checks: 2 passed · no findings" in text
+    assert '"schema"' not in text  # no half-made JSON report
