@@ -3,7 +3,7 @@
 Peers: `python -m pip check` (dependency consistency only) and `python -m torch.utils.collect_env`
 (torch's own environment report). The environment is the one this script runs in (it must hold
 torch and transformers: `make test` builds such a .venv). Prints medians and ratios.
-Target: the doctor's median wall time at most pip check's (DESIGN.md's start-up budget: 1.0x).
+Target: the doctor's median wall time at most pip check's (the start-up budget in README: 1.0x).
 
 When the bundled example deployment has its model (`make check` builds it), the doctor is also
 timed on it (`--config`, `--request`, the model folder and every config rule: all areas load);

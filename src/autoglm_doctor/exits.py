@@ -1,6 +1,6 @@
 """Exit codes and the usage error; :func:`autoglm_doctor.cli.main` turns how a command ended into one.
 
-Exit codes (DESIGN.md): 0 nothing failed · 1 a check failed or errored · 2 usage error ·
+Exit codes (README, docs/output-formats.md): 0 nothing failed · 1 a check failed or errored · 2 usage error ·
 3 the doctor itself crashed outside any check · 130 interrupted.
 """
 

@@ -201,7 +201,7 @@ class Report:
         return Status.PASS
 
     def to_dict(self, *, strict: bool = False) -> dict[str, Any]:
-        """The report in the JSON contract's shape (DESIGN.md)."""
+        """The report in the JSON contract's shape (docs/output-formats.md, report.schema.json)."""
         overall = self.status(strict=strict)
         return {
             "schema": "autoglm-doctor/report@1",

@@ -1,4 +1,4 @@
-"""The JSON report: exactly the contract in DESIGN.md (schema ``autoglm-doctor/report@1``).
+"""The JSON report: exactly the contract in docs/output-formats.md (schema ``autoglm-doctor/report@1``).
 
 The package ships the contract as a JSON Schema (draft 2020-12), ``report.schema.json`` beside
 this module; :func:`schema` loads it, so consumers can validate what they receive.
