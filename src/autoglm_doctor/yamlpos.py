@@ -54,9 +54,9 @@ def load(text: str, file: str) -> Positioned:
     work, with positions at every depth; anything it reports as an error (a syntax error, a
     duplicate or complex key, an unsafe tag, an alias bomb) is raised.
     """
-    from autoglm_doctor.configfile.parse import Source, parse_yaml
+    from autoglm_doctor.configfile.parse import Source, guarded, parse_yaml
 
-    parsed = parse_yaml(Source(text), depth=None)
+    parsed = guarded(Source(text), lambda source: parse_yaml(source, depth=None))
     for problem in parsed.diagnostics:
         if problem.severity == "error":
             raise YamlError(file, problem.line, problem.message)
@@ -65,10 +65,12 @@ def load(text: str, file: str) -> Positioned:
     )
 
 
-def load_file(path: Path) -> Positioned:
-    """Read and parse a YAML file with positions."""
+def load_file(path: Path, kind: str = "pack") -> Positioned:
+    """Read (bounded: :data:`autoglm_doctor.safeio.LIMITS`) and parse a YAML file with positions."""
+    from autoglm_doctor.safeio import read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, kind)
     except OSError as exc:
         raise YamlError(str(path), None, f"cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:

@@ -34,6 +34,7 @@ from autoglm_doctor.packs import Condition
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
 from autoglm_doctor.redact import may_be_secret_variable
 from autoglm_doctor.registry import check
+from autoglm_doctor.safeio import read_bytes
 
 _NO_CONFIG = "no deployment config (pass --config FILE, set AUTOGLM_CONFIG, or add ./autoglm.yaml)"
 _SEVERITY = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
@@ -781,7 +782,7 @@ def lint_request(path: Path, policy: RequestPolicy) -> Iterator[Finding]:
                 fix="pass a smaller sample with --request",
             )
             return
-        raw = path.read_bytes()
+        raw = read_bytes(path, "request", REQUEST_MAX_BYTES)
     except OSError as exc:
         yield error(
             "config.request-missing",

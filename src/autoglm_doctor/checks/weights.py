@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.model import Finding, Location, error, info, warning
+from autoglm_doctor.probe.hashing import OUTSIDE
 from autoglm_doctor.probe.hubcache import hub_id_of, looks_like_hub_id
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.probe.weights import ModelFacts, WeightFile
@@ -713,7 +714,9 @@ def _hashes(m: ModelFacts) -> Iterator[Finding]:
                 "weights.hash-unreadable",
                 f"{item.file} could not be hashed: {item.error}",
                 location=_file(m, item.file),
-                fix=f"sudo chmod a+r {shlex.quote(str(Path(m.path) / item.file))}",
+                fix=f"sudo chmod a+r {shlex.quote(str(Path(m.path) / item.file))}"
+                if item.error != OUTSIDE
+                else f"remove the line naming {item.file} from {m.manifest}",
             )
         elif not item.expected:
             unverified.append(item.file)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from shlex import quote
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic, PathFacts, 
 from autoglm_doctor.configfile.launch import engine_of
 from autoglm_doctor.configfile.parse import POSITION_DEPTH, Parsed, Source, decode, detect_format, diag, dotted, parse
 from autoglm_doctor.gather_options import GatherOptions
+from autoglm_doctor.safeio import RefusedFile, read_bytes
 from autoglm_doctor.redact import REDACTED, is_placeholder, may_be_secret_variable
 
 ENV = "config.env"
@@ -260,14 +262,14 @@ def load_config(path: Path, *, shown: str, source: str, cwd: Path, environ: Mapp
     folder = str(path.parent.resolve())
     base: dict[str, Any] = {"path": shown, "source": source, "folder": folder, "cwd": str(cwd)}
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path, "config")
     except FileNotFoundError:
         return ConfigFacts(**base, exists=False, diagnostics=[_missing(shown, source)])
     except IsADirectoryError:
         return ConfigFacts(**base, exists=False, diagnostics=[_missing(shown, source, "is a folder, not a file")])
     except OSError as exc:
         message = f"cannot read {shown}: {exc.strerror or exc}"
-        fix = f"chmod a+r {shown}"
+        fix = "point --config at the regular config file" if isinstance(exc, RefusedFile) else f"chmod a+r {quote(shown)}"
         return ConfigFacts(
             **base,
             exists=False,

@@ -13,7 +13,7 @@ import bisect
 import importlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from json.scanner import make_scanner
 from typing import Any
@@ -925,12 +925,33 @@ def detect_format(name: str, text: str) -> str:
 
 
 def parse(text: str | Source, fmt: str) -> Parsed:
-    """Parse ``text`` (or an already made :class:`Source`) in format ``fmt``."""
+    """Parse ``text`` (or an already made :class:`Source`) in format ``fmt``.
+
+    Never raises for hostile input: nesting deeper than :data:`autoglm_doctor.safeio.MAX_DEPTH`
+    (or than the interpreter's recursion limit) and integers too long to convert (more than
+    4300 digits) become a ``config.syntax-error`` finding and no data.
+    """
     source = text if isinstance(text, Source) else Source(text)
-    if fmt == "json":
-        return parse_json(source)
-    if fmt == "toml":
-        return parse_toml(source)
-    if fmt == "flags":
-        return parse_flags(source)
-    return parse_yaml(source)
+    parser = {"json": parse_json, "toml": parse_toml, "flags": parse_flags}.get(fmt, parse_yaml)
+    return guarded(source, parser)
+
+
+def guarded(source: Source, parser: Callable[[Source], Parsed]) -> Parsed:
+    """``parser(source)``, with recursion, over-long integers and too deep nesting as a finding."""
+    from autoglm_doctor.safeio import MAX_DEPTH, depth_over
+
+    try:
+        parsed = parser(source)
+    except RecursionError:
+        problem = f"it is nested more than {MAX_DEPTH} levels deep"
+    except ValueError as exc:  # int("9" * 5000): "Exceeds the limit (4300 digits) ..."
+        problem = f"it holds a value that cannot be converted ({str(exc).split(':')[0]})"
+    else:
+        if not depth_over(parsed.data, MAX_DEPTH):
+            return parsed
+        problem = f"it is nested more than {MAX_DEPTH} levels deep"
+    failed = Parsed()
+    failed.diagnostics.append(
+        diag(source, "config.syntax-error", f"the file cannot be read: {problem}", 1, 1, fix="flatten or shorten it")
+    )
+    return failed

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoglm_doctor.safeio import RefusedFile, loads_json, read_bytes
+
 SNAPSHOT_SCHEMA = "autoglm-doctor/snapshot@1"
 REPORT_SCHEMA = "autoglm-doctor/report@1"
 
@@ -210,14 +212,14 @@ def load_json(raw: bytes) -> Any:
     text = raw.decode("utf-8")
     start = text.find(_DISTRIBUTIONS_OPEN)
     if start < 0:
-        return json.loads(text)
+        return loads_json(text)
     body = start + len(_DISTRIBUTIONS_OPEN)
     end = text.find("\n  ]", body)
     if end < 0 or not text.startswith("\n    {", body):
-        return json.loads(text)
-    data = json.loads(text[:body] + text[end:])
+        return loads_json(text)
+    data = loads_json(text[:body] + text[end:])
     if not isinstance(data, dict) or data.get("distributions") != []:
-        return json.loads(text)
+        return loads_json(text)
     section = text[body:end]
     lowered = section.lower()
     picked: dict[int, Any] = {}
@@ -228,7 +230,7 @@ def load_json(raw: bytes) -> Any:
             begin = section.rfind("\n    {", 0, at)
             close = section.find("\n    }", at)
             if begin >= 0 and close >= 0 and begin not in picked:
-                picked[begin] = json.loads(section[begin : close + len("\n    }")])
+                picked[begin] = loads_json(section[begin : close + len("\n    }")])
             at = lowered.find(needle, at + len(needle))
     data["distributions"] = [picked[k] for k in sorted(picked)]
     return data
@@ -240,10 +242,9 @@ def read_file(path: Path) -> tuple[str, str, dict[str, str | None]] | FileProble
     try:
         if path.is_dir():
             return FileProblem(shown, "is a folder")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return FileProblem(shown, f"is {size >> 20} MiB: too big to be a snapshot or report")
-        raw = path.read_bytes()
+        raw = read_bytes(path, "snapshot", MAX_FILE_BYTES)
+    except RefusedFile as exc:
+        return FileProblem(shown, f"{exc.strerror}: not read")
     except OSError as exc:
         return FileProblem(shown, f"cannot read: {exc.strerror or exc}")
     try:
@@ -252,8 +253,8 @@ def read_file(path: Path) -> tuple[str, str, dict[str, str | None]] | FileProble
         return FileProblem(shown, "not UTF-8 text")
     except json.JSONDecodeError as exc:
         return FileProblem(shown, f"not JSON (line {exc.lineno} column {exc.colno}: {exc.msg})")
-    except RecursionError:
-        return FileProblem(shown, "JSON nested too deeply")
+    except ValueError as exc:  # nested too deeply, a number too long to read
+        return FileProblem(shown, f"cannot be read: JSON {exc}")
     if not isinstance(data, dict):
         return FileProblem(shown, f"a JSON {type(data).__name__}, not a snapshot or report object")
     schema = data.get("schema")

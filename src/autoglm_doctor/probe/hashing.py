@@ -13,13 +13,17 @@ Create one with ``cd MODEL && sha256sum *.safetensors > SHA256SUMS``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from autoglm_doctor.safeio import read_text
 
 CHUNK_BYTES = 8 << 20
 """Read size: large reads keep the GIL released inside hashlib for most of the time."""
@@ -44,12 +48,28 @@ class HashOutcome:
     """Why hashing failed (unreadable, vanished...)."""
 
 
+OUTSIDE = "names a file outside the model folder: not read"
+"""The error of a manifest entry that is absolute or climbs out of the folder with ``..``."""
+
+
+def inside_folder(name: str) -> bool:
+    """Whether a manifest's file name stays inside the model folder (relative, no ``..`` part)."""
+    if not name or "\x00" in name or os.path.isabs(name) or name.startswith(("/", "\\")) or ":" in name[:2]:
+        return False
+    return ".." not in re.split(r"[\\/]+", name)
+
+
 def sha256_file(path: Path, progress: Callable[[int], None] | None = None, chunk: int = CHUNK_BYTES) -> str:
     """Hex sha256 of one file, read in large chunks into one reused buffer."""
     digest = hashlib.sha256()
     buffer = bytearray(chunk)
     view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    with open(fd, "rb", buffering=0) as handle:
         while True:
             count = handle.readinto(view)
             if not count:
@@ -157,7 +177,7 @@ def read_manifest(folder: Path) -> Manifest | None:
         if not path.is_file():
             continue
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = read_text(path, "manifest", errors="replace")
         except OSError:
             return Manifest(name=name, hashes={}, bad_lines=[0])
         return parse_manifest(name, text)

@@ -14,11 +14,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
+import stat
 import struct
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
 from typing import Any
+
+from autoglm_doctor.safeio import file_kind, loads_json
 
 MAX_HEADER_BYTES = 100_000_000
 """The safetensors library refuses headers larger than this (``HeaderTooLarge``)."""
@@ -132,9 +136,12 @@ def read_header(path: Path) -> SafetensorsHeader:
 
     Raises OSError when the file cannot be opened or read.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
     try:
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device is never read (it could block or never end)
+            return SafetensorsHeader(size=0, error=f"is {file_kind(info.st_mode)}, not a regular file")
+        size = info.st_size
         head = _read_upto(fd, 8)
         if head.startswith(LFS_PREFIX[:8]) and size <= LFS_POINTER_MAX_BYTES:
             head += _read_upto(fd, size - len(head))
@@ -163,12 +170,15 @@ def _parse_header(raw: bytes, result: SafetensorsHeader) -> None:
         result.error = "the header does not start with '{': not safetensors"
         return
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = loads_json(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         result.error = f"the header is not UTF-8 (byte {exc.start})"
         return
     except json.JSONDecodeError as exc:
         result.error = f"the header is not valid JSON ({exc.msg} at byte {exc.pos})"
+        return
+    except ValueError as exc:  # nested too deeply, a number too long to read
+        result.error = f"the header cannot be read: {exc}"
         return
     if not isinstance(header, dict):
         result.error = "the header is not a JSON object"
@@ -197,6 +207,7 @@ def _parse_header(raw: bytes, result: SafetensorsHeader) -> None:
             or type(end) is not int
             or begin < 0
             or end < 0
+            or max(numel, end) >= 1 << 64  # beyond any real file: keeps later arithmetic and text small
             or (shape and min(shape) < 0)
         ):
             result.error = _entry_problem(name, entry)
@@ -219,9 +230,9 @@ def _entry_problem(name: str, entry: object) -> str:
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
     if not isinstance(dtype, str):
         return f"tensor {name!r} has no dtype"
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        return f"tensor {name!r} has a malformed shape {shape!r}"
-    return f"tensor {name!r} has malformed data_offsets {offsets!r}"
+    if not isinstance(shape, list) or not all(isinstance(d, int) and 0 <= d < 1 << 64 for d in shape):
+        return f"tensor {name!r} has a malformed shape {reprlib.repr(shape)}"
+    return f"tensor {name!r} has malformed data_offsets {reprlib.repr(offsets)}"
 
 
 def _check_layout(spans: list[tuple[int, int, str, int | None]], result: SafetensorsHeader) -> None:

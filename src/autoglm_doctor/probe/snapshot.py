@@ -201,14 +201,20 @@ class Snapshot:
     @classmethod
     def load(cls, path: Path) -> Snapshot:
         """Read a snapshot file; a report produced with ``--format json`` is refused clearly."""
+        from autoglm_doctor.safeio import loads_json, read_text
+
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path, "snapshot")
         except OSError as exc:
             raise SnapshotError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise SnapshotError(f"{path} is not UTF-8 (byte {exc.start})") from exc
         try:
-            data = json.loads(text)
+            data = loads_json(text)
         except json.JSONDecodeError as exc:
             raise SnapshotError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from exc
+        except ValueError as exc:
+            raise SnapshotError(f"{path}: cannot be read: {exc}") from exc
         if isinstance(data, dict) and str(data.get("schema", "")).startswith("autoglm-doctor/report"):
             raise SnapshotError(f"{path} is a report, not a snapshot (make one with `autoglm-doctor snapshot -o FILE`)")
         return cls.from_dict(data)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.probe import hubcache
+from autoglm_doctor.safeio import loads_json, read_text
 from autoglm_doctor.probe.safetensors import LFS_POINTER_MAX_BYTES, LFS_PREFIX, SafetensorsHeader, read_header
 
 if TYPE_CHECKING:
@@ -435,33 +436,31 @@ def _config_model_path(data: dict[str, Any], engine: str = "") -> tuple[str, Any
 def _raw_value(path: Path, key: str) -> str:
     """The text after ``key:`` on its line in the config file, unquoted; empty when not found."""
     leaf = re.escape(key.rsplit(".", 1)[-1])
-    pattern = re.compile(rf"^\s*[\"']?{leaf}[\"']?\s*:\s*(?P<value>.*?)\s*,?\s*$")
+    pattern = re.compile(rf"^\s*[\"']?{leaf}[\"']?\s*:(?P<value>.*)$")  # linear: stripped below
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                found = pattern.match(line)
-                if found:
-                    return found["value"].split(" #", 1)[0].strip().strip("\"'")
+        lines = read_text(path, "config", errors="replace").splitlines()
     except OSError:
         return ""
+    for line in lines:
+        found = pattern.match(line)
+        if found:
+            return found["value"].strip().rstrip(",").strip().split(" #", 1)[0].strip().strip("\"'")
     return ""
 
 
 def _key_line(config_file: str, cwd: Path, key: str) -> int | None:
-    """Line of ``key``'s last part in the config file (a plain text scan; the file is small)."""
+    """Line of ``key``'s last part in the config file (a plain text scan of the bounded read)."""
     path = Path(config_file)
     path = path if path.is_absolute() else cwd / path
     leaf = re.escape(key.rsplit(".", 1)[-1])
     pattern = re.compile(rf"^\s*[\"']?{leaf}[\"']?\s*:")
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for number, line in enumerate(handle, 1):
-                if pattern.match(line):
-                    return number
-                if number > 100_000:
-                    break
+        lines = read_text(path, "config", errors="replace").splitlines()
     except OSError:
         return None
+    for number, line in enumerate(lines, 1):
+        if pattern.match(line):
+            return number
     return None
 
 
@@ -675,16 +674,19 @@ class _FolderReader:
         if name not in self.sizes:
             return None
         try:
-            text = (self.folder / name).read_text(encoding="utf-8")
+            text = read_text(self.folder / name, "model metadata")
         except (OSError, UnicodeDecodeError) as exc:
             self.json_problems.append(JsonProblem(name, f"cannot read it: {exc}"))
             return None
         if text.startswith(LFS_PREFIX.decode()):
             return None  # reported as an LFS pointer
         try:
-            data = json.loads(text)
+            data = loads_json(text)
         except json.JSONDecodeError as exc:
             self.json_problems.append(JsonProblem(name, exc.msg, exc.lineno, exc.colno))
+            return None
+        except ValueError as exc:  # nested too deeply, a number too long to read
+            self.json_problems.append(JsonProblem(name, str(exc), 1, 1))
             return None
         if not isinstance(data, dict):
             self.json_problems.append(JsonProblem(name, f"holds a JSON {type(data).__name__}, not an object", 1, 1))
@@ -770,9 +772,12 @@ class _FolderReader:
             elif weight.name in local_etags:
                 expected[weight.name] = (local_etags[weight.name], "hf-local-dir")
         missing: list[str] = []
+        outside: list[str] = []
         if manifest is not None:
             for name, digest in manifest.hashes.items():
-                if (self.folder / name).is_file():
+                if not hashing.inside_folder(name):
+                    outside.append(name)  # never opened: a manifest must not make the doctor read /etc/shadow
+                elif (self.folder / name).is_file():
                     expected.setdefault(name, (digest, f"manifest:{manifest.name}"))
                 else:
                     missing.append(name)
@@ -782,6 +787,7 @@ class _FolderReader:
         for name, outcome in zip(to_hash, outcomes, strict=True):
             digest, reference = expected.get(name, ("", ""))
             checks.append(HashCheck(name, outcome.sha256, digest, reference, outcome.error))
+        checks += [HashCheck(name, "", "", f"manifest:{manifest.name}", hashing.OUTSIDE) for name in outside if manifest]
         return {
             "hashes_verified": True,
             "hash_checks": checks,
