@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from autoglm_doctor import __version__
 from autoglm_doctor.exits import EXIT_FAIL, EXIT_OK, UsageError
 from autoglm_doctor.fix.formats import FixFormat
-from autoglm_doctor.output import color_wanted, stderr_is_terminal, width, write_output
+from autoglm_doctor.output import check_output_target, color_wanted, stderr_is_terminal, width, write_output
 from autoglm_doctor.report import Format
 
 if TYPE_CHECKING:
@@ -69,7 +70,33 @@ class CheckArgs:
 
 
 SMOKE_TIMEOUT_MIN = 1.0
+SMOKE_TIMEOUT_MAX = 86_400.0
+"""A day: ``--smoke-timeout`` must be a finite number of seconds (``nan`` or ``inf`` would mean none)."""
 ENDPOINT_CONCURRENCY_MIN = 0
+ENDPOINT_CONCURRENCY_MAX = 64
+"""More concurrent requests than this is a load test, not a preflight (``10**20`` used to hang)."""
+
+
+def _check_bounds(args: CheckArgs) -> None:
+    """Usage errors for values typer's range checks let through (``nan``) or that no run can honour."""
+    if not math.isfinite(args.smoke_timeout) or not SMOKE_TIMEOUT_MIN <= args.smoke_timeout <= SMOKE_TIMEOUT_MAX:
+        raise UsageError(
+            f"--smoke-timeout must be a number of seconds from {SMOKE_TIMEOUT_MIN:g} to {SMOKE_TIMEOUT_MAX:g} "
+            f"(got {args.smoke_timeout!r})"
+        )
+    if args.endpoint_concurrency > ENDPOINT_CONCURRENCY_MAX:
+        raise UsageError(
+            f"--endpoint-concurrency is at most {ENDPOINT_CONCURRENCY_MAX} (got {args.endpoint_concurrency})"
+        )
+    for _fmt, path in [(args.output_format, args.output), *args.more_outputs]:
+        if path is not None:
+            check_output_target(path, _read_by_run(args))
+
+
+def _read_by_run(args: CheckArgs) -> list[Path | None]:
+    """Files this run reads, which --output must never replace."""
+    packs = [Path(p.strip()) for p in (args.pack or "").split(",") if p.strip() and Path(p.strip()).is_file()]
+    return [args.config, args.request, args.snapshot, *packs]
 
 
 def plan_outputs(formats: list[str], outputs: list[Path]) -> list[tuple[Format, Path | None]]:
@@ -115,6 +142,7 @@ def plan_outputs(formats: list[str], outputs: list[Path]) -> list[tuple[Format, 
 
 def run(args: CheckArgs) -> int:
     """Run every selected check, write the report (and the --fix file); the exit code."""
+    _check_bounds(args)
     fix_options = _fix_options(args)
     if isinstance(fix_options, int):
         return fix_options
@@ -245,7 +273,11 @@ def run(args: CheckArgs) -> int:
         if fmt is Format.RICH and path is None:
             continue  # streamed above
         color = fmt is Format.RICH and path is None and options.color
-        write_output(render(report, fmt, dataclasses.replace(options, color=color)), path)
+        config = snap.config
+        config_path = Path(config.cwd or ".", config.path) if config is not None and config.path else None
+        write_output(
+            render(report, fmt, dataclasses.replace(options, color=color)), path, [*_read_by_run(args), config_path]
+        )
         if path is not None and fmt is not Format.RICH and stderr_is_terminal():
             print(f"report written to {path}: {status}", file=sys.stderr)
     fix_code = EXIT_OK

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from autoglm_doctor.exits import UsageError
@@ -23,20 +25,32 @@ def color_wanted(stream_is_tty: bool) -> bool:
     return stream_is_tty
 
 
+MIN_WIDTH = 60
+MAX_WIDTH = 500
+"""``COLUMNS`` is clamped to this range: ``COLUMNS=10**19`` must not allocate (or overflow) a line."""
+
+
+def columns() -> int | None:
+    """``$COLUMNS`` clamped to MIN_WIDTH..MAX_WIDTH; None when unset or not a number."""
+    text = os.environ.get("COLUMNS", "").strip()
+    if not text or len(text) > 18 or not text.isdigit():  # 18 digits: never a giant int
+        return None
+    return max(MIN_WIDTH, min(int(text), MAX_WIDTH))
+
+
 def width() -> int:
-    """The report's line width: $COLUMNS, else the terminal's (at least 60), else 100."""
-    try:
-        return max(60, int(os.environ.get("COLUMNS", "")))
-    except ValueError:
-        pass
+    """The report's line width: $COLUMNS, else the terminal's (60 to 500: :data:`MAX_WIDTH`), else 100."""
+    given = columns()
+    if given is not None:
+        return given
     if sys.stdout.isatty():  # fit the terminal, so the status column stays on screen
         import shutil
 
-        return max(60, shutil.get_terminal_size((100, 24)).columns)
+        return max(MIN_WIDTH, min(shutil.get_terminal_size((100, 24)).columns, MAX_WIDTH))
     return 100
 
 
-def write_output(text: str, output: Path | None) -> None:
+def write_output(text: str, output: Path | None, protected: Iterable[Path | None] = ()) -> None:
     """Write ``text`` to stdout, or atomically to ``output`` (replacing it, as any output does)."""
     if output is None:
         try:
@@ -49,7 +63,39 @@ def write_output(text: str, output: Path | None) -> None:
     from autoglm_doctor.fix.errors import FixError
     from autoglm_doctor.fix.writer import write_atomically
 
+    target = check_output_target(output, protected)
     try:  # reports and snapshots replace their file (only --fix refuses to)
-        write_atomically(output, text, force=True)
+        write_atomically(target, text, force=True)
     except FixError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def check_output_target(output: Path, protected: Iterable[Path | None] = ()) -> Path:
+    """Where ``--output`` may write: the file itself, or a symlink's target (the link is kept).
+
+    Refused (a usage error): a device, FIFO, socket or folder (an atomic replace would put a
+    regular file in its place: as root, ``--output /dev/null`` would replace /dev/null), and any
+    file the run reads (``protected``: the config, the request, the snapshot, the pack).
+    """
+    target = Path(os.path.realpath(output))
+    try:
+        info = target.stat()
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise UsageError(f"--output {output}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        from autoglm_doctor.safeio import file_kind
+
+        what = "a folder" if stat.S_ISDIR(info.st_mode) else file_kind(info.st_mode)
+        raise UsageError(f"--output {output} is {what}; the report is written only to a regular file")
+    for path in protected:
+        if path is None:
+            continue
+        try:
+            same = os.path.samefile(path, target)
+        except (OSError, ValueError):
+            continue
+        if same:
+            raise UsageError(f"--output {output} is {path}, which this run reads; write the report elsewhere")
+    return target

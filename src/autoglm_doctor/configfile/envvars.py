@@ -22,6 +22,7 @@ exactly one reference and whose result reads as a number or ``true``/``false`` b
 from __future__ import annotations
 
 import re
+from itertools import islice
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -47,8 +48,19 @@ class Reference:
     """``${NAME-default}``: the default applies only when NAME is unset (not when empty)."""
 
 
+MAX_REFERENCES = 1000
+"""A string with more ``${`` than this is left as written (no real value has that many)."""
+UNCLOSED_SHOWN = 40
+"""Characters of an unclosed reference's text kept (``${`` x 20000 once made an 808 MB report)."""
+
+
 def references(text: str) -> Iterator[Reference]:
-    """Every ``${...}`` reference in ``text`` (``$${`` escapes are skipped)."""
+    """Every ``${...}`` reference in ``text`` (``$${`` escapes are skipped).
+
+    Linear in ``text``: the next ``}`` and newline are found once and reused until passed, and
+    an unclosed reference ends at the next ``$`` (its shown text at :data:`UNCLOSED_SHOWN`).
+    """
+    close, newline = -2, -2
     i = text.find("$")
     while i >= 0:
         nxt = text[i + 1 : i + 2]
@@ -58,11 +70,15 @@ def references(text: str) -> Iterator[Reference]:
         if nxt != "{":
             i = text.find("$", i + 1)
             continue
-        close = text.find("}", i + 2)
-        newline = text.find("\n", i + 2)
+        if close != -1 and close < i + 2:
+            close = text.find("}", i + 2)
+        if newline != -1 and newline < i + 2:
+            newline = text.find("\n", i + 2)
         if close < 0 or (0 <= newline < close):
             end = newline if newline >= 0 else len(text)
-            yield Reference(i, end, text[i + 2 : end].strip(), problem="unclosed")
+            following = text.find("$", i + 2, end)
+            end = following if following >= 0 else end
+            yield Reference(i, end, text[i + 2 : min(end, i + 2 + UNCLOSED_SHOWN)].strip(), problem="unclosed")
             i = text.find("$", i + 2)
             continue
         body = text[i + 2 : close]
@@ -91,7 +107,9 @@ def _typed(text: str) -> object:
 
 def expand(value: str, environ: Mapping[str, str]) -> tuple[object, list[str]]:
     """The interpolated value and the variables it read; unresolvable references stay as written."""
-    refs = list(references(value))
+    refs = list(islice(references(value), MAX_REFERENCES + 1))
+    if len(refs) > MAX_REFERENCES:  # not a real value: left as written, not interpolated
+        return value, []
     if not refs:
         return value.replace("$${", "${"), []
     out: list[str] = []

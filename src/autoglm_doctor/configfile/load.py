@@ -19,6 +19,8 @@ from autoglm_doctor.safeio import RefusedFile, read_bytes
 from autoglm_doctor.redact import REDACTED, is_placeholder, may_be_secret_variable
 
 ENV = "config.env"
+MAX_ENV_DIAGNOSTICS = 50
+"""At most this many config.env findings per file: the first ones say what to fix."""
 
 _SECRET_PARTS = {"secret", "password", "passwd", "passphrase", "credential", "credentials", "token", "apikey"}
 _KEY_OWNERS = {"api", "secret", "access", "private", "signing", "auth", "hmac", "jwt", "encryption", "client"}
@@ -74,6 +76,8 @@ def _env_diagnostics(source: Source, fmt: str, environ: Mapping[str, str]) -> li
             done_lines.add(line_start)
             code = _code_part(text[line_start:line_end], fmt)
             found.extend(_line_env_diagnostics(source, code, line_start, environ))
+            if len(found) >= MAX_ENV_DIAGNOSTICS:
+                return found[:MAX_ENV_DIAGNOSTICS]
         hit = text.find("${", line_end)
     return found
 
@@ -81,8 +85,10 @@ def _env_diagnostics(source: Source, fmt: str, environ: Mapping[str, str]) -> li
 def _line_env_diagnostics(source: Source, code: str, offset: int, environ: Mapping[str, str]) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for ref in envvars.references(code):
+        if len(found) >= MAX_ENV_DIAGNOSTICS:
+            break
         line, column = source.position(offset + ref.start)
-        written = code[ref.start : ref.end]
+        written = code[ref.start : min(ref.end, ref.start + 2 + envvars.UNCLOSED_SHOWN)]
         if ref.problem == "unclosed":
             found.append(
                 diag(

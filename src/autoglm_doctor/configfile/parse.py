@@ -42,6 +42,7 @@ class Source:
     def __init__(self, text: str) -> None:
         self.text = text
         self._newlines: list[int] | None = None
+        self._line_count: int | None = None
         self._last = (0, 1, 0)  # (offset, its line, offset where that line starts): positions mostly come in order
 
     @property
@@ -56,7 +57,9 @@ class Source:
         """Number of lines (a final line without newline counts)."""
         if not self.text:
             return 0
-        return self.text.count("\n") + (0 if self.text.endswith("\n") else 1)
+        if self._line_count is None:  # counted once: every diagnostic asks (config.env made thousands)
+            self._line_count = self.text.count("\n") + (0 if self.text.endswith("\n") else 1)
+        return self._line_count
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based line and column of a character offset."""

@@ -171,7 +171,6 @@ def render_json(result: FleetResult) -> str:
 
 def terminal_width() -> int:
     """Line width for the human view (``COLUMNS``, else 100)."""
-    try:
-        return max(60, int(os.environ.get("COLUMNS", "")))
-    except ValueError:
-        return 100
+    from autoglm_doctor.output import columns
+
+    return columns() or 100
