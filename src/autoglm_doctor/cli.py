@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import errno
+import io
 import json
 import os
 import sys
@@ -23,7 +25,7 @@ from autoglm_doctor import __version__, check_command
 from autoglm_doctor.check_command import ENDPOINT_CONCURRENCY_MIN, SMOKE_TIMEOUT_MIN, CheckArgs
 from autoglm_doctor.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError
 from autoglm_doctor.fix.formats import FixFormat
-from autoglm_doctor.output import width, write_output
+from autoglm_doctor.output import OutputUnwritable, width, write_output
 from autoglm_doctor.report import Format
 
 try:  # typer >= 0.2x vendors its own click; older typer uses the click package
@@ -365,6 +367,43 @@ def _root(
         raise typer.Exit(EXIT_OK)
 
 
+class _ClosedStdout(io.TextIOBase):
+    """What stdout is when the doctor was started with it closed (``>&-``): writing fails clearly."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, _text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+
+def _standard_streams() -> None:
+    """A closed stdout fails the report's write with a message; a closed stderr swallows messages.
+
+    The closed descriptors 0-2 are pointed at /dev/null first, so that no file the doctor opens
+    later gets descriptor 1 and receives what was meant for stdout.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                spare = os.open(os.devnull, os.O_RDWR)
+                if spare != fd:
+                    os.dup2(spare, fd)
+                    os.close(spare)
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+
+
+def _say(line: str) -> None:
+    """One line on stderr, if there is a stderr to write to."""
+    with contextlib.suppress(Exception):
+        print(line, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map every way it can end to an exit code.
 
@@ -373,11 +412,22 @@ def main(argv: list[str] | None = None) -> int:
     3 the doctor itself crashed (a bug; one line, the traceback with ``AUTOGLM_DOCTOR_DEBUG=1``) ·
     130 interrupted.
     """
+    from autoglm_doctor import procs
+    from autoglm_doctor.signals import Interrupted, handle_termination
+
+    _standard_streams()
+    try:
+        os.getcwd()
+    except OSError as exc:  # deleted (or unreadable) working directory: relative paths mean nothing
+        _say(f"Error: the working directory is gone ({exc.strerror or exc}); cd to an existing folder and rerun")
+        return EXIT_USAGE
     command = typer.main.get_command(app)
     try:
-        result = command.main(args=argv, prog_name=PROG, standalone_mode=False)
-    except (typer.Abort, KeyboardInterrupt):
-        print("interrupted", file=sys.stderr)
+        with handle_termination():
+            result = command.main(args=argv, prog_name=PROG, standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt, Interrupted):
+        procs.kill_all()  # the probe, the smoke test, adb...: every child's process group
+        _say("interrupted")
         return EXIT_INTERRUPTED
     except typer.Exit as exc:
         return int(exc.exit_code)
@@ -389,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
+    except OutputUnwritable as exc:
+        _say(f"error: {exc}")
+        return EXIT_FAIL
     except Exception as exc:  # noqa: BLE001 - the doctor itself crashed: say so plainly
         print(f"{PROG} crashed: {type(exc).__name__}: {exc}", file=sys.stderr)
         if os.environ.get("AUTOGLM_DOCTOR_DEBUG"):

@@ -53,12 +53,23 @@ def width() -> int:
 def write_output(text: str, output: Path | None, protected: Iterable[Path | None] = ()) -> None:
     """Write ``text`` to stdout, or atomically to ``output`` (replacing it, as any output does)."""
     if output is None:
+        stream = sys.stdout
+        if stream is None:  # started with stdout closed (`>&-`)
+            raise OutputUnwritable("stdout is closed: nowhere to write the report (use --output FILE)")
         try:
-            sys.stdout.write(text)
-        except UnicodeEncodeError:  # a stdout that cannot say ✓ (cp1252, ascii): degrade, never crash
-            encoding = sys.stdout.encoding or "ascii"
-            sys.stdout.write(text.encode(encoding, "replace").decode(encoding))
-        sys.stdout.flush()
+            try:
+                stream.write(text)
+            except UnicodeEncodeError:  # a stdout that cannot say ✓ (cp1252, ascii): degrade, never crash
+                encoding = stream.encoding or "ascii"
+                stream.write(text.encode(encoding, "replace").decode(encoding))
+            stream.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+            raise
+        except (OSError, ValueError) as exc:  # /dev/full, a closed or vanished descriptor
+            _silence_stdout()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OutputUnwritable(f"cannot write the report to stdout: {reason}") from exc
         return
     from autoglm_doctor.fix.errors import FixError
     from autoglm_doctor.fix.writer import write_atomically
@@ -68,6 +79,20 @@ def write_output(text: str, output: Path | None, protected: Iterable[Path | None
         write_atomically(target, text, force=True)
     except FixError as exc:
         raise UsageError(str(exc)) from exc
+
+
+class OutputUnwritable(Exception):  # noqa: N818 - reads as the condition it reports
+    """The report cannot be written where it should go (exit 1, one line on stderr)."""
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so the interpreter's final flush of what is buffered cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def check_output_target(output: Path, protected: Iterable[Path | None] = ()) -> Path:

@@ -24,9 +24,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -73,32 +70,30 @@ def run_adb(adb: str, *args: str, timeout: float) -> tuple[int, str]:
     return code, out.decode("utf-8", errors="replace")
 
 
+TOOL_OUTPUT_CAP_BYTES = 32 << 20
+"""The most of a device tool's output read: a phone screenshot is a few MiB, adb once printed 6 GB in 5 s."""
+
+
 def _run(argv: list[str], timeout: float, *, merge_stderr: bool) -> tuple[int, bytes]:
-    """Run a device tool in its own session; on timeout kill its whole group and raise AdbTimeout."""
+    """Run a device tool through :mod:`autoglm_doctor.procs` (own group, one deadline, capped output).
+
+    On timeout its whole group is killed and AdbTimeout raised; past the cap it is stopped (exit 1).
+    """
+    from autoglm_doctor import procs
+
     try:
-        proc = subprocess.Popen(  # noqa: S603 - a device tool from PATH, fixed arguments
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-            start_new_session=sys.platform != "win32",
-        )
+        done = procs.run(argv, timeout=timeout, merge_stderr=merge_stderr, cap=TOOL_OUTPUT_CAP_BYTES)
     except OSError as exc:
         return 127, f"cannot run {argv[0]}: {exc.strerror or exc}".encode()
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        if sys.platform != "win32":
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        proc.kill()
-        proc.communicate()
-        tool = os.path.basename(argv[0])
-        raise AdbTimeout(f"`{tool} {' '.join(argv[1:])}` did not answer within {timeout:g} s") from None
+    tool = os.path.basename(argv[0])
+    if done.timed_out:
+        raise AdbTimeout(f"`{tool} {' '.join(argv[1:])}` did not answer within {timeout:g} s")
+    if done.truncated:
+        note = f"\n({tool} printed more than {TOOL_OUTPUT_CAP_BYTES >> 20} MiB; it was stopped)"
+        return 1, done.stdout[:2000] + note.encode()
+    code = done.returncode if done.returncode is not None else 1
     # a screenshot's bytes stay clean on success; on failure the tool's complaint is what matters
-    return proc.returncode, out if merge_stderr or proc.returncode == 0 else out + (err or b"")
+    return code, done.stdout if merge_stderr or code == 0 else done.stdout + done.stderr
 
 
 def parse_devices(text: str) -> list[Device]:
@@ -432,8 +427,10 @@ def wda_get(url: str, timeout: float) -> tuple[int | None, bytes, str]:
     import urllib.error
     import urllib.request
 
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - the user's own WDA
+    from autoglm_doctor import httpclient
+
+    try:  # one deadline for the whole exchange (httpclient), not one per read
+        with httpclient.urlopen(urllib.request.Request(url), timeout) as resp:  # noqa: S310 - the user's own WDA
             return resp.status, resp.read(64 << 20), ""
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(1 << 16) if exc.fp else b"", str(exc.reason)

@@ -22,9 +22,9 @@ exactly one reference and whose result reads as a number or ``true``/``false`` b
 from __future__ import annotations
 
 import re
-from itertools import islice
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _BARE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import os
 import re
-from shlex import quote
 from collections.abc import Mapping
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 from autoglm_doctor.configfile import envvars
@@ -15,8 +15,8 @@ from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic, PathFacts, 
 from autoglm_doctor.configfile.launch import engine_of
 from autoglm_doctor.configfile.parse import POSITION_DEPTH, Parsed, Source, decode, detect_format, diag, dotted, parse
 from autoglm_doctor.gather_options import GatherOptions
-from autoglm_doctor.safeio import RefusedFile, read_bytes
 from autoglm_doctor.redact import REDACTED, is_placeholder, may_be_secret_variable
+from autoglm_doctor.safeio import RefusedFile, read_bytes
 
 ENV = "config.env"
 MAX_ENV_DIAGNOSTICS = 50
@@ -275,7 +275,8 @@ def load_config(path: Path, *, shown: str, source: str, cwd: Path, environ: Mapp
         return ConfigFacts(**base, exists=False, diagnostics=[_missing(shown, source, "is a folder, not a file")])
     except OSError as exc:
         message = f"cannot read {shown}: {exc.strerror or exc}"
-        fix = "point --config at the regular config file" if isinstance(exc, RefusedFile) else f"chmod a+r {quote(shown)}"
+        refused = isinstance(exc, RefusedFile)
+        fix = "point --config at the regular config file" if refused else f"chmod a+r {quote(shown)}"
         return ConfigFacts(
             **base,
             exists=False,

@@ -10,8 +10,6 @@ A target without pip (a venv made ``--without-pip``) is resolved by the doctor's
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -51,29 +49,15 @@ class VerifyResult:
 def _run(
     cmd: Sequence[str], timeout: float, env: Mapping[str, str] | None, *, merge: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """Run in its own process group (``merge``: stderr into stdout, in order); on timeout the group is killed."""
-    with subprocess.Popen(
-        list(cmd),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT if merge else subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env=dict(env) if env is not None else None,
-        start_new_session=os.name == "posix",
-    ) as proc:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            if os.name == "posix":
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    proc.kill()
-            else:
-                proc.kill()
-            proc.communicate()
-            raise
-        return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
+    """Run through :mod:`autoglm_doctor.procs` (``merge``: stderr into stdout, in order); raises TimeoutExpired."""
+    from autoglm_doctor import procs
+
+    done = procs.run(cmd, timeout=timeout, env=procs.child_environment(env), merge_stderr=merge)
+    if done.timed_out:
+        raise subprocess.TimeoutExpired(list(cmd), timeout)
+    out, err = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+    code = done.returncode if done.returncode is not None else 1  # stopped for printing too much
+    return subprocess.CompletedProcess(list(cmd), code, out, err)
 
 
 def _pip_version(output: str) -> Version | None:
@@ -144,7 +128,12 @@ def verify(
     prefix = f"{note}. " if note else ""
     # --report to a file rather than "-": on stdout the JSON would be mixed with pip's log, and --quiet
     # would drop the lines that explain a conflict ("The conflict is caused by: ...").
-    with tempfile.TemporaryDirectory(prefix="autoglm-doctor-verify-") as folder:
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="autoglm-doctor-verify-")
+    except OSError as exc:  # a read-only container: no writable TMPDIR
+        why = f"no writable temporary folder ({exc.strerror or exc}); set TMPDIR"
+        return VerifyResult(False, f"{prefix}cannot verify: {why}")
+    with scratch as folder:
         report_path = Path(folder) / "report.json"
         cmd = [*pip, "install", "--dry-run", "--ignore-installed", "--report", str(report_path), *extra_args]
         cmd += [*(["--require-hashes"] if require_hashes else []), "-r", str(path)]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 from datetime import datetime, timezone
@@ -100,58 +97,57 @@ def resolve_interpreter(python: str | None) -> str:
 
 
 class RunningProbe:
-    """The probe, started in the target interpreter; other facts are gathered while it runs."""
+    """The probe, started in the target interpreter; other facts are gathered while it runs.
+
+    It runs through :mod:`autoglm_doctor.procs`: ``python -B -`` (no bytecode written into the
+    target), its own process group, one deadline for the whole exchange, output capped.
+    """
 
     def __init__(self, python: str | None, cwd: Path, timeout: float = PROBE_TIMEOUT_S) -> None:
+        from autoglm_doctor import procs
+
         self.exe = resolve_interpreter(python)
         self.timeout = timeout
         try:
-            self.proc = subprocess.Popen(  # noqa: S603 - the interpreter is the user's own target
-                [self.exe, "-"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+            self.child = procs.Child(
+                procs.python_argv(self.exe, "-"),
                 cwd=cwd,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                # its own process group, so that a timeout kills whatever it started too
-                start_new_session=os.name == "posix",
+                env=procs.child_environment(),
+                feed=probe_source().encode("utf-8"),
             )
         except OSError as exc:
             raise ProbeError(f"cannot run {self.exe}: {exc.strerror or exc}") from exc
 
     def kill(self) -> None:
-        """Kill the probe and everything it started; reap it."""
-        if os.name == "posix":
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.kill()
-        self.proc.communicate()
+        """Kill the probe and everything it started; reap it (bounded)."""
+        self.child.kill()
 
     def result(self) -> dict[str, object]:
         """Wait for the probe (within its timeout) and return its JSON facts."""
-        exe, proc = self.exe, self.proc
-        try:
-            stdout, stderr = proc.communicate(probe_source(), timeout=self.timeout)
-        except subprocess.TimeoutExpired as exc:
-            self.kill()
-            raise ProbeError(f"{exe} did not answer the probe within {self.timeout:g} s") from exc
-        except OSError as exc:  # e.g. the interpreter exited before reading its stdin
-            stdout, stderr = proc.communicate()
-            if proc.returncode == 0:
-                raise ProbeError(f"cannot talk to {exe}: {exc.strerror or exc}") from exc
-        if proc.returncode != 0:
+        from autoglm_doctor.safeio import loads_json
+
+        exe = self.exe
+        done = self.child.finish(self.timeout)
+        if done.timed_out:
+            raise ProbeError(f"{exe} did not answer the probe within {self.timeout:g} s")
+        if done.truncated:
+            raise ProbeError(f"{exe} printed more than the probe's answer may be; it was stopped")
+        stdout = done.stdout.decode("utf-8", "replace")
+        stderr = done.stderr.decode("utf-8", "replace")
+        code = done.returncode
+        if code != 0:
             if (old := self._too_old()) is not None:
                 raise ProbeError(too_old_message(exe, old))
-            last = (stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            if proc.returncode < 0:
-                last = f"killed by signal {-proc.returncode} at start-up ({last})"
+            last = (stderr.strip().splitlines() or [f"exit status {code}"])[-1]
+            if code is not None and code < 0:
+                last = f"killed by signal {-code} at start-up ({last})"
             raise ProbeError(f"{exe} failed to run the probe: {last}")
         try:
-            data = json.loads(stdout)
+            data = loads_json(stdout)
         except json.JSONDecodeError as exc:
             raise ProbeError(f"{exe} printed something other than the probe's JSON: {stdout[:200]!r}") from exc
+        except ValueError as exc:  # nested too deeply, a number too long to read
+            raise ProbeError(f"{exe} answered the probe with JSON that cannot be read: {exc}") from exc
         if not isinstance(data, dict):
             raise ProbeError(f"{exe} answered the probe with a {type(data).__name__}")
         if "too_old" in data:
@@ -164,17 +160,18 @@ class RunningProbe:
         The probe may not even compile on a Python 2 (its syntax is 3.8's), so the version is asked
         with the one expression every Python runs.
         """
+        from autoglm_doctor import procs
+
         try:
-            asked = subprocess.run(  # noqa: S603 - the user's own target, with a timeout
-                [self.exe, "-c", "import sys; print('%d.%d.%d' % tuple(sys.version_info[:3]))"],
-                capture_output=True,
-                text=True,
+            asked = procs.run(
+                procs.python_argv(self.exe, "-c", "import sys; print('%d.%d.%d' % tuple(sys.version_info[:3]))"),
                 timeout=self.timeout,
-                check=False,
+                env=procs.child_environment(),
+                cap=4096,
             )
-        except (OSError, subprocess.SubprocessError):
+        except OSError:
             return None
-        version = asked.stdout.strip()
+        version = asked.stdout.decode("utf-8", "replace").strip()
         parts = version.split(".")
         if asked.returncode != 0 or len(parts) != 3 or not all(p.isdigit() for p in parts):
             return None

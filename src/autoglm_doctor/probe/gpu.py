@@ -18,8 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -439,47 +437,27 @@ class ToolRun:
 
 
 def run_tool(argv: list[str], timeout: float = TOOL_TIMEOUT_S, env: Mapping[str, str] | None = None) -> ToolRun:
-    """Run a tool in its own process group; on timeout the whole group is killed and we move on."""
+    """Run a tool through :mod:`autoglm_doctor.procs`: own process group, one deadline, output capped."""
+    from autoglm_doctor import procs
+
     try:
-        proc = subprocess.Popen(  # noqa: S603 - argv is a resolved tool path plus fixed flags
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env) if env is not None else None,
-            start_new_session=os.name == "posix",
-        )
+        done = procs.run(argv, timeout=timeout, env=env, cap=TOOL_OUTPUT_CAP_BYTES)
     except OSError as exc:
         return ToolRun(error=f"cannot run {argv[0]}: {exc.strerror or exc}")
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
+    if done.timed_out:
         return ToolRun(error=f"{Path(argv[0]).name} did not answer within {timeout:g} s (killed)")
-    stdout = out.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        lines = (err.decode("utf-8", "replace") + "\n" + stdout).strip().splitlines()
+    if done.truncated:
+        return ToolRun(error=f"{Path(argv[0]).name} printed more than {TOOL_OUTPUT_CAP_BYTES >> 20} MiB (stopped)")
+    stdout = done.stdout.decode("utf-8", "replace")
+    if done.returncode != 0:
+        lines = (done.stderr.decode("utf-8", "replace") + "\n" + stdout).strip().splitlines()
         detail = lines[0].strip() if lines else ""
-        return ToolRun(stdout=stdout, error=f"exit status {proc.returncode}" + (f": {detail}" if detail else ""))
+        return ToolRun(stdout=stdout, error=f"exit status {done.returncode}" + (f": {detail}" if detail else ""))
     return ToolRun(stdout=stdout)
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    except OSError:
-        pass
-    try:
-        proc.communicate(timeout=1.0)
-    except subprocess.TimeoutExpired:
-        # A grandchild that left the group still holds the pipes: stop waiting for it.
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-        proc.wait(timeout=1.0)
+TOOL_OUTPUT_CAP_BYTES = 4 << 20
+"""The most of nvidia-smi's or nvcc's output read (a 16-GPU query is a few KiB)."""
 
 
 _SMI_FIELDS = "index,name,uuid,driver_version,memory.total,memory.free,compute_cap"

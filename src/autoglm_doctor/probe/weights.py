@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.probe import hubcache
-from autoglm_doctor.safeio import loads_json, read_text
 from autoglm_doctor.probe.safetensors import LFS_POINTER_MAX_BYTES, LFS_PREFIX, SafetensorsHeader, read_header
+from autoglm_doctor.safeio import loads_json, read_text
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
@@ -787,7 +787,8 @@ class _FolderReader:
         for name, outcome in zip(to_hash, outcomes, strict=True):
             digest, reference = expected.get(name, ("", ""))
             checks.append(HashCheck(name, outcome.sha256, digest, reference, outcome.error))
-        checks += [HashCheck(name, "", "", f"manifest:{manifest.name}", hashing.OUTSIDE) for name in outside if manifest]
+        if manifest is not None:
+            checks += [HashCheck(name, "", "", f"manifest:{manifest.name}", hashing.OUTSIDE) for name in outside]
         return {
             "hashes_verified": True,
             "hash_checks": checks,

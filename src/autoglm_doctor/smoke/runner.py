@@ -8,6 +8,7 @@ tokenizer pools) never outlive the check.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from autoglm_doctor import procs
 from autoglm_doctor.smoke.protocol import SmokeRequest, SmokeRun, describe_phase, parse_line
 
 OUTPUT_TAIL_BYTES = 64 * 1024
@@ -59,6 +61,12 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for a killed child, with a bound (a process stuck in the kernel is left to init)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=procs.REAP_WAIT_S)
+
+
 def run_script(
     request: SmokeRequest,
     interpreter: str,
@@ -73,14 +81,16 @@ def run_script(
     deadline = started + timeout
     try:
         proc = subprocess.Popen(  # noqa: S603 - the user's own interpreter, our own script
-            [interpreter, "-c", script_source(), request.to_json()],
+            # -B, and the working directory (a model folder's json.py) off sys.path: see procs
+            procs.isolated_c_argv(interpreter, script_source(), request.to_json()),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
-            env=child_environment(env),
+            env=procs.child_environment(child_environment(env)),
             start_new_session=sys.platform != "win32",
         )
+        procs.register(proc)  # SIGINT/SIGTERM kill its group too
     except OSError as exc:
         return SmokeRun(
             events=[],
@@ -119,6 +129,10 @@ def run_script(
                     continue
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
+                if len(pending) > OUTPUT_TAIL_BYTES:  # one endless line: kept as output, bounded
+                    output += pending[-OUTPUT_TAIL_BYTES:]
+                    del output[:-OUTPUT_TAIL_BYTES]
+                    pending = b""
                 for raw in lines:
                     text = raw.decode("utf-8", errors="replace")
                     event = parse_line(text)
@@ -139,7 +153,7 @@ def run_script(
                 break  # exited and the pipes are drained (a grandchild may still hold them open)
     if timed_out:
         kill_group(proc)
-        proc.wait()
+        _reap(proc)
         returncode: int | None = None
     else:
         try:
@@ -147,9 +161,10 @@ def run_script(
         except subprocess.TimeoutExpired:
             timed_out = not finished
             kill_group(proc)
-            proc.wait()
+            _reap(proc)
             returncode = None if timed_out else proc.returncode
         kill_group(proc)  # whatever the script left running goes with it
+    procs.unregister(proc)
     proc.stdout.close()
     proc.stderr.close()
     if pending and parse_line(pending.decode("utf-8", errors="replace")) is None:
