@@ -100,6 +100,8 @@ def request(url: str, *, timeout: float, payload: Any = None, token: str | None 
     import urllib.error  # urllib.request pulls in http, ssl and email: only when an endpoint is asked
     import urllib.request
 
+    from autoglm_doctor import httpclient
+
     data = None if payload is None else json.dumps(payload).encode("utf-8")
     headers = {"Accept": "application/json", "User-Agent": "autoglm-doctor"}
     if data is not None:
@@ -113,8 +115,9 @@ def request(url: str, *, timeout: float, payload: Any = None, token: str | None 
         return time.monotonic() - started
 
     try:
-        # a fresh opener reads HTTP(S)_PROXY/NO_PROXY now, as the streamed step does (urlopen's is built once)
-        with urllib.request.build_opener().open(req, timeout=timeout) as resp:
+        # one total deadline, a bounded error body, no Authorization to another origin (httpclient); its
+        # fresh opener reads HTTP(S)_PROXY/NO_PROXY now, as the streamed step does
+        with httpclient.urlopen(req, timeout) as resp:
             return Answer(status=resp.status, body=resp.read(1 << 20), seconds=took())
     except urllib.error.HTTPError as exc:
         return Answer(

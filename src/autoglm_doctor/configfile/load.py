@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -15,14 +16,14 @@ from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic, PathFacts, 
 from autoglm_doctor.configfile.launch import engine_of
 from autoglm_doctor.configfile.parse import POSITION_DEPTH, Parsed, Source, decode, detect_format, diag, dotted, parse
 from autoglm_doctor.gather_options import GatherOptions
-from autoglm_doctor.redact import REDACTED, is_placeholder, may_be_secret_variable
+from autoglm_doctor.redact import REDACTED, is_placeholder, mask_after_secret_keys, may_be_secret_variable
 from autoglm_doctor.safeio import RefusedFile, read_bytes
 
 ENV = "config.env"
 MAX_ENV_DIAGNOSTICS = 50
 """At most this many config.env findings per file: the first ones say what to fix."""
 
-_SECRET_PARTS = {"secret", "password", "passwd", "passphrase", "credential", "credentials", "token", "apikey"}
+_SECRET_PARTS = {"secret", "password", "passwd", "pwd", "passphrase", "credential", "credentials", "token", "apikey"}
 _KEY_OWNERS = {"api", "secret", "access", "private", "signing", "auth", "hmac", "jwt", "encryption", "client"}
 _PATH_KEY = re.compile(r"(^|_)(path|dir|file|folder)$")
 
@@ -302,10 +303,10 @@ def parse_config(
         "cwd": str(cwd),
     }
     if any(d.code == "config.encoding" and d.line == 1 and not text for d in diagnostics):
-        return ConfigFacts(**base, diagnostics=diagnostics)
+        return ConfigFacts(**base, diagnostics=_ordered(diagnostics))
     if not text.strip():
         diagnostics.append(_empty(shown, src))
-        return ConfigFacts(**base, diagnostics=diagnostics)
+        return ConfigFacts(**base, diagnostics=_ordered(diagnostics))
     parsed = parse(src, fmt)
     diagnostics.extend(parsed.diagnostics)
     data = parsed.data
@@ -345,7 +346,16 @@ def parse_config(
 
 
 def _ordered(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
-    return sorted(diagnostics, key=lambda d: (d.line or 0, d.column or 0))
+    """In file order, each with the values of secret keys masked in its excerpt and message.
+
+    Masked here, at the source: a file that does not parse gives no values to mask later, and
+    its excerpt quotes the raw line (``password: my secret`` with spaces, an unclosed quote).
+    """
+    masked = [
+        dataclasses.replace(d, excerpt=mask_after_secret_keys(d.excerpt), message=mask_after_secret_keys(d.message))
+        for d in diagnostics
+    ]
+    return sorted(masked, key=lambda d: (d.line or 0, d.column or 0))
 
 
 def _empty(shown: str, src: Source) -> Diagnostic:
