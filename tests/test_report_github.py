@@ -93,5 +93,5 @@ def test_every_command_is_one_line() -> None:
     text = render(report, Format.GITHUB, RenderOptions(verbose=True))
     lines = text.splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith("::notice title=config.syntax (x.y)::a%0Ab%0D%0Ac")
+    assert lines[0].startswith("::notice title=config.syntax (x.y)::a%0Ab\\r%0Ac")  # \r shown (textsafe)
     assert lines[1].endswith("::::error::injected%0A::x")

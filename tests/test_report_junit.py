@@ -111,7 +111,10 @@ def test_hostile_text_is_escaped_and_still_parses() -> None:
     assert case.get("classname") == "con&fig"
     failure = case.find("failure")
     assert failure is not None
-    assert failure.get("message", "").startswith("a <b> & \"c\" 'd' ]]> ?[31mred?[0m ? nul ? \n second line")
+    # control characters from inspected text are shown as escapes (textsafe), never passed on
+    assert failure.get("message", "").startswith(
+        "a <b> & \"c\" 'd' ]]> \\x1b[31mred\\x1b[0m \\x00 nul ? \n second line"
+    )
     assert "echo '<&>'" in (failure.text or "")
     assert root.get("failures") == "1"
 

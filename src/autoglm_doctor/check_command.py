@@ -283,8 +283,11 @@ def run(args: CheckArgs) -> int:
     fix_code = EXIT_OK
     if fix_options is not None:
         from autoglm_doctor.fix.command import run_fix
+        from autoglm_doctor.textsafe import escape_control
 
-        fix_code = run_fix(report, snap, chosen_pack, fix_options, lambda line: print(line, file=sys.stderr))
+        fix_code = run_fix(
+            report, snap, chosen_pack, fix_options, lambda line: print(escape_control(line), file=sys.stderr)
+        )
     if args.exit_zero:
         return fix_code
     return EXIT_FAIL if status == "fail" else fix_code

@@ -319,11 +319,12 @@ def snapshot_command(
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather
     from autoglm_doctor.target import choose
+    from autoglm_doctor.textsafe import escape_control
 
     # the same target as `check`: --python, else the active environment, else the python on PATH
     snap = gather(GatherOptions(python=choose(python).python, config=config, model=model))
     for problem in snap.probe_errors:
-        typer.echo(f"error: {problem}", err=True)
+        typer.echo(escape_control(f"error: {problem}"), err=True)
     with _click_usage():
         write_output(snap.to_json() + "\n", output)
     return EXIT_FAIL if not snap.python.version else EXIT_OK
@@ -345,16 +346,17 @@ def fleet_command(
     file. Exit 2: no file could be read at all.
     """
     from autoglm_doctor import fleet
+    from autoglm_doctor.textsafe import escape_control, escape_json_text
 
     result = fleet.analyse(files)
     if not result.nodes:
         for problem in result.problems:
-            typer.echo(f"error: {problem.file}: {problem.error}", err=True)
+            typer.echo(escape_control(f"error: {problem.file}: {problem.error}"), err=True)
         raise _usage("no snapshot or report could be read (make them with `autoglm-doctor snapshot -o NODE.json`)")
     if output_format is ListFormat.JSON:
-        write_output(fleet.render_json(result), None)
+        write_output(escape_json_text(fleet.render_json(result)), None)
     else:
-        write_output(fleet.render_text(result, width=width()), None)
+        write_output(escape_control(fleet.render_text(result, width=width())), None)
     return result.exit_code()
 
 
@@ -377,6 +379,18 @@ class _ClosedStdout(io.TextIOBase):
         raise OSError(errno.EBADF, "stdout is closed")
 
 
+def _fill_descriptor(fd: int) -> None:
+    """Point ``fd`` at /dev/null when it is closed."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            spare = os.open(os.devnull, os.O_RDWR)
+            if spare != fd:
+                os.dup2(spare, fd)
+                os.close(spare)
+
+
 def _standard_streams() -> None:
     """A closed stdout fails the report's write with a message; a closed stderr swallows messages.
 
@@ -384,14 +398,7 @@ def _standard_streams() -> None:
     later gets descriptor 1 and receives what was meant for stdout.
     """
     for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            with contextlib.suppress(OSError):
-                spare = os.open(os.devnull, os.O_RDWR)
-                if spare != fd:
-                    os.dup2(spare, fd)
-                    os.close(spare)
+        _fill_descriptor(fd)
     if sys.stdout is None:
         sys.stdout = _ClosedStdout()
     if sys.stderr is None:
@@ -432,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code)
     except click_exceptions.ClickException as exc:
+        from autoglm_doctor.textsafe import escape_control
+
+        exc.message = escape_control(exc.message)  # it may quote an inspected file's name
         exc.show()
         return EXIT_USAGE if isinstance(exc, click_exceptions.UsageError) else EXIT_FAIL
     except UsageError as exc:  # raised outside a command's own usage mapping

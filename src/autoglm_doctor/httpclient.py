@@ -1,5 +1,4 @@
-"""urllib with the three limits an endpoint check needs: a total deadline, a bounded error body,
-and no ``Authorization`` header carried to another origin.
+"""urllib with a total deadline, a bounded error body, and no Authorization to another origin.
 
 urllib's ``timeout`` is per socket operation: a server that trickles its headers or body a byte
 at a time, or answers ``100 Continue`` forever, kept a 60 s check busy for 150 s and more. Here a

@@ -191,7 +191,7 @@ class Child:
                     if not pending:
                         sel.unregister(key.fileobj)
                         with contextlib.suppress(OSError):
-                            proc.stdin.close()  # type: ignore[union-attr]
+                            key.fileobj.close()
                     continue
                 chunk = os.read(key.fd, 65536)
                 if not chunk:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 
 from autoglm_doctor.checks._served import read_launch, served_dtype, served_weight_bytes
@@ -211,7 +212,7 @@ def _disks(snap: Snapshot, weight_bytes: int | None) -> Iterator[Finding]:
                 "temporary files will fail",
                 observed=f"{gib(disk.free)} free at {disk.measured}",
                 expected=f">= {gib(DISK_MIN_FREE)}",
-                fix=f"free space on the filesystem of {disk.measured} (df -h {disk.measured})",
+                fix=f"free space on the filesystem of {disk.measured} (df -h {shlex.quote(disk.measured)})",
             )
         else:
             yield info("system.disk", f"{disk.role} {disk.path}: {gib(disk.free)} free")

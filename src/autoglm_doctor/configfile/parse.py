@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from json.scanner import make_scanner
+from shlex import quote
 from typing import Any
 
 import yaml
@@ -162,7 +163,7 @@ def decode(raw: bytes, source_name: str) -> tuple[str, list[Diagnostic]]:
                 f"{source_name} is UTF-16 (it starts with a UTF-16 byte-order mark); configs must be UTF-8",
                 1,
                 1,
-                fix=f"iconv -f UTF-16 -t UTF-8 {source_name} > fixed && mv fixed {source_name}",
+                fix=f"iconv -f UTF-16 -t UTF-8 {quote(source_name)} > fixed && mv fixed {quote(source_name)}",
                 expected="UTF-8 text",
             )
         )
@@ -177,7 +178,7 @@ def decode(raw: bytes, source_name: str) -> tuple[str, list[Diagnostic]]:
                 1,
                 1,
                 severity="warning",
-                fix=f"sed -i '1s/^\\xEF\\xBB\\xBF//' {source_name}",
+                fix=f"sed -i '1s/^\\xEF\\xBB\\xBF//' {quote(source_name)}",
                 expected="UTF-8 without BOM",
             )
         )
@@ -196,7 +197,8 @@ def decode(raw: bytes, source_name: str) -> tuple[str, list[Diagnostic]]:
                 "(the file was saved in another encoding, e.g. Latin-1 or GBK)",
                 line,
                 column,
-                fix=f"iconv -f GBK -t UTF-8 {source_name} > fixed && mv fixed {source_name}  (name the real encoding)",
+                fix=f"iconv -f GBK -t UTF-8 {quote(source_name)} > fixed && mv fixed {quote(source_name)}"
+                "  (name the real encoding)",
                 expected="UTF-8 text",
             )
         )

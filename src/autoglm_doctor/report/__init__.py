@@ -11,8 +11,11 @@ __all__ = ["Format", "RenderOptions", "render"]
 def render(report: Report, fmt: Format, options: RenderOptions) -> str:
     """Render ``report`` in ``fmt``; secrets are redacted before any formatter sees them."""
     from autoglm_doctor.redact import redact_report
+    from autoglm_doctor.textsafe import escape_json_text, escape_report
 
     report = redact_report(report)
+    if fmt is not Format.JSON:
+        report = escape_report(report)  # ESC bytes from inspected names never reach a terminal
     if fmt is Format.JSON:
         from autoglm_doctor.report import json_report as module
     elif fmt is Format.JUNIT:
@@ -25,4 +28,5 @@ def render(report: Report, fmt: Format, options: RenderOptions) -> str:
         from autoglm_doctor.report import sarif as module  # type: ignore[no-redef]
     else:
         from autoglm_doctor.report import rich_report as module  # type: ignore[no-redef]
-    return module.render(report, options)
+    text = module.render(report, options)
+    return escape_json_text(text) if fmt is Format.JSON else text
