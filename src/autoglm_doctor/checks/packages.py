@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,7 +305,7 @@ def _duplicate_findings(snap: Snapshot) -> Iterator[Finding]:
             if same_folder
             else f"import uses {used.version or '?'} (first on the path) and the other copies only confuse pip"
         )
-        stale = " ".join(shlex.quote(d.path) for d in others)
+        stale = " ".join("'" + d.path.replace("'", "'\"'\"'") + "'" for d in others)  # always quoted, safely
         yield error(
             "packages.duplicate",
             f"{used.name} is installed {len(copies)} times ({listing}); {how}",
