@@ -17,10 +17,12 @@ if sys.version_info[:2] < (3, 8):
 if sys.path and sys.path[0] == "" and not getattr(sys.flags, "safe_path", False):
     del sys.path[0]
 
+import errno  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
+import stat  # noqa: E402
 import sysconfig  # noqa: E402
 
 SECRET_HINT = re.compile(r"token|key|secret|passw|credential|auth", re.IGNORECASE)
@@ -33,11 +35,26 @@ ASSIGNMENT = re.compile(
 errors = []
 
 
-def read_text(path, limit=None):
-    """Read a file as UTF-8, replacing undecodable bytes; None when unreadable."""
+READ_LIMIT = 4 << 20  # the most read of any one file (a requires.txt linked to /dev/zero read 7 GB)
+
+
+def open_regular(path):
+    """Open a regular file for reading without blocking: a FIFO or device raises OSError(EINVAL)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read() if limit is None else handle.read(limit)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_text(path, limit=READ_LIMIT):
+    """Read a file (at most ``limit`` bytes) as UTF-8, replacing undecodable bytes; None when unreadable."""
+    try:
+        with open_regular(path) as handle:
+            raw = handle.read(limit)
     except OSError:
         return None
     return raw.decode("utf-8", "replace")
@@ -145,7 +162,7 @@ def read_distribution(location, folder, index):
         meta_file = os.path.join(path, "PKG-INFO" if is_egg else "METADATA")
     raw = None
     try:
-        with open(meta_file, "rb") as handle:
+        with open_regular(meta_file) as handle:
             raw = handle.read(65536)
             # The headers end at the first blank line; the long description after it is not needed.
             while b"\n\n" not in raw and len(raw) < (1 << 20):
