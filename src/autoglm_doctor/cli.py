@@ -405,6 +405,15 @@ def _standard_streams() -> None:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
 
 
+def _interrupted() -> int:
+    """SIGINT or SIGTERM: kill every child's process group (probe, smoke test, adb...), say so, 130."""
+    from autoglm_doctor import procs
+
+    procs.kill_all()
+    _say("interrupted")
+    return EXIT_INTERRUPTED
+
+
 def _say(line: str) -> None:
     """One line on stderr, if there is a stderr to write to."""
     with contextlib.suppress(Exception):
@@ -419,7 +428,6 @@ def main(argv: list[str] | None = None) -> int:
     3 the doctor itself crashed (a bug; one line, the traceback with ``AUTOGLM_DOCTOR_DEBUG=1``) ·
     130 interrupted.
     """
-    from autoglm_doctor import procs
     from autoglm_doctor.signals import Interrupted, handle_termination
 
     _standard_streams()
@@ -433,10 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         with handle_termination():
             result = command.main(args=argv, prog_name=PROG, standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt, Interrupted):
-        procs.kill_all()  # the probe, the smoke test, adb...: every child's process group
-        _say("interrupted")
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except typer.Exit as exc:
+        if exc.exit_code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into Exit(130)
+            return _interrupted()
         return int(exc.exit_code)
     except click_exceptions.ClickException as exc:
         from autoglm_doctor.textsafe import escape_control
@@ -461,4 +469,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("set AUTOGLM_DOCTOR_DEBUG=1 for the traceback, and please report it", file=sys.stderr)
         return EXIT_INTERNAL
+    if result == EXIT_INTERRUPTED:  # typer's own Ctrl-C handling returns 130 without standalone mode
+        return _interrupted()
     return result if isinstance(result, int) else EXIT_OK

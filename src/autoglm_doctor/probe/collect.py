@@ -89,7 +89,7 @@ def resolve_interpreter(python: str | None) -> str:
     if os.sep in python or (os.altsep and os.altsep in python):
         if not candidate.exists():
             raise ProbeError(f"interpreter {python} does not exist")
-        return str(candidate)
+        return os.path.abspath(candidate)  # Path("./python") is "python": never a PATH lookup
     found = shutil.which(python)
     if not found:
         raise ProbeError(f"interpreter {python!r} is not on PATH")
