@@ -127,10 +127,16 @@ def urlopen(req: urllib.request.Request, timeout: float) -> Iterator[http.client
     try:
         try:
             with _opener(watchdog).open(req, timeout=timeout) as resp:  # noqa: S310 - the user's own endpoint
+                if watchdog.fired:  # the headers were cut short by the deadline
+                    raise TimeoutError(f"no complete answer within {timeout:g} s")
                 yield resp
+                if watchdog.fired:  # what was read may be a cut-off body
+                    raise TimeoutError(f"no complete answer within {timeout:g} s")
         except urllib.error.HTTPError as exc:
             body = exc.read(ERROR_BODY_BYTES) if exc.fp else b""
             raise urllib.error.HTTPError(exc.url, exc.code, exc.msg, exc.hdrs, io.BytesIO(body)) from None
+        except TimeoutError:
+            raise
         except (OSError, http.client.HTTPException, ValueError) as exc:
             if watchdog.fired:
                 raise TimeoutError(f"no complete answer within {timeout:g} s") from exc

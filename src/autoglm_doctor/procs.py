@@ -219,6 +219,7 @@ class Child:
         for pid in holders:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+        _await_gone(holders)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=REAP_WAIT_S)
         with _lock:
@@ -279,6 +280,18 @@ def kill_all() -> int:
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
             proc.wait(timeout=REAP_WAIT_S)
     return len(procs)
+
+
+def _await_gone(pids: list[int], bound_s: float = 1.0) -> None:
+    """Wait (at most ``bound_s``) until killed processes that are not our children have exited."""
+    deadline = time.monotonic() + bound_s
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            time.sleep(0.01)
 
 
 def _pipe_holders(fds: list[int]) -> list[int]:

@@ -62,6 +62,16 @@ def marked_processes(mark: str) -> list[int]:
     return found
 
 
+def still_running(mark: str, grace_s: float = 2.0) -> list[int]:
+    """Marked processes still alive after ``grace_s`` (SIGKILL is delivered, not awaited, by the killer)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        left = marked_processes(mark)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
 def doctor(
     args: Sequence[str],
     *,
@@ -112,7 +122,7 @@ def doctor(
         raise AssertionError(f"{' '.join(args)} ran past its bound of {bound_s} s") from None
     seconds = time.monotonic() - started
     stderr = err.decode("utf-8", "replace")
-    left = marked_processes(mark)
+    left = still_running(mark)
     _kill_marked(mark)
     assert not left, f"processes left running after {' '.join(args)}: {left}"
     assert proc.returncode in ALLOWED_EXITS, f"exit {proc.returncode}: {stderr[-2000:]}"
