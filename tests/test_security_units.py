@@ -371,3 +371,21 @@ def test_bounded_reader_caps_at_limit_plus_one(tmp_path: Path) -> None:
         safeio.read_bytes(path, "config", limit=10)
     with pytest.raises(safeio.RefusedFile, match="character device"):
         safeio.read_bytes("/dev/zero", "config")
+
+
+def test_security_doc_states_the_bounds_in_force() -> None:
+    """docs/security.md lists the caps and limits with the numbers the code uses."""
+    from autoglm_doctor.check_command import ENDPOINT_CONCURRENCY_MAX, SMOKE_TIMEOUT_MAX
+    from autoglm_doctor.configfile.envvars import MAX_REFERENCES
+    from autoglm_doctor.configfile.load import MAX_ENV_DIAGNOSTICS
+    from autoglm_doctor.output import MAX_WIDTH, MIN_WIDTH
+
+    doc = (Path(__file__).parent.parent / "docs" / "security.md").read_text(encoding="utf-8")
+    for kind in ("config", "pack", "snapshot", "request", "model metadata", "manifest"):
+        assert f"{safeio.LIMITS[kind] >> 20} MiB" in doc, kind
+    assert f"{safeio.MAX_DEPTH} levels" in doc
+    assert f"**{ENDPOINT_CONCURRENCY_MAX}**" in doc
+    assert f"{MIN_WIDTH}..{MAX_WIDTH}" in doc
+    assert f"{SMOKE_TIMEOUT_MAX:,.0f} s" in doc
+    assert f"**{MAX_REFERENCES}**" in doc and f"**{MAX_ENV_DIAGNOSTICS}**" in doc
+    assert f"{procs.OUTPUT_CAP_BYTES >> 20} MiB" in doc and f"{procs.REAP_WAIT_S:g} s" in doc

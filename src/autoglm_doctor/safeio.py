@@ -29,7 +29,7 @@ LIMITS: dict[str, int] = {
     "pack": 1 * MiB,
     "snapshot": 64 * MiB,
     "report": 64 * MiB,
-    "request": 32 * MiB,
+    "request": 64 * MiB,
     "model metadata": 32 * MiB,
     "manifest": 16 * MiB,
     "metadata": 4 * MiB,
