@@ -389,3 +389,75 @@ def test_security_doc_states_the_bounds_in_force() -> None:
     assert f"{SMOKE_TIMEOUT_MAX:,.0f} s" in doc
     assert f"**{MAX_REFERENCES}**" in doc and f"**{MAX_ENV_DIAGNOSTICS}**" in doc
     assert f"{procs.OUTPUT_CAP_BYTES >> 20} MiB" in doc and f"{procs.REAP_WAIT_S:g} s" in doc
+
+
+SECRET_URL = "http://u:p@ss@word@127.0.0.1:9/v1"
+
+
+class _EvilEndpoint(http.server.BaseHTTPRequestHandler):
+    """Serves a model id with an ESC in it and answers chats with an error body full of them."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._send(200, json.dumps({"data": [{"id": "evil\x1b[2Jmodel", "object": "model"}]}).encode())
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self._send(500, b'{"error": "\x1b[31mboom\x1b]0;title\x07"}')
+
+
+def test_endpoint_text_reaches_no_terminal_raw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The served model id and an error body with ESC bytes; the endpoint URL's password in every format."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EvilEndpoint)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PHONE_AGENT_MODEL", "autoglm-phone-9b")
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        for fmt in FORMATS:
+            code = main(["check", "--no-smoke", "--only", "service.*", "--endpoint", endpoint, "--format", fmt])
+            out, err = capsys.readouterr()
+            assert code in (0, 1)
+            assert "\x1b" not in out + err and "\x07" not in out + err, fmt
+            assert "x1b[2J" in out, (fmt, out)  # the served id is reported, escaped
+            code = main(["check", "--no-smoke", "--only", "service.*", "--endpoint", SECRET_URL, "--format", fmt])
+            out, err = capsys.readouterr()
+            assert code in (0, 1) and "ss@word" not in out + err and "127.0.0.1:9" in out, fmt
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@LINUX
+def test_kill_all_reaches_a_running_smoke_child(tmp_path: Path) -> None:
+    """What SIGINT/SIGTERM do (cli._interrupted): the smoke child's whole group dies at once."""
+    from autoglm_doctor.smoke.protocol import SmokeRequest
+    from autoglm_doctor.smoke.runner import run_script
+
+    marker = f"mark-{os.getpid()}-{time.monotonic_ns()}"
+    python = fake_interpreter(tmp_path / "python", "sleep 100 & sleep 100")
+    request = SmokeRequest(model_path=str(tmp_path), device="cpu")
+    done: list[object] = []
+    worker = threading.Thread(
+        target=lambda: done.append(
+            run_script(request, str(python), 60, env={**os.environ, "AUTOGLM_HOSTILE_MARK": marker})
+        )
+    )
+    worker.start()
+    time.sleep(1.0)
+    assert procs.kill_all() == 1
+    worker.join(timeout=10)
+    assert done and not worker.is_alive()
+    assert still_running(marker) == []

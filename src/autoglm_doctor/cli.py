@@ -326,7 +326,7 @@ def snapshot_command(
     for problem in snap.probe_errors:
         typer.echo(escape_control(f"error: {problem}"), err=True)
     with _click_usage():
-        write_output(snap.to_json() + "\n", output)
+        write_output(snap.to_json() + "\n", output, [config])
     return EXIT_FAIL if not snap.python.version else EXIT_OK
 
 

@@ -60,14 +60,14 @@ def file_kind(mode: int) -> str:
     return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
-def read_bytes(path: str | os.PathLike[str], kind: str, limit: int | None = None) -> bytes:
+def read_bytes(path: str | os.PathLike[str], kind: str, limit: int | None = None, *, head: bool = False) -> bytes:
     """At most ``limit`` (default: ``LIMITS[kind]``) bytes of the regular file at ``path``.
 
     Raises :class:`IsADirectoryError` for a folder, :class:`RefusedFile` for a FIFO, device or
     socket (opened without blocking, never read) or a file over the cap, and any other
     :class:`OSError` as ``open`` raises it.
     """
-    cap = LIMITS[kind] if limit is None else limit
+    cap = LIMITS[kind] if limit is None else limit  # head=True: the first ``limit`` bytes, never refused for size
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     flags |= getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags)
@@ -77,6 +77,8 @@ def read_bytes(path: str | os.PathLike[str], kind: str, limit: int | None = None
             raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
         if not stat.S_ISREG(info.st_mode):
             raise RefusedFile(errno.EINVAL, f"is {file_kind(info.st_mode)}, not a regular file", str(path))
+        if head:
+            return os.read(fd, cap)
         if info.st_size > cap:
             raise RefusedFile(
                 errno.EFBIG,
@@ -96,6 +98,11 @@ def read_bytes(path: str | os.PathLike[str], kind: str, limit: int | None = None
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def read_head(path: str | os.PathLike[str], count: int) -> bytes:
+    """The first ``count`` bytes of a regular file (a FIFO or device raises :class:`RefusedFile`)."""
+    return read_bytes(path, "head", count, head=True)
 
 
 def read_text(path: str | os.PathLike[str], kind: str, limit: int | None = None, errors: str = "strict") -> str:

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoglm_doctor.safeio import read_text
+
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 """``owner/name`` as the hub spells repository ids."""
 
@@ -91,7 +93,7 @@ def resolve(hub_id: str, env: Mapping[str, str], ref: str = "main") -> HubLookup
         revision = ref
     else:
         try:
-            revision = (repo / "refs" / ref).read_text(encoding="utf-8")
+            revision = read_text(repo / "refs" / ref, "model metadata", 1 << 16, errors="replace")
         except OSError:
             revision = ""
     if revision and (snapshots / revision).is_dir():
@@ -165,7 +167,7 @@ def local_dir_etags(folder: Path) -> dict[str, str]:
                 continue
             path = Path(root) / name
             try:
-                lines = path.read_text(encoding="utf-8").splitlines()
+                lines = read_text(path, "model metadata", 1 << 16, errors="replace").splitlines()
             except OSError:
                 continue
             etag = lines[1].strip().strip('"').lower() if len(lines) > 1 else ""

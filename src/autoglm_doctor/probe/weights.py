@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.probe import hubcache
 from autoglm_doctor.probe.safetensors import LFS_POINTER_MAX_BYTES, LFS_PREFIX, SafetensorsHeader, read_header
-from autoglm_doctor.safeio import loads_json, read_text
+from autoglm_doctor.safeio import loads_json, read_head, read_text
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
@@ -665,8 +665,7 @@ class _FolderReader:
         if self.sizes[name] > LFS_POINTER_MAX_BYTES:
             return False
         try:
-            with open(self.folder / name, "rb") as handle:
-                return handle.read(len(LFS_PREFIX)) == LFS_PREFIX
+            return read_head(self.folder / name, len(LFS_PREFIX)) == LFS_PREFIX  # a FIFO is never opened blocking
         except OSError:
             return False
 
