@@ -25,7 +25,7 @@ from autoglm_doctor.cli import main
 from autoglm_doctor.configfile.load import parse_config
 from autoglm_doctor.probe.snapshot import Snapshot, SnapshotError
 from autoglm_doctor.textsafe import escape_control, escape_json_text
-from tests.helpers.hostile import fake_interpreter, still_running
+from tests.helpers.hostile import fake_interpreter, still_running, tree_state
 from tests.helpers.venvs import make_venv
 
 LINUX = pytest.mark.skipif(sys.platform != "linux", reason="uses /proc, setsid and FIFOs")
@@ -461,3 +461,16 @@ def test_kill_all_reaches_a_running_smoke_child(tmp_path: Path) -> None:
     worker.join(timeout=10)
     assert done and not worker.is_alive()
     assert still_running(marker) == []
+
+
+def test_smoke_child_ignores_a_model_folders_json_py(tmp_path: Path) -> None:
+    """The real smoke script, run from a model folder holding json.py: that file is never imported."""
+    from autoglm_doctor.smoke.protocol import SmokeRequest
+    from autoglm_doctor.smoke.runner import run_script
+
+    (tmp_path / "json.py").write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').write('x')\n")
+    before = tree_state(tmp_path)
+    run = run_script(SmokeRequest(model_path=str(tmp_path)), sys.executable, 120, cwd=tmp_path)
+    assert run.events and run.events[0].get("event") == "hello"
+    assert not (tmp_path / "PWNED").exists()
+    assert tree_state(tmp_path) == before  # no __pycache__ either
