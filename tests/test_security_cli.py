@@ -189,6 +189,9 @@ def test_output_writes_only_regular_files(tmp_path: Path) -> None:
     for target in (str(fifo), "/dev/null", str(config), str(tmp_path)):
         run = doctor([*CONFIG_ONLY, "--config", str(config), "--output", target], cwd=tmp_path, bound_s=20)
         assert run.code == 2, target
+    for target in (str(fifo), "/dev/null"):
+        run = doctor([*CONFIG_ONLY, "--fix", "--force", "--fix-output", target], cwd=tmp_path, bound_s=20)
+        assert run.code == 2, target
     assert fifo.is_fifo() and config.read_text() == "model_path: /m\n"
     real = tmp_path / "real.txt"
     real.write_text("old")

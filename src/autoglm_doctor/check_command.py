@@ -328,6 +328,8 @@ def _fix_options(args: CheckArgs) -> FixOptions | int | None:
             no_index=args.no_index,
         ),
     )
+    # like --output: never a device, FIFO or folder, nor a file this run reads (usage error)
+    check_output_target(options.output, [*_read_by_run(args), args.output], flag="--fix-output")
     try:
         precheck(options)
     except FixError as exc:

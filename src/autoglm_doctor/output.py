@@ -95,7 +95,7 @@ def _silence_stdout() -> None:
         pass
 
 
-def check_output_target(output: Path, protected: Iterable[Path | None] = ()) -> Path:
+def check_output_target(output: Path, protected: Iterable[Path | None] = (), flag: str = "--output") -> Path:
     """Where ``--output`` may write: the file itself, or a symlink's target (the link is kept).
 
     Refused (a usage error): a device, FIFO, socket or folder (an atomic replace would put a
@@ -108,12 +108,12 @@ def check_output_target(output: Path, protected: Iterable[Path | None] = ()) -> 
     except FileNotFoundError:
         return target
     except OSError as exc:
-        raise UsageError(f"--output {output}: {exc.strerror or exc}") from exc
+        raise UsageError(f"{flag} {output}: {exc.strerror or exc}") from exc
     if not stat.S_ISREG(info.st_mode):
         from autoglm_doctor.safeio import file_kind
 
         what = "a folder" if stat.S_ISDIR(info.st_mode) else file_kind(info.st_mode)
-        raise UsageError(f"--output {output} is {what}; the report is written only to a regular file")
+        raise UsageError(f"{flag} {output} is {what}; the doctor writes only to a regular file")
     for path in protected:
         if path is None:
             continue
@@ -122,5 +122,5 @@ def check_output_target(output: Path, protected: Iterable[Path | None] = ()) -> 
         except (OSError, ValueError):
             continue
         if same:
-            raise UsageError(f"--output {output} is {path}, which this run reads; write the report elsewhere")
+            raise UsageError(f"{flag} {output} is {path}, which this run reads; write elsewhere")
     return target
