@@ -474,3 +474,18 @@ def test_smoke_child_ignores_a_model_folders_json_py(tmp_path: Path) -> None:
     assert run.events and run.events[0].get("event") == "hello"
     assert not (tmp_path / "PWNED").exists()
     assert tree_state(tmp_path) == before  # no __pycache__ either
+
+
+def test_fix_and_verify_without_a_writable_temp_dir_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only container: --fix --verify says it cannot use a temporary folder, and exits cleanly."""
+    import tempfile
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing" / "tmp"))
+    out_file = tmp_path / "req.txt"
+    code = main(["check", "--no-smoke", "--only", "packages.*", "--fix", "--verify", "--fix-output", str(out_file)])
+    _out, err = capsys.readouterr()
+    assert code in (0, 1) and "Traceback" not in err and "crashed" not in err
+    assert "temporary folder" in err or "temporary folder" in out_file.read_text()

@@ -267,7 +267,11 @@ def resolve(
             pip, _note = pip_command(python, env)
         except VerifyUnavailable as exc:
             pip_problem = str(exc)
-    with tempfile.TemporaryDirectory(prefix="autoglm-doctor-lock-") as tmp:
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="autoglm-doctor-lock-")
+    except OSError as exc:  # a read-only container: no writable TMPDIR
+        return NotLocked(f"no writable temporary folder ({exc.strerror or exc}); set TMPDIR")
+    with scratch as tmp:
         folder = Path(tmp)
         if uv is not None:
             effective = options if options.given() or not pip else pip_config_indexes(pip, env)
