@@ -242,7 +242,15 @@ def test_nothing_listening_is_not_a_timeout() -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["a" * 1_000_000, "a." * 500_000, " " * 1_000_000 + "x", "http:" * 200_000, "<" * 1_000_000, "a=" * 500_000],
+    [
+        "a" * 1_000_000,
+        "a." * 500_000,
+        "-a" * 500_000,
+        " " * 1_000_000 + "x",
+        "http:" * 200_000,
+        "<" * 1_000_000,
+        "a=" * 500_000,
+    ],
 )
 def test_redaction_is_linear(line: str) -> None:
     """A 1 MB hostile line: the old URL pattern took over 5 minutes; each pattern now scans it once."""
@@ -251,6 +259,15 @@ def test_redaction_is_linear(line: str) -> None:
     redact.mask_after_secret_keys(line)
     redact.is_placeholder(line)
     assert time.monotonic() - started < 5
+
+
+def test_flags_and_dotted_names_stay_masked() -> None:
+    """The linear patterns still find ``--api-key=...`` and ``x.API_KEY=...``."""
+    assert redact.redact_text("vllm serve m --api-key=sk-123456789abc --port=8000", []) == (
+        "vllm serve m --api-key=*** --port=8000"
+    )
+    assert redact.redact_text("x.API_KEY=abcdefgh123", []) == "x.API_KEY=***"
+    assert redact.mask_after_secret_keys("  --password: hunter2 x") == "  --password: ***"
 
 
 def test_url_credentials_up_to_the_last_at() -> None:

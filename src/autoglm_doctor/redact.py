@@ -167,7 +167,7 @@ URL_CREDENTIALS = re.compile(
 )
 """``scheme://user:password@``; the password runs to the authority's last ``@`` (``p@ss`` included)."""
 _URL_QUERY_SECRET = re.compile(r"(?P<head>[?&](?P<name>[A-Za-z0-9_.-]+)=)(?P<value>[^&#\s'\"]+)")
-_ASSIGNMENT = re.compile(r"(?<![A-Za-z0-9_.-])(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>[^\s'\",;&]+)")
+_ASSIGNMENT = re.compile(r"(?<![A-Za-z0-9_.-])-{0,2}(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)=(?P<value>[^\s'\",;&]+)")
 # A config line as an excerpt shows it: indentation (tabs shown as →), an optional list dash,
 # ``name: value`` or ``name = value``, an optional trailing comma or comment.
 _LINE_ASSIGNMENT = re.compile(
@@ -294,7 +294,7 @@ def _mask_json_pair(match: re.Match[str]) -> str:
     return match.group(0)
 
 
-_SECRET_KEY_START = re.compile(r"(?<![A-Za-z0-9_.-])[\"']?(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)[\"']?[ \t]*[:=]")
+_SECRET_KEY_START = re.compile(r"(?<![A-Za-z0-9_.-])-{0,2}[\"']?(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)[\"']?[ \t]*[:=]")
 
 
 def mask_after_secret_keys(text: str) -> str:
