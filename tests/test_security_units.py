@@ -506,3 +506,15 @@ def test_fix_and_verify_without_a_writable_temp_dir_through_the_cli(
     _out, err = capsys.readouterr()
     assert code in (0, 1) and "Traceback" not in err and "crashed" not in err
     assert "temporary folder" in err or "temporary folder" in out_file.read_text()
+
+
+def test_hostile_json_from_servers_and_children_is_not_json() -> None:
+    """An endpoint body, a smoke protocol line or a JSON flag nested 100k deep or with a 5000-digit number."""
+    from autoglm_doctor.checks._served import json_flag
+    from autoglm_doctor.checks.service import Answer
+    from autoglm_doctor.smoke.protocol import MARKER, parse_line
+
+    for text in ("[" * 100_000 + "]" * 100_000, '{"a": ' + "9" * 5000 + "}"):
+        assert Answer(status=200, body=text.encode()).json() is None
+        assert parse_line(MARKER + text) is None
+        assert json_flag(text) == {}

@@ -28,7 +28,6 @@ and the KV cache are exact from the safetensors headers and config.json.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from autoglm_doctor.configfile.launch import SGLANG, VLLM, setting
 from autoglm_doctor.probe.gpu import GpuDevice
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.probe.weights import ModelFacts
+from autoglm_doctor.safeio import loads_json
 
 GiB = 1024**3
 
@@ -129,8 +129,8 @@ def json_flag(value: Any) -> dict[str, Any]:
         return value
     text = str(value).strip()
     try:
-        parsed = json.loads(text)
-    except ValueError:
+        parsed = loads_json(text)
+    except ValueError:  # not JSON, nested too deeply, a number too long to read
         parsed = None
     if isinstance(parsed, dict):
         return parsed

@@ -39,6 +39,7 @@ from autoglm_doctor.phone.prompt import DOCTOR_PROMPT, TASK, client_prompt
 from autoglm_doctor.phone.screenshot import PHONE_SIZE, image_size, synthetic_png
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
+from autoglm_doctor.safeio import loads_json
 
 DEFAULT_TIMEOUT_S = 12.0
 """Seconds one served check may take by default: endpoint + agent-step + auth (5 s) stay under 30 s."""
@@ -65,8 +66,8 @@ class Answer:
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
         try:
-            return json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            return loads_json(self.body.decode("utf-8"))
+        except ValueError:  # not UTF-8, not JSON, nested too deeply, a number too long to read
             return None
 
 

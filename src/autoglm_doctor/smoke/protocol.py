@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autoglm_doctor.safeio import loads_json
+
 MARKER = "@autoglm-doctor-smoke@ "
 """Prefix of every protocol line; must match ``_script.MARKER``."""
 
@@ -164,7 +166,7 @@ def parse_line(line: str) -> dict[str, Any] | None:
     if not line.startswith(MARKER):
         return None
     try:
-        data = json.loads(line[len(MARKER) :])
-    except json.JSONDecodeError:
+        data = loads_json(line[len(MARKER) :])
+    except ValueError:  # not JSON, nested too deeply, a number too long to read
         return None
     return data if isinstance(data, dict) else None
