@@ -24,7 +24,12 @@ from urllib.parse import ParseResult, unquote, urlparse
 
 from autoglm_doctor.phone.prompt import TASK
 from autoglm_doctor.phone.screenshot import data_url
+from autoglm_doctor.safeio import loads_json
 
+STREAM_LINE_MAX_BYTES = 1 << 20
+"""Longest event line read (a server sending one endless line must not fill the memory)."""
+STREAM_MAX_BYTES = 64 << 20
+"""Most of an event stream read: an agent's step is a few KiB."""
 CLIENT_MAX_TOKENS = 3000
 """The client's max_tokens (ModelConfig.max_tokens)."""
 
@@ -87,8 +92,8 @@ def error_message(body: bytes) -> str:
     """The server's own error text from an error body: OpenAI/vLLM ``error.message``, FastAPI ``detail``."""
     text = body.decode("utf-8", errors="replace").strip()
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
+        data = loads_json(text)
+    except ValueError:  # not JSON, nested too deeply, a number too long to read
         return " ".join(text.split())[:500]
     if isinstance(data, dict):
         inner = data.get("error")
@@ -166,6 +171,7 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
     watchdog.daemon = True
     watchdog.start()
     text: list[str] = []
+    received = 0
     reasoning: list[str] = []
     ttft: float | None = None
     chunks = 0
@@ -205,7 +211,7 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
         if "text/event-stream" not in (response.getheader("Content-Type") or ""):
             raw = response.read(1 << 20)
             try:
-                data = json.loads(raw)
+                data = loads_json(raw)
                 content = data["choices"][0]["message"].get("content") or ""
             except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                 return StepExchange(
@@ -214,7 +220,8 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
             return StepExchange(status=200, text=str(content), ttft_s=took(), total_s=took(), streamed=False)
         while True:
             try:
-                line = response.readline()
+                line = response.readline(STREAM_LINE_MAX_BYTES)  # a line without end cannot fill the memory
+                received += len(line)
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 if expired.is_set():
                     return timed_out(f"the stream stalled; cut off at {timeout:g} s")
@@ -223,6 +230,17 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
                 )
             if expired.is_set():
                 return timed_out(f"the stream was still running at {timeout:g} s")
+            if received > STREAM_MAX_BYTES or len(line) >= STREAM_LINE_MAX_BYTES:
+                return StepExchange(
+                    status=200,
+                    text="".join(text)[:4096],
+                    failure="stream",
+                    detail=f"an event line over {STREAM_LINE_MAX_BYTES >> 20} MiB or a stream over "
+                    f"{STREAM_MAX_BYTES >> 20} MiB: not an agent's step",
+                    ttft_s=ttft,
+                    total_s=took(),
+                    chunks=chunks,
+                )
             if not line:
                 break
             line = line.strip()
@@ -232,8 +250,8 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
             if data_text == b"[DONE]":
                 break
             try:
-                event = json.loads(data_text)
-            except json.JSONDecodeError:
+                event = loads_json(data_text)
+            except ValueError:  # not JSON, nested too deeply, a number too long to read
                 return StepExchange(
                     status=200,
                     text="".join(text),
