@@ -518,3 +518,38 @@ def test_hostile_json_from_servers_and_children_is_not_json() -> None:
         assert Answer(status=200, body=text.encode()).json() is None
         assert parse_line(MARKER + text) is None
         assert json_flag(text) == {}
+
+
+class _EndlessLine(http.server.BaseHTTPRequestHandler):
+    """An event stream whose first line never ends."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        try:
+            self.wfile.write(b"data: ")
+            for _ in range(400):
+                self.wfile.write(b"x" * 65536)
+        except OSError:
+            pass
+
+
+def test_agent_step_stream_is_bounded() -> None:
+    from autoglm_doctor.phone.chat import STREAM_LINE_MAX_BYTES, stream_chat
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EndlessLine)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions"
+        exchange = stream_chat(url, {"model": "m", "messages": []}, timeout=20)
+        assert exchange.failure == "stream" and f"{STREAM_LINE_MAX_BYTES >> 20} MiB" in exchange.detail
+        assert len(exchange.text) <= 4096
+    finally:
+        server.shutdown()
+        server.server_close()
