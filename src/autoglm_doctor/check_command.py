@@ -254,7 +254,9 @@ def run(args: CheckArgs) -> int:
             stream.interrupted(partial)
         else:  # the report was going to a file or another format: say on stderr what had finished
             from autoglm_doctor.report import rich_report
-            from autoglm_doctor.report.stream import interrupted_lines
+            from autoglm_doctor.report.stream import interrupted_lines, shown
+
+            partial = shown(partial)
 
             plain = dataclasses.replace(options, color=False)
             lines = rich_report.header_lines(partial)

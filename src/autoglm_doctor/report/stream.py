@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from autoglm_doctor.model import CheckResult, Report
 from autoglm_doctor.report import rich_report
@@ -89,7 +89,7 @@ class StreamedReport:
 
     def start(self, header: Report) -> None:
         """Print the header (the target is known before any check runs) and start the footer."""
-        self._print(rich_report.header_lines(header))
+        self._print(rich_report.header_lines(shown(header)))
         if self._live is not None:
             self._live.start()
 
@@ -103,13 +103,13 @@ class StreamedReport:
             return
         self._footer.label = ""
         self.finished.append(event.result)
-        self._print(rich_report.result_lines(event.result, self.options, self._previous))
+        self._print(rich_report.result_lines(shown(event.result), self.options, self._previous))
         self._previous = event.result.category
 
     def result(self, result: CheckResult) -> None:
         """Print a result that did not come through the runner's progress (a plugin that failed to load)."""
         self.finished.append(result)
-        self._print(rich_report.result_lines(result, self.options, self._previous))
+        self._print(rich_report.result_lines(shown(result), self.options, self._previous))
         self._previous = result.category
 
     def stop(self) -> None:
@@ -121,12 +121,27 @@ class StreamedReport:
     def finish(self, report: Report) -> None:
         """Remove the footer and print the summary."""
         self.stop()
-        self._print(rich_report.summary_lines(report, self.options))
+        self._print(rich_report.summary_lines(shown(report), self.options))
 
     def interrupted(self, partial: Report) -> None:
         """Ctrl-C: remove the footer and say what finished, with its summary."""
         self.stop()
-        self._print(interrupted_lines(partial, self.total, self.options))
+        self._print(interrupted_lines(shown(partial), self.total, self.options))
+
+
+T = TypeVar("T")
+
+
+def shown(item: T) -> T:
+    """What a person sees of a report or result: secrets redacted, control characters escaped.
+
+    The same two passes :func:`autoglm_doctor.report.render` makes before any formatter sees a
+    report; results printed as they finish must not skip them.
+    """
+    from autoglm_doctor.redact import redact_report
+    from autoglm_doctor.textsafe import escape_report
+
+    return escape_report(redact_report(item))
 
 
 def interrupted_lines(partial: Report, total: int, options: RenderOptions) -> list[rich_report.Text]:
