@@ -409,7 +409,7 @@ def _interrupted() -> int:
     """SIGINT or SIGTERM: kill every child's process group (probe, smoke test, adb...), say so, 130."""
     from autoglm_doctor import procs
 
-    procs.kill_all()
+    procs.kill_all(final=True)
     _say("interrupted")
     return EXIT_INTERRUPTED
 

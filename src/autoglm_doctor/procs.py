@@ -13,8 +13,8 @@ A child (:class:`Child`) is
 - registered while it runs, so that SIGINT/SIGTERM (:func:`kill_all`, called by the CLI) leaves
   nothing behind.
 
-Python children get ``-B`` and ``PYTHONDONTWRITEBYTECODE=1`` (:func:`python_argv`,
-:func:`child_environment`): the doctor never writes ``__pycache__`` into what it inspects.
+Python children run with ``PYTHONDONTWRITEBYTECODE=1`` (:func:`child_environment`), which
+reaches every Python they start too: the doctor never writes ``__pycache__`` into what it inspects.
 Why not ``subprocess.run(timeout=...)``: after the timeout it kills only the child and then
 waits for the pipes without a bound, and it buffers output without one.
 """
@@ -22,6 +22,7 @@ waits for the pipes without a bound, and it buffers output without one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import selectors
 import signal
@@ -42,11 +43,18 @@ REAP_WAIT_S = 5.0
 
 _live: dict[int, subprocess.Popen[bytes]] = {}
 _lock = threading.Lock()
+_stopping = threading.Event()
+"""Set by ``kill_all(final=True)``: the doctor is exiting, so no thread may start another child."""
 
 
 def python_argv(interpreter: str, *args: str) -> list[str]:
-    """The command line of a Python child: never writes bytecode (``-B``)."""
-    return [interpreter, "-B", *args]
+    """The command line of a Python child, to run with :func:`child_environment`.
+
+    Bytecode is turned off by ``PYTHONDONTWRITEBYTECODE=1`` in the environment rather than by
+    ``-B``: the variable also reaches every Python the child starts (pip's build backends,
+    torch's workers), and the first argument stays what the target expects (``-`` or ``-c``).
+    """
+    return [interpreter, *args]
 
 
 def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -61,7 +69,7 @@ ISOLATE_CWD = "import sys\nif sys.path and sys.path[0] in ('', '.'):\n    del sy
 
 
 def isolated_c_argv(interpreter: str, source: str, *args: str) -> list[str]:
-    """``python -B -c SOURCE ARGS`` with the working directory off ``sys.path`` before SOURCE runs.
+    """``python -c SOURCE ARGS`` with the working directory off ``sys.path`` before SOURCE runs.
 
     ``python -c`` puts the working directory first on ``sys.path``: a ``json.py`` in a model
     folder would be imported by the child's ``import json``. ``-P`` (3.11+) is not available
@@ -106,6 +114,8 @@ class Child:
         """Start ``argv``; raises OSError when it cannot be started."""
         self.started = time.monotonic()
         self.feed = feed
+        if _stopping.is_set():
+            raise OSError(errno.ECANCELED, "the doctor is stopping (interrupted)")
         self.proc = subprocess.Popen(  # noqa: S603 - every caller passes a resolved tool or interpreter
             list(argv),
             stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
@@ -117,6 +127,9 @@ class Child:
         )
         with _lock:
             _live[self.proc.pid] = self.proc
+        if _stopping.is_set():  # interrupted while it started: it goes at once
+            self.kill()
+            raise OSError(errno.ECANCELED, "the doctor is stopping (interrupted)")
 
     @property
     def pid(self) -> int:
@@ -261,6 +274,8 @@ def register(proc: subprocess.Popen[bytes]) -> None:
     """Track a child started elsewhere in its own session, so that :func:`kill_all` reaches it."""
     with _lock:
         _live[proc.pid] = proc
+    if _stopping.is_set():
+        kill_group(proc)
 
 
 def unregister(proc: subprocess.Popen[bytes]) -> None:
@@ -269,8 +284,14 @@ def unregister(proc: subprocess.Popen[bytes]) -> None:
         _live.pop(proc.pid, None)
 
 
-def kill_all() -> int:
-    """Kill every running child's process group (on SIGINT/SIGTERM); how many there were."""
+def kill_all(*, final: bool = False) -> int:
+    """Kill every running child's process group (on SIGINT/SIGTERM); how many there were.
+
+    ``final``: the doctor is exiting; from now on no child may start (a thread still gathering
+    facts would otherwise start one after this sweep, and leave it running).
+    """
+    if final:
+        _stopping.set()
     with _lock:
         procs = list(_live.values())
         _live.clear()

@@ -99,8 +99,8 @@ def resolve_interpreter(python: str | None) -> str:
 class RunningProbe:
     """The probe, started in the target interpreter; other facts are gathered while it runs.
 
-    It runs through :mod:`autoglm_doctor.procs`: ``python -B -`` (no bytecode written into the
-    target), its own process group, one deadline for the whole exchange, output capped.
+    It runs through :mod:`autoglm_doctor.procs`: ``python -`` with no bytecode written into the
+    target, its own process group, one deadline for the whole exchange, output capped.
     """
 
     def __init__(self, python: str | None, cwd: Path, timeout: float = PROBE_TIMEOUT_S) -> None:

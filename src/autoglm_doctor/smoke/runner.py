@@ -81,7 +81,7 @@ def run_script(
     deadline = started + timeout
     try:
         proc = subprocess.Popen(  # noqa: S603 - the user's own interpreter, our own script
-            # -B, and the working directory (a model folder's json.py) off sys.path: see procs
+            # no bytecode, and the working directory (a model folder's json.py) off sys.path: see procs
             procs.isolated_c_argv(interpreter, script_source(), request.to_json()),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -90,7 +90,7 @@ def run_script(
             env=procs.child_environment(child_environment(env)),
             start_new_session=sys.platform != "win32",
         )
-        procs.register(proc)  # SIGINT/SIGTERM kill its group too
+        procs.register(proc)  # SIGINT/SIGTERM kill its group too (and it goes at once if they came first)
     except OSError as exc:
         return SmokeRun(
             events=[],
