@@ -224,3 +224,84 @@ def test_fix_command_quotes_file_names(tmp_path: Path) -> None:
     fixes = [f["fix"] for r in json.loads(run.stdout)["results"] for f in r["findings"] if "sed" in f.get("fix", "")]
     assert fixes and all("'$(touch PWNED).yaml'" in fix for fix in fixes)
     assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [("yes adb", "devices.adb-failed"), ("setsid sleep 150 &\nsleep 150", "devices.adb-timeout")],
+    ids=["flood", "hang-with-a-setsid-grandchild"],
+)
+def test_adb_flood_and_hang_through_the_cli(tmp_path: Path, body: str, code: str) -> None:
+    """An adb that floods its output or hangs (a setsid grandchild holding the pipe): bounded, reported, gone."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake_interpreter(tools / "adb", body)
+    run = doctor(
+        ["check", "--no-smoke", "--pack", "open-autoglm-phone", "--only", "devices.adb", "--format", "json"],
+        cwd=tmp_path,
+        env={"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}", "PHONE_AGENT_DEVICE_TYPE": "adb"},
+        bound_s=30,  # adb's deadline is 5 s; the issue measured 120 s for the hang
+    )
+    assert run.code == 1
+    (adb,) = json.loads(run.text)["results"]
+    assert adb["status"] == "fail" and code in [f["code"] for f in adb["findings"]], adb
+    assert len(run.stdout) < 100_000  # the flood is not copied into the report
+
+
+def test_smoke_test_never_imports_a_model_folders_json_py_through_the_cli(tmp_path: Path) -> None:
+    """Run from the model folder, as a service often is: its json.py is not imported by the smoke child."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}\n')
+    (folder / "json.py").write_text(f"open({str(tmp_path / 'PWNED')!r}, 'w').write('x')\nimport sys; sys.exit(7)\n")
+    before = tree_state(folder)
+    run = doctor(
+        ["check", "--python", sys.executable, "--model", ".", "--only", "smoke.*", "--format", "json"],
+        cwd=folder,
+        bound_s=300,
+        memory=16 << 30,  # the smoke child loads torch
+        console_script=True,
+    )
+    assert run.code == 1  # the folder holds no weights: the smoke test fails, and says why
+    (smoke,) = json.loads(run.text)["results"]
+    assert "smoke.load-failed" in [f["code"] for f in smoke["findings"]], smoke  # the child ran and tried
+    assert not (tmp_path / "PWNED").exists()
+    assert tree_state(folder) == before  # nothing written, no __pycache__ either
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_a_real_smoke_test_kills_the_child(tmp_path: Path, signum: int) -> None:
+    """Ctrl-C or SIGTERM while the smoke child (a real transformers load) runs: exit 130, no process left.
+
+    The model's own tokenizer code (allowed by the config and --allow-remote-code) says when it
+    runs and then takes its time, so the signal lands while the child is loading.
+    """
+    folder = tmp_path / "model"
+    folder.mkdir()
+    started = tmp_path / "started"
+    (folder / "config.json").write_text('{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}\n')
+    (folder / "tokenizer_config.json").write_text('{"auto_map": {"AutoTokenizer": ["tokenization_slow.Slow", null]}}')
+    (folder / "tokenization_slow.py").write_text(f"import time\nopen({str(started)!r}, 'w').close()\ntime.sleep(120)\n")
+    config = tmp_path / "autoglm.yaml"
+    config.write_text("model:\n  model_path: ./model\n  device: cpu\n  trust_remote_code: true\n")
+    before = tree_state(folder), config.read_bytes()
+
+    def interrupt(proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + 120
+        while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        if started.exists():  # else the run ends on its own and the assertions below say so
+            proc.send_signal(signum)
+
+    run = doctor(
+        ["check", "--python", sys.executable, "--config", str(config), "--only", "smoke.*", "--allow-remote-code"],
+        cwd=tmp_path,
+        during=interrupt,
+        bound_s=150,
+        memory=16 << 30,  # the smoke child loads torch
+        console_script=True,
+    )
+    assert started.exists(), "the smoke child never reached the model's code"
+    assert run.code == 130
+    assert "interrupted" in run.stderr
+    assert (tree_state(folder), config.read_bytes()) == before  # the model folder and the config untouched

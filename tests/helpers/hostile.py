@@ -83,6 +83,7 @@ def doctor(
     stdout: int | None = subprocess.PIPE,
     during: Callable[[subprocess.Popen[bytes]], None] | None = None,
     shell_redirect: str = "",
+    console_script: bool = False,
 ) -> Run:
     """Run the doctor; assert the promises every run keeps (exit, no traceback, bound, no leftovers)."""
     mark = uuid.uuid4().hex
@@ -94,7 +95,9 @@ def doctor(
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
-    argv = [sys.executable, "-m", "autoglm_doctor", *args]
+    # `python -m` puts the working directory first on sys.path; the console script, as users run it, does not
+    script = Path(sys.executable).with_name("autoglm-doctor")
+    argv = [str(script), *args] if console_script else [sys.executable, "-m", "autoglm_doctor", *args]
     if shell_redirect:  # e.g. ">&-" or ">/dev/full": the shell sets up stdout
         import shlex
 
