@@ -10,7 +10,9 @@ from tests.golden.sample import sample_report
 
 def test_header_table_and_sections_for_non_passing_checks_only() -> None:
     text = render(sample_report(), Format.MARKDOWN, RenderOptions())
-    assert text.startswith("## autoglm-doctor: ❌ FAIL\n\n1 passed, 1 warning, 2 failed, 1 skipped, 1 error\n")
+    # checks by status, then the findings shown by severity (two warnings are printed, so "2 warnings")
+    summary = "6 checks: 1 passed, 1 warned, 2 failed, 1 skipped, 1 errored · 4 errors, 2 warnings"
+    assert text.startswith(f"## autoglm-doctor: ❌ FAIL\n\n{summary}\n")
     for row in ("| Tool | autoglm-doctor 0.1.0 |", "| Python | 3.11.7 (`/srv/app/.venv/bin/python`) |"):
         assert row in text
     assert "| Platform | Linux-6.1.0-x86_64-with-glibc2.36 |" in text

@@ -8,21 +8,6 @@ from pathlib import Path
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
 
-_NOUNS = (
-    ("pass", "passed", "passed"),
-    ("warn", "warning", "warnings"),
-    ("fail", "failed", "failed"),
-    ("skip", "skipped", "skipped"),
-    ("error", "error", "errors"),
-)
-
-
-def counts_phrase(report: Report) -> str:
-    """``3 passed, 1 warning, 0 failed, 2 skipped, 0 errors``."""
-    counts = report.counts()
-    return ", ".join(f"{counts[key]} {one if counts[key] == 1 else many}" for key, one, many in _NOUNS)
-
-
 _CHECK_WORDS = (("pass", "passed"), ("warn", "warned"), ("fail", "failed"), ("skip", "skipped"), ("error", "errored"))
 _FINDING_NOUNS = ((Severity.ERROR, "error", "errors"), (Severity.WARNING, "warning", "warnings"))
 

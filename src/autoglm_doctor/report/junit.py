@@ -14,7 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
-from autoglm_doctor.report._common import counts_phrase, evidence, fails_run, skip_reason
+from autoglm_doctor.report._common import evidence, fails_run, skip_reason, summary_phrase
 from autoglm_doctor.report.options import RenderOptions
 
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -111,7 +111,7 @@ def render(report: Report, options: RenderOptions) -> str:
         "pack": report.pack,
         **({"config": report.config} if report.config else {}),
         "status": report.status(strict=options.strict).value,
-        "summary": counts_phrase(report),
+        "summary": summary_phrase(report, verbose=options.verbose),
         **{f"environment.{k}": v for k, v in report.environment.items()},
     }
     for name, value in props.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
-from autoglm_doctor.report._common import counted_findings, counts_phrase, skip_reason, strict_note
+from autoglm_doctor.report._common import counted_findings, skip_reason, strict_note, summary_phrase
 from autoglm_doctor.report.options import RenderOptions
 
 _ICON = {
@@ -129,7 +129,7 @@ def render(report: Report, options: RenderOptions) -> str:
     lines = [
         f"## autoglm-doctor: {_ICON[overall]} {overall.value.upper()}",
         "",
-        counts_phrase(report) + strict_note(report, strict=options.strict),
+        summary_phrase(report, verbose=options.verbose) + strict_note(report, strict=options.strict),
         "",
         "| | |",
         "|---|---|",
