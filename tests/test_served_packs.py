@@ -189,7 +189,8 @@ def test_vllm_batches_more_on_large_gpus_except_the_a100() -> None:
 
 
 def test_launch_lengths_and_json_flags_read_as_vllm_reads_them() -> None:
-    from autoglm_doctor.checks._served import json_flag, token_count
+    from autoglm_doctor.checks._served import json_flag
+    from autoglm_doctor.configfile.launch import token_count
 
     assert [token_count(v) for v in (25480, "25480", "32k", "32K", "1M", "lots")] == [
         25480,

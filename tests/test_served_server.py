@@ -246,6 +246,29 @@ def test_served_model_name_missing_is_reported(
     assert "config.launch-image-limit" in codes(report, "config.values")  # an image model without a limit
 
 
+@pytest.mark.parametrize(("written", "verdict"), [("32k", None), ("1k", "config.launch-flag")])
+def test_max_model_len_in_vllms_short_form(
+    workdir: Path,
+    run_json: RunJson,
+    gpu_host: Callable[[str], None],
+    server: Venv,
+    model: Path,
+    free_port: int,
+    written: str,
+    verdict: str | None,
+) -> None:
+    """vLLM reads --max-model-len 32k as 32000 tokens: no type error; 1k (1000) is below the pack's 1024."""
+    gpu_host("h100-80gb")
+    launch = write_launch(workdir, model, port=str(free_port), max_model_len=written)
+    _, report = serve_check(run_json, server, launch, "--only", "config.values")
+    flagged = [f for f in result(report, "config.values")["findings"] if "--max-model-len" in f["message"]]
+    if verdict is None:
+        assert flagged == []
+    else:
+        assert [f["code"] for f in flagged] == [verdict]
+        assert flagged[0]["evidence"]["observed"] == f"--max-model-len {written}"
+
+
 def test_tensor_parallel_halves_the_weights_and_keeps_the_vision_tower_whole(
     workdir: Path, run_json: RunJson, gpu_host: Callable[[str], None], server: Venv, model: Path, free_port: int
 ) -> None:

@@ -29,11 +29,10 @@ and the KV cache are exact from the safetensors headers and config.json.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from autoglm_doctor.configfile.launch import SGLANG, VLLM, setting
+from autoglm_doctor.configfile.launch import SGLANG, VLLM, setting, token_count
 from autoglm_doctor.probe.gpu import GpuDevice
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.probe.weights import ModelFacts
@@ -109,18 +108,6 @@ class Launch:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def token_count(value: Any) -> int | None:
-    """``25480``, or vLLM's human-readable ``32k`` (x1000) / ``32K`` (x1024) / ``1m`` / ``1M``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", str(value))
-    if found is None:
-        return None
-    unit = found.group(2)
-    scale = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
-    return int(float(found.group(1)) * scale)
 
 
 def json_flag(value: Any) -> dict[str, Any]:

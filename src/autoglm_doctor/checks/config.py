@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from autoglm_doctor.checks._util import installed_version, pip_install
 from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic
-from autoglm_doctor.configfile.launch import SETTINGS, port_of, setting
+from autoglm_doctor.configfile.launch import SETTINGS, TOKEN_COUNT_FLAGS, port_of, setting, token_count
 from autoglm_doctor.configfile.rules import (
     LaunchRules,
     RequestPolicy,
@@ -567,7 +567,10 @@ def _launch(snap: Snapshot, facts: ConfigFacts, launch: LaunchRules) -> Iterator
                 )
             continue
         path, value = found
-        for v in check_value(rule, value, name=spelled):
+        checked = value
+        if rule.key in TOKEN_COUNT_FLAGS and token_count(value) is not None:
+            checked = token_count(value)  # --max-model-len 32k is 32000 tokens to vLLM
+        for v in check_value(rule, checked, name=spelled):
             yield Finding(
                 Severity.ERROR if v.severity == "error" else Severity.WARNING,
                 "config.launch-flag" if v.code != "config.not-recommended" else v.code,

@@ -106,3 +106,19 @@ def port_of(data: dict[str, Any], engine: str) -> int | None:
         return DEFAULT_PORT.get(engine) if engine else None
     value = found[1]
     return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536 else None
+
+
+TOKEN_COUNT_FLAGS = frozenset({"max-model-len"})
+"""Flags (by meaning) whose value is a number of tokens, which vLLM also accepts as ``32k``."""
+
+
+def token_count(value: Any) -> int | None:
+    """``25480``, or vLLM's human-readable ``32k`` (x1000) / ``32K`` (x1024) / ``1m`` / ``1M``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", str(value))
+    if found is None:
+        return None
+    unit = found.group(2)
+    scale = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "K": 1024, "M": 1024**2, "G": 1024**3}[unit]
+    return int(float(found.group(1)) * scale)
