@@ -21,11 +21,12 @@ EXAMPLE := examples/deployment
 
 # The example's model is built offline (tiny, random) and its signing secret comes from the
 # environment, as the doctor recommends; a random one is made up when none is set. The doctor
+# inspects .venv, where the example stack is installed (--python), and
 # runs from the deployment's folder, as the service would.
 check: $(STAMP) $(EXAMPLE)/model/config.json
 	cd $(EXAMPLE) && \
 	AUTOGLM_SECRET_KEY="$${AUTOGLM_SECRET_KEY:-$$($(CURDIR)/$(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
-	$(CURDIR)/$(BIN)/autoglm-doctor check --config autoglm.yaml --request request.json
+	$(CURDIR)/$(BIN)/autoglm-doctor check --python $(CURDIR)/$(BIN)/python --config autoglm.yaml --request request.json
 
 $(EXAMPLE)/model/config.json: $(STAMP) examples/make_tiny_model.py
 	$(BIN)/python examples/make_tiny_model.py $(EXAMPLE)/model
