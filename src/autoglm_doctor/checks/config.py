@@ -568,8 +568,9 @@ def _launch(snap: Snapshot, facts: ConfigFacts, launch: LaunchRules) -> Iterator
             continue
         path, value = found
         checked = value
-        if rule.key in TOKEN_COUNT_FLAGS and token_count(value) is not None:
-            checked = token_count(value)  # --max-model-len 32k is 32000 tokens to vLLM
+        if rule.key in TOKEN_COUNT_FLAGS and isinstance(value, str) and value.strip()[-1:].isalpha():
+            # vLLM's short form (--max-model-len 32k is 32000 tokens); a quoted plain number stays a type error
+            checked = token_count(value) if token_count(value) is not None else value
         for v in check_value(rule, checked, name=spelled):
             yield Finding(
                 Severity.ERROR if v.severity == "error" else Severity.WARNING,
