@@ -285,27 +285,3 @@ def test_reads_real_reports_and_snapshots_from_the_cli(
     attrs = data["attributes"]
     assert attrs["python"]["majority"] and attrs["torch"]["majority"] and attrs["status"]["majority"]
     assert code == (1 if data["failing_nodes"] else 0)
-
-
-@pytest.mark.parametrize("layout", ["snapshot", "compact", "indent4", "empty", "tricky"])
-def test_fast_reader_agrees_with_a_full_parse(layout: str) -> None:
-    data = base_snapshot()
-    if layout == "empty":
-        data["distributions"] = []
-    if layout == "tricky":  # names in odd case, torch mentioned by another distribution, torch listed twice
-        data["distributions"][0]["requires"] = ["torch", 'x ; extra == "transformers"']
-        data["distributions"].append(dict(data["distributions"][0], name="Torch", version="0.0.1", path_index=99))
-    text = {
-        "snapshot": json.dumps(data, indent=2),
-        "compact": json.dumps(data),
-        "indent4": json.dumps(data, indent=4),
-        "empty": json.dumps(data, indent=2),
-        "tricky": json.dumps(data, indent=2),
-    }[layout]
-    fast = fleet.load_json(text.encode("utf-8"))
-    assert fleet.snapshot_values(fast) == fleet.snapshot_values(json.loads(text))
-    assert {k: v for k, v in fast.items() if k != "distributions"} == {
-        k: v for k, v in data.items() if k != "distributions"
-    }
-    if layout in ("snapshot", "tricky"):
-        assert len(fast["distributions"]) < len(data["distributions"])  # the fast path was taken

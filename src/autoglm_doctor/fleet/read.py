@@ -196,44 +196,9 @@ def _stem(path: Path) -> str:
     return name
 
 
-_DISTRIBUTIONS_OPEN = '\n  "distributions": ['
-_WANTED_DISTRIBUTIONS = ("torch", "transformers")
-
-
 def load_json(raw: bytes) -> Any:
-    r"""Parse a snapshot or report; in a snapshot only the distributions the fleet compares.
-
-    ``distributions`` is nine tenths of a snapshot. In the layout ``snapshot`` writes (indent 2),
-    the top-level list opens with ``\n  "distributions": [`` and closes at the next ``\n  ]``
-    (deeper lines are indented further, and JSON strings hold no raw newlines), and each entry
-    is an object between ``\n    {`` and ``\n    }``. Only the entries that mention torch or
-    transformers are parsed. Any other layout is parsed in full.
-    """
-    text = raw.decode("utf-8")
-    start = text.find(_DISTRIBUTIONS_OPEN)
-    if start < 0:
-        return loads_json(text)
-    body = start + len(_DISTRIBUTIONS_OPEN)
-    end = text.find("\n  ]", body)
-    if end < 0 or not text.startswith("\n    {", body):
-        return loads_json(text)
-    data = loads_json(text[:body] + text[end:])
-    if not isinstance(data, dict) or data.get("distributions") != []:
-        return loads_json(text)
-    section = text[body:end]
-    lowered = section.lower()
-    picked: dict[int, Any] = {}
-    for name in _WANTED_DISTRIBUTIONS:
-        needle = f'"{name}"'
-        at = lowered.find(needle)
-        while at >= 0:
-            begin = section.rfind("\n    {", 0, at)
-            close = section.find("\n    }", at)
-            if begin >= 0 and close >= 0 and begin not in picked:
-                picked[begin] = loads_json(section[begin : close + len("\n    }")])
-            at = lowered.find(needle, at + len(needle))
-    data["distributions"] = [picked[k] for k in sorted(picked)]
-    return data
+    """Parse a snapshot or report (bounded in depth and number size, like every JSON the doctor reads)."""
+    return loads_json(raw.decode("utf-8"))
 
 
 def read_file(path: Path) -> tuple[str, str, dict[str, str | None]] | FileProblem:
