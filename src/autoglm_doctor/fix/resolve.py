@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from autoglm_doctor.probe.snapshot import canonical_name
+from autoglm_doctor.safeio import loads_json, read_text
 
 from .verify import VerifyUnavailable, _conflict, _run, pip_command
 
@@ -191,6 +192,14 @@ def _index_of(url: str, indexes: Sequence[str]) -> str:
     return ""
 
 
+def _resolver_output(path: Path, what: str, parse: Callable[[str], Any], cmd: Sequence[str]) -> Any:
+    """The resolver's answer file, read through the bounded reader and parsed; a NotLocked saying why not."""
+    try:
+        return parse(read_text(path, "report"))
+    except (OSError, ValueError, RecursionError) as exc:
+        return NotLocked(f"{what} is unreadable: {exc}", command=tuple(cmd))
+
+
 def _file_sha256(url: str) -> str:
     """The sha256 of a ``file://`` archive, read here (a resolver that gave no hash for a local file)."""
     parts = urlsplit(url)
@@ -321,10 +330,9 @@ def _resolve_pip(
     failed = _run_resolver("pip", cmd, options, timeout, env)
     if failed is not None:
         return failed
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return NotLocked(f"pip's report is unreadable: {exc}", command=tuple(cmd))
+    report = _resolver_output(report_path, "pip's report", loads_json, cmd)
+    if isinstance(report, NotLocked):
+        return report
     indexes = options.indexes(torch_index)
     packages = []
     for item in report.get("install", []):
@@ -372,10 +380,9 @@ def _resolve_uv(
     failed = _run_resolver("uv", cmd, options, timeout, env)
     if failed is not None:
         return failed
-    try:
-        data = tomllib.loads(out.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return NotLocked(f"uv's pylock.toml is unreadable: {exc}", command=tuple(cmd))
+    data = _resolver_output(out, "uv's pylock.toml", tomllib.loads, cmd)
+    if isinstance(data, NotLocked):
+        return data
     indexes = options.indexes(torch_index)
     packages = []
     for item in data.get("packages", []):
