@@ -238,3 +238,31 @@ def test_the_served_checks_together_stay_under_30_s_on_a_hung_server(  # type: i
     served = sum(r["duration_ms"] for r in report["results"] if r["id"].startswith("service.")) / 1000
     assert served < 30, served  # the served checks' own time; the whole run adds the probe's start-up
     assert took < 45, took
+
+
+def test_wda_answering_deeply_nested_json_is_a_finding_not_a_crash(env: pytest.MonkeyPatch, run_json) -> None:  # type: ignore[no-untyped-def]
+    import http.server
+    import threading
+
+    body = ('{"value": ' + "[" * 5000 + "]" * 5000 + "}").encode()
+
+    class Nested(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Nested)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        env.setenv("PHONE_AGENT_DEVICE_TYPE", "ios")
+        env.setenv("PHONE_AGENT_WDA_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+        res = check(run_json, "devices.ios")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert res["status"] != "error", res  # the JSON is refused by the bounded decoder, not a RecursionError

@@ -20,7 +20,6 @@ This module also takes service.agent-step's screenshot (:func:`take_screenshot`)
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shlex
 import shutil
@@ -33,6 +32,7 @@ from autoglm_doctor.context import CheckContext
 from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
+from autoglm_doctor.safeio import loads_json
 
 PHONE_PACK = "open-autoglm-phone"
 ADB_TIMEOUT_S = 5.0
@@ -482,7 +482,7 @@ def ios_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         )
         return
     try:
-        value = json.loads(body).get("value") or {}
+        value = loads_json(body).get("value") or {}
     except (ValueError, AttributeError):
         value = {}
     ready = value.get("ready") if isinstance(value, dict) else None
@@ -555,7 +555,7 @@ def take_screenshot(snap: Snapshot, ctx: CheckContext) -> Screen:
             )
         status, body, detail = wda_get(f"{url}/screenshot", timeout)
         try:
-            image = base64.b64decode(json.loads(body)["value"]) if status == 200 else b""
+            image = base64.b64decode(loads_json(body)["value"]) if status == 200 else b""
         except (ValueError, KeyError, TypeError):
             image = b""
         if not image_size(image):

@@ -9,7 +9,6 @@ A target without pip (a venv made ``--without-pip``) is resolved by the doctor's
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
+
+from autoglm_doctor.safeio import loads_json, read_text
 
 VERIFY_TIMEOUT_S = 600.0
 """Seconds pip may take: a dry run may download large wheels (torch) to read their metadata."""
@@ -152,7 +153,7 @@ def verify(
             )
         installs: list[str] = []
         try:
-            report = json.loads(report_path.read_text(encoding="utf-8"))
+            report = loads_json(read_text(report_path, "report"))
             for item in report.get("install", []):
                 meta = item.get("metadata", {})
                 installs.append(f"{meta.get('name')}=={meta.get('version')}")
