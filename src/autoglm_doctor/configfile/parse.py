@@ -755,9 +755,9 @@ def _shell_words(source: Source) -> tuple[list[tuple[str, int]], list[Diagnostic
     """Split a shell command into words with their start offsets (quotes, escapes, continuations).
 
     Not :mod:`shlex`: it gives no offsets (findings point at a flag's line and column, and an
-    unclosed quote at where it opens), and it splits ``"\\$"`` and a backslash-newline
-    continuation differently from a POSIX shell. ``tests/test_config_shell_words.py`` compares
-    the two on every case where shlex is right.
+    unclosed quote at where it opens), and it splits a backslash before ``$`` inside double
+    quotes and a backslash-newline continuation differently from a POSIX shell.
+    ``tests/test_config_shell_words.py`` compares the two on every case where shlex is right.
     """
     text = source.text
     words: list[tuple[str, int]] = []
