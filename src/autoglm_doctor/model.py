@@ -64,6 +64,43 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class Breakdown:
+    """A quantity split into named parts, in order (one GPU's memory: weights, activations, ...).
+
+    The rich report draws it as a bar; the JSON report carries the same numbers under the finding's
+    ``evidence.breakdown``, so a script reads what a person sees.
+    """
+
+    label: str
+    """What is broken down (``GPU 0 (NVIDIA GeForce RTX 4090)``)."""
+    unit: str
+    """Unit of every number (``GiB``)."""
+    total: float
+    """The whole (the GPU's memory)."""
+    parts: tuple[tuple[str, float], ...]
+    """(name, amount) in drawing order; what is left of ``total`` after them is the margin (may be negative)."""
+    notes: tuple[tuple[str, float], ...] = ()
+    """Further figures that are not parts of the whole (the budget line, the error bar)."""
+
+    @property
+    def margin(self) -> float:
+        """``total`` minus every part: what is left (negative: over)."""
+        return self.total - sum(amount for _, amount in self.parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The breakdown in the JSON report's shape."""
+        out: dict[str, Any] = {
+            "label": self.label,
+            "unit": self.unit,
+            "total": self.total,
+            "parts": dict(self.parts),
+            "margin": round(self.margin, 2),
+        }
+        out.update(dict(self.notes))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One problem (or one notable fact) a check found."""
 
@@ -81,6 +118,10 @@ class Finding:
     """What the doctor saw."""
     expected: str | None = None
     """What it should have been."""
+    details: tuple[str, ...] = ()
+    """The items a grouped finding stands for (one line each); the rich report lists them with ``-v``."""
+    breakdown: tuple[Breakdown, ...] = ()
+    """Quantities split into parts (one per GPU for cuda.memory); drawn as bars, carried in JSON evidence."""
 
     def to_dict(self) -> dict[str, Any]:
         """The finding in the JSON report's shape."""
@@ -98,9 +139,13 @@ class Finding:
             if self.location.column is not None:
                 loc["column"] = self.location.column
             out["location"] = loc
-        evidence = {k: v for k, v in (("observed", self.observed), ("expected", self.expected)) if v}
+        evidence: dict[str, Any] = {k: v for k, v in (("observed", self.observed), ("expected", self.expected)) if v}
+        if self.breakdown:
+            evidence["breakdown"] = [b.to_dict() for b in self.breakdown]
         if evidence:
             out["evidence"] = evidence
+        if self.details:
+            out["details"] = list(self.details)
         return out
 
 

@@ -20,7 +20,7 @@ import re
 import textwrap
 from typing import TYPE_CHECKING
 
-from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
+from autoglm_doctor.model import Breakdown, CheckResult, Finding, Report, Severity, Status
 from autoglm_doctor.report._common import evidence, hidden_info, strict_note, summary_phrase
 from autoglm_doctor.report.options import RenderOptions
 
@@ -142,7 +142,7 @@ def wrap(text: str, width: int, first_column: int, indent: str) -> str:
     return joined[first_column:]
 
 
-def _finding_lines(finding: Finding, width: int) -> list[Text]:
+def _finding_lines(finding: Finding, width: int, verbose: bool = False) -> list[Text]:
     head = Text(_FINDING_INDENT)
     head.append(f"{finding.severity.value:<7}", style=_SEVERITY_STYLE[finding.severity])
     head.append(" ")
@@ -161,6 +161,10 @@ def _finding_lines(finding: Finding, width: int) -> list[Text]:
             lines.append(Text(_DETAIL_INDENT + wrap(expected, width, len(_DETAIL_INDENT), _DETAIL_INDENT), style="dim"))
     elif seen := evidence(finding).replace("; ", "   "):
         lines.append(Text(_DETAIL_INDENT + wrap(seen, width, len(_DETAIL_INDENT), _DETAIL_INDENT), style="dim"))
+    for breakdown in finding.breakdown:
+        lines.extend(breakdown_lines(breakdown, width))
+    if finding.details:
+        lines.extend(_detail_lines(finding, width, verbose))
     if finding.fix:
         command, note = split_fix(finding.fix)
         fix = Text(_DETAIL_INDENT)
@@ -170,6 +174,73 @@ def _finding_lines(finding: Finding, width: int) -> list[Text]:
         if note:
             pad = _DETAIL_INDENT + "     "
             lines.append(Text(pad + wrap(note, width, len(pad), pad), style="dim"))
+    return lines
+
+
+# One glyph per part, so that the bar reads without colour too (CI logs, pipes); colours only add to it.
+_BAR_GLYPHS = (("░", "dim"), ("█", "blue"), ("▓", "magenta"), ("▒", "cyan"), ("▚", "yellow"))
+_BAR_SPARE = ("·", "green")
+_DETAILS_SHOWN = 200
+"""A grouped finding lists at most this many items under -v (the JSON report carries them all)."""
+
+
+def breakdown_lines(breakdown: Breakdown, width: int) -> list[Text]:
+    """A quantity as one bar across the line, then a legend with each part's amount and what is left.
+
+    ``GPU 0 (NVIDIA GeForce RTX 4090): 23.99 GiB`` / ``[░█████…▓▓▒▒▚▚··]`` / ``░ in use by others 0.49 · …``.
+    Each part takes cells in proportion to its amount (cumulative rounding, so the cells add up to the
+    bar); parts that exceed the whole stretch the bar's scale and the margin shows as ``over``.
+    """
+    unit = breakdown.unit
+    cells = max(10, width - len(_DETAIL_INDENT) - 2)
+    parts = [(name, max(amount, 0.0)) for name, amount in breakdown.parts]
+    scale = max(breakdown.total, sum(amount for _, amount in parts)) or 1.0
+    bar = Text(_DETAIL_INDENT + "[")
+    used = 0
+    running = 0.0
+    for index, (_, amount) in enumerate(parts):
+        running += amount
+        end = round(running / scale * cells)
+        glyph, style = _BAR_GLYPHS[index % len(_BAR_GLYPHS)]
+        bar.append(glyph * (end - used), style=style)
+        used = end
+    glyph, style = _BAR_SPARE
+    bar.append(glyph * (cells - used), style=style)
+    bar.append("]")
+    title = Text(_DETAIL_INDENT + wrap(f"{breakdown.label}: {breakdown.total:.2f} {unit}", width, 14, _DETAIL_INDENT))
+    legend = [
+        f"{_BAR_GLYPHS[index % len(_BAR_GLYPHS)][0]} {name} {amount:.2f}" for index, (name, amount) in enumerate(parts)
+    ]
+    margin = breakdown.margin
+    notes = dict(breakdown.notes)
+    left = f"{_BAR_SPARE[0]} left {margin:.2f}" if margin >= 0 else f"over by {-margin:.2f}"
+    if "kv_margin" in notes and "outside_margin" in notes:
+        left += f" ({notes['kv_margin']:.2f} in the budget, {notes['outside_margin']:.2f} beyond it)"
+    if "error_bar" in notes:
+        left += f"; estimate error ±{notes['error_bar']:.2f}"
+    legend.append(left + f" {unit}")
+    text = ", ".join(legend)
+    return [
+        title,
+        bar,
+        Text(_DETAIL_INDENT + wrap(text, width, len(_DETAIL_INDENT), _DETAIL_INDENT), style="dim"),
+    ]
+
+
+def _detail_lines(finding: Finding, width: int, verbose: bool) -> list[Text]:
+    """The items of a grouped finding: listed with ``verbose``, else counted with how to see them."""
+    count = len(finding.details)
+    if not verbose:
+        hint = f"{_DETAIL_INDENT}({count} line{'s' if count != 1 else ''} behind this: -v lists them)"
+        return [Text(hint, style="dim")]
+    shown = finding.details[:_DETAILS_SHOWN]
+    lines = [
+        Text(_DETAIL_INDENT + "- " + wrap(item, width, len(_DETAIL_INDENT) + 2, _DETAIL_INDENT + "  "), style="dim")
+        for item in shown
+    ]
+    if count > len(shown):
+        more = f"{_DETAIL_INDENT}... {count - len(shown)} more (--format json lists every one)"
+        lines.append(Text(more, style="dim"))
     return lines
 
 
@@ -199,7 +270,7 @@ def _findings_under(result: CheckResult, options: RenderOptions) -> list[Text]:
     for finding in result.findings:
         if finding.severity is Severity.INFO and not options.verbose:
             continue
-        lines.extend(_finding_lines(finding, options.width))
+        lines.extend(_finding_lines(finding, options.width, options.verbose))
     if options.verbose and result.traceback:
         lines.append(Text(_indented(_FINDING_INDENT + result.traceback.rstrip(), _FINDING_INDENT), style="dim"))
     return lines
