@@ -234,6 +234,7 @@ def _dependency_findings(snap: Snapshot) -> Iterator[Finding]:
     installed = snap.effective()
     python = parse_version(snap.python.version)
     pending: list[tuple[Distribution, set[str], str]] = [(d, set(), "") for d in installed.values()]
+    missing: dict[tuple[str, frozenset[str]], tuple[Distribution, list[Finding]]] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
     while pending:
         dist, extras, via = pending.pop()
@@ -268,12 +269,14 @@ def _dependency_findings(snap: Snapshot) -> Iterator[Finding]:
             target = installed.get(canonical_name(req.name))
             wanted = f"{req.name}{req.specifier}" if req.specifier else req.name
             if target is None:
-                yield error(
-                    "packages.dependency-missing",
-                    f"{who} requires {wanted}, which is not installed",
-                    observed="not installed",
-                    expected=wanted,
-                    fix=pip_install(snap, wanted),
+                missing.setdefault((dist.key, frozenset(extras)), (dist, []))[1].append(
+                    error(
+                        "packages.dependency-missing",
+                        f"{who} requires {wanted}, which is not installed",
+                        observed="not installed",
+                        expected=wanted,
+                        fix=pip_install(snap, wanted),
+                    )
                 )
                 continue
             version = parse_version(target.version)
@@ -287,6 +290,35 @@ def _dependency_findings(snap: Snapshot) -> Iterator[Finding]:
                 )
             if req.extras:
                 pending.append((target, set(req.extras), f" via {dist.name}"))
+    for (_, for_extras), (dependent, findings) in missing.items():
+        if len(findings) < GROUP_MISSING_AT or for_extras:
+            yield from findings
+            continue
+        yield _missing_group(snap, dependent, findings)
+
+
+GROUP_MISSING_AT = 3
+"""From this many missing requirements of one distribution, they are one finding (an install with ``--no-deps``,
+or an interrupted install): vLLM 0.12 installed with ``--no-deps`` lacks 60-odd, which were ~220 lines, one per
+requirement, before any GPU or model finding. The list goes under ``-v`` and into the JSON ``details``."""
+
+
+def _missing_group(snap: Snapshot, dist: Distribution, findings: list[Finding]) -> Finding:
+    """One error for a distribution that lacks many of its requirements, with the reinstall that brings them."""
+    names = [f.expected or "" for f in findings]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    total = sum(1 for _ in _requirements(dist, set(), marker_environment(snap.python)))
+    return error(
+        "packages.dependencies-missing",
+        f"{dist.name} {dist.version} is missing {len(findings)} of its {total} requirements ({shown}): it was "
+        "installed without its dependencies (pip install --no-deps, or an interrupted install) and will fail "
+        "at import",
+        observed=f"{len(findings)} requirements not installed",
+        expected=f"every requirement of {dist.name} {dist.version} installed",
+        fix=pip_install(snap, f"{dist.name}=={dist.version}")
+        + "   (without --no-deps: pip installs what the release requires)",
+        details=tuple(f.message for f in findings),
+    )
 
 
 def _duplicate_findings(snap: Snapshot) -> Iterator[Finding]:

@@ -1,0 +1,93 @@
+"""A distribution installed with ``pip install --no-deps`` is one grouped error, not one error per requirement.
+
+Real parts: a venv whose vLLM dist-info holds vLLM 0.12.0's released METADATA verbatim (68 Requires-Dist lines,
+``tools/knowledge_sources/vllm-metadata/``), with only torch and transformers beside it, as
+``pip install --no-deps vllm==0.12.0`` into a torch venv leaves it; AutoGLM-Phone-9B's folder and the README's
+launch command. Faked: NVML (fixture).
+"""
+
+from __future__ import annotations
+
+import lzma
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoglm_doctor.cli import main
+from autoglm_doctor.probe.gpu import NVML_FIXTURE_ENV
+from tests.conftest import result
+from tests.helpers.gpu import fixture
+from tests.helpers.served import build_autoglm_phone, write_launch
+from tests.helpers.venvs import Venv
+
+ROOT = Path(__file__).resolve().parent.parent
+METADATA = ROOT / "tools" / "knowledge_sources" / "vllm-metadata" / "vllm-0.12.0.METADATA.xz"
+RunJson = Callable[..., tuple[int, dict[str, Any]]]
+
+
+def no_deps_vllm(venv: Venv) -> Venv:
+    """torch 2.9.0 and transformers, then vLLM 0.12.0 installed with --no-deps: its real METADATA, nothing it needs."""
+    # what pip put beside torch 2.9.0 (its own requirements, at versions vLLM accepts)
+    venv.add("filelock", "3.16.1")
+    venv.add("typing-extensions", "4.12.2", package="typing_extensions")
+    venv.add_torch("2.9.0", cuda="12.8")
+    venv.add("transformers", "4.57.1")
+    dist_info = venv.add("vllm", "0.12.0", metadata=False)
+    (dist_info / "METADATA").write_bytes(lzma.decompress(METADATA.read_bytes()))
+    return venv
+
+
+@pytest.fixture
+def setup(venv: Venv, workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Venv, Path]:
+    monkeypatch.setenv(NVML_FIXTURE_ENV, str(fixture("a10-24gb")))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no nvcc of this machine's in the report
+    model = build_autoglm_phone(tmp_path / "models" / "AutoGLM-Phone-9B")
+    return no_deps_vllm(venv), write_launch(workdir, model, port="8011")
+
+
+def test_no_deps_vllm_is_one_grouped_error_naming_the_reinstall(setup: tuple[Venv, Path], run_json: RunJson) -> None:
+    server, launch = setup
+    code, report = run_json("--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server")
+    assert code == 1
+    findings = result(report, "packages.conflicts")["findings"]
+    grouped = [f for f in findings if f["code"] == "packages.dependencies-missing"]
+    assert len(grouped) == 1, [f["code"] for f in findings]
+    assert [f for f in findings if f["code"] == "packages.dependency-missing"] == []
+    finding = grouped[0]
+    assert finding["severity"] == "error"
+    assert finding["message"].startswith("vllm 0.12.0 is missing ")
+    assert "-m pip install vllm==0.12.0" in finding["fix"]
+    assert "--no-deps" not in finding["fix"].split("(")[0]
+    # the list is in the JSON report, one line per missing requirement, each naming what vLLM asks for
+    details = finding["details"]
+    assert len(details) >= 50
+    assert "vllm 0.12.0 requires fastapi>=0.115.0, which is not installed" in details
+    assert all(line.startswith("vllm 0.12.0 requires ") for line in details)
+    assert f"is missing {len(details)} of its " in finding["message"]
+
+
+def test_first_screen_at_80_columns_shows_the_gpu_and_model_findings(
+    setup: tuple[Venv, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, launch = setup
+    monkeypatch.setenv("COLUMNS", "80")
+    args = ["check", "--no-smoke", "--python", str(server.python), "--config", launch.name]  # run from its folder
+    assert main([*args, "--pack", "open-autoglm-server", "--format", "rich"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    first = "\n".join(lines[:40])
+    # findings wrap at 80 columns (the header's paths and a fix's command stay whole, to be copied)
+    assert [line for line in lines[3:40] if len(line) > 80 and "fix:" not in line] == []
+    assert "packages.dependencies-missing" not in first  # codes are not printed; the message is
+    assert "vllm 0.12.0 is missing" in first
+    assert "lines behind this: -v lists them)" in first
+    for check_id in ("(cuda.driver)", "(cuda.torch-build)", "(cuda.memory)"):
+        assert check_id in first, first
+    # the GPU/model verdict itself (the README command on an A10), not only its check line
+    assert "vllm on GPU 0 (NVIDIA A10): one 25480-token" in first
+    # the requirement list only with -v
+    assert "requires fastapi" not in "\n".join(lines)
+    assert main([*args, "--pack", "open-autoglm-server", "--format", "rich", "-v"]) == 1
+    verbose = capsys.readouterr().out
+    assert "- vllm 0.12.0 requires fastapi>=0.115.0, which is not installed" in verbose
