@@ -99,8 +99,9 @@ def test_readme_launch_on_a10_fails_and_names_the_length_that_fits(
     message = memory["message"]
     # one 25480-token sequence: 40 layers x 2 KV heads x 128 x 2 x 2 B = 40 KiB/token, 1593 blocks of 16
     assert "one 25480-token sequence needs 0.97 GiB of KV cache" in message
-    assert "weights 19.17 GiB (bfloat16, --dtype auto -> config.json torch_dtype bfloat16)" in message
-    assert "22.49 GiB x 0.90 = 20.24 GiB budget" in message
+    accounting = memory["details"]  # listed under -v; the bar shows the same figures
+    assert "weights: 19.17 GiB (bfloat16, --dtype auto -> config.json torch_dtype bfloat16)" in accounting
+    assert "budget: 22.49 GiB x 0.90 = 20.24 GiB" in accounting
     largest = int(message.split("the largest --max-model-len that fits is ")[1].split(".")[0])
     assert 0 < largest < 25480 and largest % 16 == 0
     # the fixes are vLLM flags, computed; never transformers options
@@ -276,10 +277,13 @@ def test_tensor_parallel_halves_the_weights_and_keeps_the_vision_tower_whole(
     # one A10 is visible: TP 2 does not start (config.values), but the accounting per GPU is TP 2's
     launch = write_launch(workdir, model, port=str(free_port), tensor_parallel_size="2")
     _, report = serve_check(run_json, server, launch, "--only", "cuda.memory")
-    fits = finding(report, "cuda.memory", "cuda.memory-fits")
+    # the KV cache fits; beyond the budget, NCCL joins the context and the CUDA graphs (0.12 GiB to spare)
+    fits = finding(report, "cuda.memory", "cuda.memory-within-error")
     # (19.17 - 1.63 vision) / 2 + 1.63 = 10.40 GiB per GPU; 1 KV head per GPU: 20 KiB/token
-    assert "weights 10.40 GiB" in fits["message"]
-    assert "40 layers x 1 KV heads per GPU x 128 x 2 x 2 B = 20 KiB/token" in fits["message"]
+    accounting = "\n".join(fits["details"])
+    assert "weights: 10.40 GiB" in accounting
+    assert "40 layers x 1 KV heads per GPU x 128 x 2 x 2 B = 20 KiB/token" in accounting
+    assert "NCCL 0.50 GiB" in accounting
 
 
 def test_startup_free_memory_below_the_budget_fails(

@@ -69,6 +69,21 @@ PREPROCESSOR = {
 }
 
 
+def _attention(prefix: str, h: int, kv: int) -> dict[str, tuple[str, list[int]]]:
+    """One decoder layer's attention (q/k/v with bias, o) and its two norms, as GLM-4 and Qwen2 name them."""
+    return {
+        f"{prefix}.self_attn.q_proj.weight": ("BF16", [h, h]),
+        f"{prefix}.self_attn.q_proj.bias": ("BF16", [h]),
+        f"{prefix}.self_attn.k_proj.weight": ("BF16", [kv, h]),
+        f"{prefix}.self_attn.k_proj.bias": ("BF16", [kv]),
+        f"{prefix}.self_attn.v_proj.weight": ("BF16", [kv, h]),
+        f"{prefix}.self_attn.v_proj.bias": ("BF16", [kv]),
+        f"{prefix}.self_attn.o_proj.weight": ("BF16", [h, h]),
+        f"{prefix}.input_layernorm.weight": ("BF16", [h]),
+        f"{prefix}.post_attention_layernorm.weight": ("BF16", [h]),
+    }
+
+
 def glm4v_tensors() -> dict[str, tuple[str, list[int]]]:
     """Every tensor of GLM-4.1V-9B by name and shape (language model, vision tower, merger): ~10.3 B parameters."""
     h, inter, vocab, kv = 4096, 13696, 151552, 2 * 128
@@ -79,18 +94,9 @@ def glm4v_tensors() -> dict[str, tuple[str, list[int]]]:
     }
     for n in range(40):
         p = f"model.language_model.layers.{n}"
-        out |= {
-            f"{p}.self_attn.q_proj.weight": ("BF16", [h, h]),
-            f"{p}.self_attn.q_proj.bias": ("BF16", [h]),
-            f"{p}.self_attn.k_proj.weight": ("BF16", [kv, h]),
-            f"{p}.self_attn.k_proj.bias": ("BF16", [kv]),
-            f"{p}.self_attn.v_proj.weight": ("BF16", [kv, h]),
-            f"{p}.self_attn.v_proj.bias": ("BF16", [kv]),
-            f"{p}.self_attn.o_proj.weight": ("BF16", [h, h]),
+        out |= _attention(p, h, kv) | {
             f"{p}.mlp.gate_up_proj.weight": ("BF16", [2 * inter, h]),
             f"{p}.mlp.down_proj.weight": ("BF16", [h, inter]),
-            f"{p}.input_layernorm.weight": ("BF16", [h]),
-            f"{p}.post_attention_layernorm.weight": ("BF16", [h]),
             f"{p}.post_self_attn_layernorm.weight": ("BF16", [h]),
             f"{p}.post_mlp_layernorm.weight": ("BF16", [h]),
         }
@@ -119,13 +125,113 @@ def glm4v_tensors() -> dict[str, tuple[str, list[int]]]:
 
 def build_autoglm_phone(folder: Path, *, shards: int = 4, config: dict[str, Any] | None = None) -> Path:
     """AutoGLM-Phone-9B's folder: real headers and index, sparse data (~20.6 GB on paper, a few MB on disk)."""
+    return _build_vlm(folder, config or CONFIG, PREPROCESSOR, glm4v_tensors(), shards)
+
+
+# Qwen2.5-VL-7B-Instruct's config.json and preprocessor_config.json (the fields the doctor reads), as on the Hub.
+QWEN25_VL_CONFIG: dict[str, Any] = {
+    "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+    "model_type": "qwen2_5_vl",
+    "torch_dtype": "bfloat16",
+    "hidden_size": 3584,
+    "intermediate_size": 18944,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 128000,
+    "vocab_size": 152064,
+    "rms_norm_eps": 1e-06,
+    "tie_word_embeddings": False,
+    "image_token_id": 151655,
+    "video_token_id": 151656,
+    "vision_config": {
+        "depth": 32,
+        "hidden_size": 1280,
+        "intermediate_size": 3420,
+        "num_heads": 16,
+        "in_chans": 3,
+        "out_hidden_size": 3584,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+        "fullatt_block_indexes": [7, 15, 23, 31],
+    },
+}
+QWEN25_VL_PREPROCESSOR = {
+    "image_processor_type": "Qwen2VLImageProcessor",
+    "processor_class": "Qwen2_5_VLProcessor",
+    "min_pixels": 3136,
+    "max_pixels": 12845056,
+    "patch_size": 14,
+    "merge_size": 2,
+    "temporal_patch_size": 2,
+}
+
+
+def qwen25_vl_tensors() -> dict[str, tuple[str, list[int]]]:
+    """Every tensor of Qwen2.5-VL-7B by name and shape (language model, vision tower, merger): ~8.29 B parameters."""
+    h, inter, vocab, kv = 3584, 18944, 152064, 4 * 128
+    out: dict[str, tuple[str, list[int]]] = {
+        "model.embed_tokens.weight": ("BF16", [vocab, h]),
+        "lm_head.weight": ("BF16", [vocab, h]),
+        "model.norm.weight": ("BF16", [h]),
+    }
+    for n in range(28):
+        p = f"model.layers.{n}"
+        out |= _attention(p, h, kv) | {
+            f"{p}.mlp.gate_proj.weight": ("BF16", [inter, h]),
+            f"{p}.mlp.up_proj.weight": ("BF16", [inter, h]),
+            f"{p}.mlp.down_proj.weight": ("BF16", [h, inter]),
+        }
+    vh, vmlp = 1280, 3420
+    out["visual.patch_embed.proj.weight"] = ("BF16", [vh, 3, 2, 14, 14])
+    for n in range(32):
+        p = f"visual.blocks.{n}"
+        out |= {
+            f"{p}.attn.qkv.weight": ("BF16", [3 * vh, vh]),
+            f"{p}.attn.qkv.bias": ("BF16", [3 * vh]),
+            f"{p}.attn.proj.weight": ("BF16", [vh, vh]),
+            f"{p}.attn.proj.bias": ("BF16", [vh]),
+            f"{p}.mlp.gate_proj.weight": ("BF16", [vmlp, vh]),
+            f"{p}.mlp.gate_proj.bias": ("BF16", [vmlp]),
+            f"{p}.mlp.up_proj.weight": ("BF16", [vmlp, vh]),
+            f"{p}.mlp.up_proj.bias": ("BF16", [vmlp]),
+            f"{p}.mlp.down_proj.weight": ("BF16", [vh, vmlp]),
+            f"{p}.mlp.down_proj.bias": ("BF16", [vh]),
+            f"{p}.norm1.weight": ("BF16", [vh]),
+            f"{p}.norm2.weight": ("BF16", [vh]),
+        }
+    out |= {
+        "visual.merger.ln_q.weight": ("BF16", [vh]),
+        "visual.merger.mlp.0.weight": ("BF16", [4 * vh, 4 * vh]),
+        "visual.merger.mlp.0.bias": ("BF16", [4 * vh]),
+        "visual.merger.mlp.2.weight": ("BF16", [h, 4 * vh]),
+        "visual.merger.mlp.2.bias": ("BF16", [h]),
+    }
+    return out
+
+
+def build_qwen25_vl(folder: Path, *, shards: int = 5) -> Path:
+    """Qwen2.5-VL-7B-Instruct's folder: real headers and index, sparse data (~16.6 GB on paper)."""
+    return _build_vlm(folder, QWEN25_VL_CONFIG, QWEN25_VL_PREPROCESSOR, qwen25_vl_tensors(), shards)
+
+
+def _build_vlm(
+    folder: Path,
+    config: dict[str, Any],
+    preprocessor: dict[str, Any],
+    all_tensors: dict[str, tuple[str, list[int]]],
+    shards: int,
+) -> Path:
+    """A VLM's folder: config, processor, tokenizer files, and the tensors in ``shards`` sparse safetensors files."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config or CONFIG, indent=2))
-    (folder / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR, indent=2))
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
     (folder / "tokenizer.json").write_text(json.dumps({"version": "1.0", "model": {"type": "BPE"}}))
     (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
     (folder / "chat_template.jinja").write_text("{{ messages }}")
-    tensors = list(glm4v_tensors().items())
+    tensors = list(all_tensors.items())
     per = -(-len(tensors) // shards)
     weight_map: dict[str, str] = {}
     for index in range(shards):

@@ -17,13 +17,19 @@ vLLM sizes its memory once at start-up (``vllm/v1/worker/gpu_worker.py``,
   x dtype bytes``; when it does not fit, vLLM stops with "To serve at least one request with the
   model's max seq len (...) ... the estimated maximum model length is N".
 
-CUDA graphs are captured afterwards, outside the budget (unless
-``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1``): they live in the ``1 - utilization`` share with the
-CUDA context. SGLang's ``--mem-fraction-static`` share holds the weights and the KV pool;
-activations live outside it.
+What vLLM spends *outside* that budget still has to fit in the GPU, in what is free beyond
+``total x utilization``: vLLM takes its start-up snapshot after the CUDA context and NCCL exist
+("Now take memory snapshot after NCCL is initialized", ``Worker.init_device``), so the context and NCCL's
+buffers are not in the profile; CUDA graphs are captured after the KV cache is allocated
+(``Worker.compile_or_warm_up_model`` -> ``GPUModelRunner.capture_model``), and 0.12's own hint says
+"memory_profiling does not consider CUDAGraph memory size" (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS``,
+which moves them into the profile, does not exist in 0.12). SGLang's ``--mem-fraction-static`` share holds the
+weights and the KV pool; activations live outside it.
 
-The activation peak is an estimate from the model's shape (stated in every finding); the weights
-and the KV cache are exact from the safetensors headers and config.json.
+The activation peak and what lies outside the budget are estimates (stated in every finding); the
+weights and the KV cache are exact from the safetensors headers and config.json. The verdict carries
+:data:`ESTIMATE_ERROR_BYTES`, the error bar measured against real start-up logs
+(``tests/test_served_memory_logs.py``): a margin inside it is a warning, not a pass.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoglm_doctor.configfile.launch import SGLANG, VLLM, setting, token_count
+from autoglm_doctor.model import Breakdown
 from autoglm_doctor.probe.gpu import GpuDevice
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.probe.weights import ModelFacts
@@ -50,7 +57,25 @@ HIGH_MEMORY_GIB = 70
 NON_TORCH_BYTES = int(0.25 * GiB)
 """Memory allocated outside torch during the profile run (cuBLAS workspaces, the allocator's slack)."""
 NCCL_BYTES = int(0.5 * GiB)
-"""NCCL buffers and the custom all-reduce of tensor parallelism (only with --tensor-parallel-size > 1)."""
+"""NCCL buffers and the custom all-reduce of tensor parallelism (only with --tensor-parallel-size > 1), outside the
+budget: vLLM initialises NCCL before its start-up snapshot (``Worker.init_device``). An allowance: NCCL's default
+channel buffers (``NCCL_BUFFSIZE`` 4 MiB per channel and peer) plus vLLM's custom all-reduce buffer (8 MiB per
+rank) and the IPC handles of the peers come to a few hundred MiB on 2-8 GPUs."""
+CUDA_CONTEXT_BYTES = int(0.5 * GiB)
+"""The engine process's CUDA context (kernels of torch, cuBLAS, FlashAttention loaded lazily), outside the
+budget (vLLM's start-up snapshot is taken after it exists). An allowance, not a measurement of this machine:
+nvidia-smi shows 0.3-0.6 GiB for a torch 2.x process that has only initialised CUDA, by GPU and driver."""
+CUDA_GRAPH_BYTES_MEASURED = int(0.95 * GiB)
+"""What capturing CUDA graphs took for GLM-4.1V-9B at vLLM's defaults: "Graph capturing finished in 7 secs, took
+0.95 GiB" for 67 piecewise and 35 full graphs (vLLM 0.11.0, https://github.com/zai-org/GLM-V/issues/204)."""
+CUDA_GRAPHS_MEASURED = 67 + 35
+"""How many graphs that log captured: per graph, the measured cost is about 9.5 MiB."""
+ESTIMATE_ERROR_BYTES = int(0.75 * GiB)
+"""The estimate's error bar: the largest margin the doctor computes for a launch that did not start, in the table
+of real start-ups of ``tests/test_served_memory_logs.py`` (Open-AutoGLM#2 on an RTX 4090: 0.64 GiB left beyond the
+budget, and the server did not start), rounded up to the next quarter GiB. It is a lower bound on the error: the
+table has no launch that started with a small margin to bound it from above.
+A margin below it is "may not start", a warning."""
 _DTYPE_BYTES = {
     "float32": 4,
     "float": 4,
@@ -97,6 +122,8 @@ class Launch:
     """``--mm-processor-kwargs '{"max_pixels": N}'`` (None: the model's image processor decides)."""
     encoder_data_parallel: bool
     """``--mm-encoder-tp-mode data``: every GPU holds the whole vision tower."""
+    eager: bool = False
+    """``--enforce-eager`` (vLLM) / ``--disable-cuda-graph`` (SGLang): no CUDA graphs are captured."""
 
     def flag(self, name: str) -> str:
         """The engine's own spelling of a setting (``--context-length`` for SGLang's max-model-len)."""
@@ -156,6 +183,7 @@ def read_launch(snap: Snapshot) -> Launch | None:
         max_seqs=_int(get("max-num-seqs")),
         max_pixels=_int(kwargs.get("max_pixels")),
         encoder_data_parallel=str(get("mm-encoder-tp-mode") or "").lower() == "data",
+        eager=get("enforce-eager") not in (None, False, "false", "False", "0"),
     )
 
 
@@ -198,6 +226,62 @@ class ServedMemory:
     """Tokens per KV block."""
     length_limit: int
     """The model's max_position_embeddings (0: unknown): no --max-model-len beyond it is offered."""
+    outside: int = 0
+    """What the engine spends outside the budget on this GPU: CUDA context, CUDA graphs, NCCL (an estimate)."""
+    outside_formula: str = ""
+    """How the outside figure was made."""
+    error_bar: int = ESTIMATE_ERROR_BYTES
+    """The estimate's uncertainty: a margin below it may not start."""
+
+    @property
+    def kv_margin(self) -> int:
+        """What the budget leaves after one --max-model-len sequence of KV cache (negative: it does not fit)."""
+        return self.kv_available - self.kv_needed
+
+    @property
+    def outside_room(self) -> int:
+        """Free memory beyond the budget: where the context, CUDA graphs and NCCL must fit."""
+        return self.free - self.budget
+
+    @property
+    def outside_margin(self) -> int:
+        """What is left beyond the budget once the context, CUDA graphs and NCCL are there (negative: OOM)."""
+        return self.outside_room - self.outside
+
+    @property
+    def margin(self) -> int:
+        """The tighter of the two margins: the one that decides whether the engine starts."""
+        return min(self.kv_margin, self.outside_margin)
+
+    def breakdown(self, label: str) -> Breakdown:
+        """The GPU's memory as a bar: others' share, weights, activation peak, one sequence of KV, outside."""
+        parts = (
+            ("in use by others", self.total - self.free),
+            ("weights", self.weights),
+            ("activation peak", self.activation),
+            (f"KV cache ({self.max_model_len} tokens)", self.kv_needed),
+            ("outside the budget", self.outside),
+        )
+        return Breakdown(
+            label=label,
+            unit="GiB",
+            total=_gib_number(self.total),
+            parts=tuple((name, _gib_number(amount)) for name, amount in parts),
+            notes=(
+                ("budget", _gib_number(self.budget)),
+                ("kv_margin", _gib_number(self.kv_margin)),
+                ("outside_margin", _gib_number(self.outside_margin)),
+                ("error_bar", _gib_number(self.error_bar)),
+            ),
+        )
+
+    def length_with_margin(self, margin: int) -> int:
+        """The longest --max-model-len that leaves ``margin`` bytes of the budget unused (0 when none does)."""
+        room = self.kv_available - margin
+        if room <= 0 or not self.kv_per_token:
+            return 0
+        fits = room // (self.block * self.kv_per_token) * self.block
+        return min(fits, self.length_limit) if self.length_limit else fits
 
     @property
     def kv_needed(self) -> int:
@@ -212,25 +296,65 @@ class ServedMemory:
     @property
     def largest_len(self) -> int:
         """The longest --max-model-len whose KV cache fits (0 when none does)."""
-        if self.kv_available <= 0 or not self.kv_per_token:
-            return 0
-        fits = self.kv_available // (self.block * self.kv_per_token) * self.block
-        return min(fits, self.length_limit) if self.length_limit else fits
+        return self.length_with_margin(0)
 
-    def describe(self) -> str:
-        """The accounting in one line, figures in GiB."""
+    def accounting(self) -> tuple[str, ...]:
+        """The accounting, one line per figure (GiB), as the finding's details."""
         return (
-            f"{gib(self.total)} x {self.budget / self.total:.2f} = {gib(self.budget)} budget; weights "
-            f"{gib(self.weights)} ({self.dtype}, {self.dtype_source}); profile peak {gib(self.activation)} "
-            f"({self.activation_formula}); KV cache {self.kv_formula} = {self.kv_per_token / 1024:g} KiB/token, "
-            f"{self.max_model_len} tokens ({self.max_model_len_source}) = {gib(self.kv_needed)}; "
-            f"{gib(self.kv_available)} left for it"
+            f"budget: {gib(self.total)} x {self.budget / self.total:.2f} = {gib(self.budget)}",
+            f"weights: {gib(self.weights)} ({self.dtype}, {self.dtype_source})",
+            f"activation peak (profile run): {gib(self.activation)} ({self.activation_formula})",
+            f"KV cache: {self.kv_formula} = {self.kv_per_token / 1024:g} KiB/token; {self.max_model_len} tokens "
+            f"({self.max_model_len_source}) = {gib(self.kv_needed)} of the {gib(self.kv_available)} the budget leaves",
+            f"outside the budget: {gib(self.outside)} ({self.outside_formula}) in the {gib(self.outside_room)} "
+            "free beyond it",
+            f"margin: {gib(self.kv_margin)} in the budget, {gib(self.outside_margin)} beyond it; estimate error "
+            f"±{gib(self.error_bar)}",
         )
 
 
 def gib(n: float) -> str:
     """Bytes as ``12.34 GiB`` (two decimals, as vLLM prints)."""
     return f"{n / GiB:.2f} GiB"
+
+
+def _gib_number(n: float) -> float:
+    return round(n / GiB, 2)
+
+
+def cuda_graph_sizes(max_seqs: int, batched_tokens: int) -> tuple[int, ...]:
+    """The batch sizes vLLM 0.12 captures CUDA graphs for by default (``VllmConfig._set_cudagraph_sizes``).
+
+    The largest is ``min(2 x --max-num-seqs, 512, --max-num-batched-tokens)``; the sizes are 1, 2, 4, then
+    multiples of 8 below 256, then multiples of 16 from 256 up to the largest.
+    """
+    largest = min(max_seqs * 2, 512, batched_tokens)
+    sizes = [size for size in (1, 2, 4) if size <= largest]
+    if largest >= 8:
+        sizes += range(8, min(largest + 1, 256), 8)
+    if largest >= 256:
+        sizes += range(256, largest + 1, 16)
+    return tuple(sizes)
+
+
+def _outside(launch: Launch, seqs: int, tokens: int, tp: int) -> tuple[int, str]:
+    """What the engine spends outside the profiled budget on one GPU, and how that was made."""
+    parts = [f"CUDA context {gib(CUDA_CONTEXT_BYTES)}"]
+    total = CUDA_CONTEXT_BYTES
+    if launch.engine == VLLM and not launch.eager:
+        sizes = cuda_graph_sizes(seqs, tokens)
+        # FULL_AND_PIECEWISE (0.12's default): a piecewise graph per size, a full decode graph per size up to
+        # --max-num-seqs.
+        graphs = len(sizes) + sum(1 for size in sizes if size <= seqs)
+        graph_bytes = CUDA_GRAPH_BYTES_MEASURED * graphs // CUDA_GRAPHS_MEASURED
+        total += graph_bytes
+        parts.append(f"{graphs} CUDA graphs (sizes 1..{sizes[-1] if sizes else 0}) {gib(graph_bytes)}")
+    elif launch.engine == VLLM:
+        parts.append("no CUDA graphs (--enforce-eager)")
+    if tp > 1:
+        total += NCCL_BYTES
+        parts.append(f"NCCL {gib(NCCL_BYTES)}")
+    return total, " + ".join(parts)
 
 
 def served_dtype(launch: Launch, model: ModelFacts) -> tuple[str, str]:
@@ -318,10 +442,13 @@ def served_memory(launch: Launch, model: ModelFacts, device: GpuDevice, tp: int 
         weights = weights_total // tp
     layers, kv_heads, head_dim = shape
     kv_bytes = 1 if launch.kv_cache_dtype.startswith("fp8") else per
+    # vLLM gives each GPU max(1, KV heads / TP) heads: past the KV heads, they are replicated, not split.
     heads_here = max(1, kv_heads // tp)
     kv_per_token = layers * heads_here * head_dim * 2 * kv_bytes
+    replicated = f" (of {kv_heads}, replicated: TP {tp} > {kv_heads} KV heads)" if tp > kv_heads else ""
     kv_formula = (
-        f"{layers} layers x {heads_here} KV heads{' per GPU' if tp > 1 else ''} x {head_dim} x 2 x {kv_bytes} B"
+        f"{layers} layers x {heads_here} KV heads{' per GPU' if tp > 1 else ''}{replicated} x {head_dim} x 2 x "
+        f"{kv_bytes} B"
     )
     if launch.max_model_len:
         length, length_source = launch.max_model_len, launch.flag("max-model-len")
@@ -330,6 +457,9 @@ def served_memory(launch: Launch, model: ModelFacts, device: GpuDevice, tp: int 
         length_source = f"{launch.flag('max-model-len')} unset: max_position_embeddings"
     high = total >= HIGH_MEMORY_GIB * GiB and "a100" not in device.name.lower()
     activation, activation_formula = _activation(launch, model, high, per, tp)
+    seqs = launch.max_seqs or (1024 if high else 256)
+    tokens = launch.batched_tokens or (8192 if high else 2048)
+    outside, outside_formula = _outside(launch, seqs, tokens, tp)
     return ServedMemory(
         total=total,
         free=free,
@@ -347,6 +477,8 @@ def served_memory(launch: Launch, model: ModelFacts, device: GpuDevice, tp: int 
         max_model_len_source=length_source,
         block=KV_BLOCK_TOKENS[launch.engine],
         length_limit=model.max_position_embeddings or 0,
+        outside=outside,
+        outside_formula=outside_formula,
     )
 
 
@@ -362,7 +494,7 @@ def _activation(launch: Launch, model: ModelFacts, high: bool, per: int, tp: int
 
     ``high``: a GPU of 70 GiB or more that is not an A100, where vLLM's defaults batch more.
     """
-    outside = NON_TORCH_BYTES + (NCCL_BYTES if tp > 1 else 0)
+    outside = NON_TORCH_BYTES
     if launch.engine == SGLANG:  # SGLang's static share holds weights and KV only
         return 0, "SGLang keeps activations outside --mem-fraction-static"
     tokens = launch.batched_tokens or (8192 if high else 2048)
@@ -386,7 +518,7 @@ def _activation(launch: Launch, model: ModelFacts, high: bool, per: int, tp: int
         parts.append(f"vision {patches} patches x (3 x {shape['hidden_size']} + 3 x {width}) x {per} B")
     peak = max(language, vision)
     formula = f"max of language {gib(language)} and vision {gib(vision)}: " if vision else ""
-    extra = f" + {gib(outside)} outside torch{' incl. NCCL' if tp > 1 else ''}"
+    extra = f" + {gib(outside)} outside torch"
     return peak + outside, formula + "; ".join(parts) + extra
 
 
@@ -397,6 +529,6 @@ def tp_that_fits(launch: Launch, model: ModelFacts, device: GpuDevice) -> int | 
         if tp <= launch.tensor_parallel or (heads and heads % tp):
             continue
         memory = served_memory(launch, model, device, tp=tp)
-        if memory is not None and memory.kv_needed <= memory.kv_available:
+        if memory is not None and memory.margin >= 0:
             return tp
     return None

@@ -15,6 +15,8 @@ from typing import Any
 
 from packaging.version import Version
 
+from autoglm_doctor.checks._served import CUDA_CONTEXT_BYTES as CUDA_CONTEXT
+from autoglm_doctor.checks._served import NCCL_BYTES as NCCL
 from autoglm_doctor.checks._served import STORED_BYTES, Launch, ServedMemory, read_launch, served_memory, tp_that_fits
 from autoglm_doctor.checks._served import gib as gib2
 from autoglm_doctor.checks._util import installed_version, parse_version, pip_install
@@ -35,7 +37,7 @@ from autoglm_doctor.knowledge.torch_choice import (
     usable_gpus,
     windows_target,
 )
-from autoglm_doctor.model import Finding, Location, Skip, error, info, warning
+from autoglm_doctor.model import Breakdown, Finding, Location, Severity, Skip, error, info, warning
 from autoglm_doctor.probe.gpu import GpuDevice, short_uuid
 from autoglm_doctor.probe.snapshot import Snapshot, TorchBuild
 from autoglm_doctor.probe.weights import ModelFacts
@@ -811,12 +813,15 @@ def _served_memory(snap: Snapshot, launch: Launch) -> Iterator[Finding]:
     memory = served_memory(launch, model, device)
     if memory is None:
         raise Skip("the model's parameter count or attention shape is unknown (see weights.files)")
+    bars = tuple(
+        each.breakdown(f"GPU {gpu.index} ({gpu.name})")
+        for gpu in devices
+        if (each := served_memory(launch, model, gpu)) is not None
+    )
     where = f"GPU {device.index} ({device.name})"
     if len(devices) > 1:
         where = f"each of {len(devices)} GPUs (smallest: {where})"
     util_flag = launch.flag("gpu-memory-utilization")
-    len_flag = launch.flag("max-model-len")
-    location = _launch_location(snap, "max-model-len", launch)
     if memory.dtype == "bfloat16" and device.cc is not None and not kb.supports_bf16(device.cc):
         yield error(
             "cuda.bf16-unsupported",
@@ -847,60 +852,125 @@ def _served_memory(snap: Snapshot, launch: Launch) -> Iterator[Finding]:
             expected=f">= {gib2(memory.budget)} free",
             fix=fix,
             location=_launch_location(snap, "gpu-memory-utilization", launch),
-        )
-    if memory.kv_needed <= memory.kv_available:
-        yield info(
-            "cuda.memory-fits",
-            f"{launch.engine} on {where}: the KV cache of one {memory.max_model_len}-token sequence "
-            f"({gib2(memory.kv_needed)}) fits the {gib2(memory.kv_available)} left; the largest {len_flag} that "
-            f"fits is {memory.largest_len}. Accounting: {memory.describe()}",
-            observed=f"{gib2(memory.kv_available)} left for the KV cache",
-            expected=f">= {gib2(memory.kv_needed)}",
+            breakdown=bars,
         )
         return
-    fixes = _served_fixes(snap, launch, model, device, memory)
-    if memory.largest_len <= 0:
+    yield _served_verdict(snap, launch, model, device, memory, where, bars)
+
+
+def _served_verdict(
+    snap: Snapshot,
+    launch: Launch,
+    model: ModelFacts,
+    device: GpuDevice,
+    memory: ServedMemory,
+    where: str,
+    bars: tuple[Breakdown, ...],
+) -> Finding:
+    """The one finding that says whether the engine starts: fits, within the error, or which limit it breaks."""
+    util_flag = launch.flag("gpu-memory-utilization")
+    len_flag = launch.flag("max-model-len")
+    location = _launch_location(snap, "max-model-len", launch)
+    severity = Severity.ERROR
+    observed = f"{gib2(memory.kv_available)} left for the KV cache"
+    expected = f">= {gib2(memory.kv_needed)} ({memory.max_model_len} tokens)"
+    tighter = "in the budget" if memory.kv_margin <= memory.outside_margin else "beyond the budget"
+    if memory.kv_margin < 0 and memory.largest_len <= 0:
+        code, fixes = "cuda.memory-weights", _served_fixes(snap, launch, model, device, memory, 0)
         message = (
             f"{launch.engine} on {where}: the weights ({gib2(memory.weights)}) and the profiling peak "
-            f"({gib2(memory.activation)}) leave no room for a KV cache in the {gib2(memory.budget)} that {util_flag} "
-            f"{launch.utilization:g} allows: start-up fails ('No available memory for the cache blocks')"
+            f"({gib2(memory.activation)}) leave no room for a KV cache in the {gib2(memory.budget)} that "
+            f"{util_flag} {launch.utilization:g} allows: start-up fails ('No available memory for the cache blocks')"
         )
-        code = "cuda.memory-weights"
-    else:
+    elif memory.kv_margin < 0:
+        code, fixes = "cuda.memory-max-model-len", _served_fixes(snap, launch, model, device, memory, 0)
         message = (
             f"{launch.engine} on {where}: one {memory.max_model_len}-token sequence needs {gib2(memory.kv_needed)} "
             f"of KV cache, more than the {gib2(memory.kv_available)} left; the largest {len_flag} that fits is "
             f"{memory.largest_len}. vLLM stops at start-up with 'To serve at least one request with the model's "
             f"max seq len ({memory.max_model_len}) ... the estimated maximum model length is ...'"
         )
-        code = "cuda.memory-max-model-len"
-    yield error(
+    elif memory.outside_margin < 0:
+        code, fixes = "cuda.memory-outside-budget", _outside_fixes(launch, memory)
+        message = (
+            f"{launch.engine} on {where}: beyond the {gib2(memory.budget)} budget ({util_flag} "
+            f"{launch.utilization:g}) only {gib2(memory.outside_room)} is free, but what vLLM keeps there needs "
+            f"~{gib2(memory.outside)} ({memory.outside_formula}): start-up fails with 'CUDA out of memory' while "
+            "capturing CUDA graphs"
+        )
+        observed = f"{gib2(memory.outside_room)} free beyond the budget"
+        expected = f">= {gib2(memory.outside)}"
+        location = _launch_location(snap, "gpu-memory-utilization", launch)
+    elif memory.margin < memory.error_bar:
+        severity, code = Severity.WARNING, "cuda.memory-within-error"
+        fixes = _served_fixes(snap, launch, model, device, memory, memory.error_bar)
+        message = (
+            f"{launch.engine} on {where} may not start: within the estimate's error. One {memory.max_model_len}-token "
+            f"sequence of KV cache ({gib2(memory.kv_needed)}) leaves {gib2(memory.margin)} {tighter}, less than "
+            f"the estimate's error of ±{gib2(memory.error_bar)} (measured against real start-up logs)"
+        )
+        observed = f"{gib2(memory.margin)} margin {tighter}"
+        expected = f">= {gib2(memory.error_bar)} (the estimate's error)"
+    else:
+        severity, code, fixes = Severity.INFO, "cuda.memory-fits", []
+        message = (
+            f"{launch.engine} on {where}: the KV cache of one {memory.max_model_len}-token sequence "
+            f"({gib2(memory.kv_needed)}) fits the {gib2(memory.kv_available)} left, {gib2(memory.margin)} to spare "
+            f"{tighter} (estimate error ±{gib2(memory.error_bar)}); the largest {len_flag} that fits is "
+            f"{memory.largest_len}"
+        )
+        expected = f">= {gib2(memory.kv_needed)}"
+        location = None
+    fix = "; or ".join(fixes) if fixes else None
+    if severity is Severity.ERROR and not fix:
+        fix = f"use a GPU with more memory, or a smaller {len_flag}"
+    return Finding(
+        severity,
         code,
-        f"{message}. Accounting: {memory.describe()}",
-        observed=f"{gib2(memory.kv_available)} left for the KV cache",
-        expected=f">= {gib2(memory.kv_needed)} ({memory.max_model_len} tokens)",
-        fix="; or ".join(fixes) if fixes else f"use a GPU with more memory, or a smaller {len_flag}",
+        message,
+        fix=fix,
         location=location,
+        observed=observed,
+        expected=expected,
+        details=memory.accounting(),
+        breakdown=bars,
     )
 
 
 def _served_fixes(
-    snap: Snapshot, launch: Launch, model: ModelFacts, device: GpuDevice, memory: ServedMemory
+    snap: Snapshot, launch: Launch, model: ModelFacts, device: GpuDevice, memory: ServedMemory, margin: int
 ) -> list[str]:
-    """Launch-flag changes that make the sequence fit, each computed."""
+    """Launch-flag changes that make the sequence fit with ``margin`` to spare, each computed."""
     fixes = []
-    if memory.largest_len >= 1024:
-        fixes.append(f"{launch.flag('max-model-len')} {memory.largest_len}")
-    need = memory.weights + memory.activation + memory.kv_needed
+    length = memory.length_with_margin(margin)
+    if 1024 <= length < memory.max_model_len:
+        fixes.append(f"{launch.flag('max-model-len')} {length}")
+    need = memory.weights + memory.activation + memory.kv_needed + margin
     util = math.ceil(need / memory.total * 100) / 100
-    if util <= 0.95 and util * memory.total <= memory.free:
+    room_after = memory.free - int(util * memory.total)
+    if util <= 0.95 and util > launch.utilization and room_after - memory.outside >= margin:
         fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f}")
+    elif util <= 0.95 and util > launch.utilization and not launch.eager and room_after - CUDA_CONTEXT >= margin:
+        # a higher budget leaves no room for the CUDA graphs beyond it: without them it does
+        fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f} --enforce-eager")
     tp = tp_that_fits(launch, model, device)
     if tp is not None:
         visible = len(usable_gpus(snap.gpu))
         more = "" if tp <= visible else f" (needs {tp} GPUs; {visible} visible here)"
         fixes.append(f"{launch.flag('tensor-parallel-size')} {tp}{more}")
     return fixes
+
+
+def _outside_fixes(launch: Launch, memory: ServedMemory) -> list[str]:
+    """Ways to leave room beyond the budget: a lower utilization that still holds the KV cache, or no CUDA graphs."""
+    fixes = []
+    util = int((memory.free - memory.outside) / memory.total * 100) / 100
+    if util > 0 and memory.kv_margin - (memory.budget - int(util * memory.total)) >= 0:
+        fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f}")
+    graphs = memory.outside - CUDA_CONTEXT - (NCCL if launch.tensor_parallel > 1 else 0)
+    if launch.engine == "vllm" and not launch.eager and memory.outside_margin + graphs >= 0:
+        fixes.append("add --enforce-eager (no CUDA graphs: slower decoding)")
+    return fixes or [f"use a GPU with more memory, or a smaller {launch.flag('max-model-len')}"]
 
 
 def _launch_location(snap: Snapshot, name: str, launch: Launch) -> Location | None:
