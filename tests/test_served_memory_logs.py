@@ -297,3 +297,31 @@ def test_no_room_beyond_the_budget_for_the_cuda_graphs_is_an_error(
     finding = result(out, "cuda.memory")["findings"][0]
     assert finding["code"] == "cuda.memory-outside-budget"
     assert "--enforce-eager" not in finding["fix"]
+
+
+def test_each_fix_of_the_warning_passes_when_applied(
+    server: Venv, models: dict[str, Path], tmp_path: Path, run_json: RunJson, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README command on a 4090: every fix offered (on the GPUs there are) clears the error bar."""
+    monkeypatch.setenv(NVML_FIXTURE_ENV, str(fixture("rtx4090-headless")))
+    model = models["autoglm-phone-9b"]
+    launch = write_launch(tmp_path, model)
+    _, out = run_json("--python", str(server.python), "--config", str(launch), "--pack", "open-autoglm-server")
+    warned = result(out, "cuda.memory")["findings"][0]
+    assert warned["code"] == "cuda.memory-within-error"
+    tried = 0
+    for number, fix in enumerate(warned["fix"].split("; or ")):
+        if "needs" in fix:  # more GPUs than this host has
+            continue
+        words = fix.split()
+        flags = {}
+        for index, word in enumerate(words):
+            if word.startswith("--"):
+                value = words[index + 1] if index + 1 < len(words) and not words[index + 1].startswith("--") else ""
+                flags[word[2:].replace("-", "_")] = value
+        fixed = write_launch(tmp_path, model, name=f"fix{number}.sh", **flags)
+        _, out = run_json("--python", str(server.python), "--config", str(fixed), "--pack", "open-autoglm-server")
+        memory = result(out, "cuda.memory")
+        assert [f["code"] for f in memory["findings"]] == ["cuda.memory-fits"], (fix, memory["findings"])
+        tried += 1
+    assert tried == 2

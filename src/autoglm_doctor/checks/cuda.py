@@ -665,15 +665,17 @@ def _free_memory(device: GpuDevice) -> int:
     ),
     fix=(
         "In-process: load in a smaller dtype (float16, 8-bit, 4-bit), shorten model_max_length or the batch, or use "
-        "a larger GPU. Served (vLLM/SGLang): lower --max-model-len to what fits, raise --gpu-memory-utilization, or "
-        "spread the model with --tensor-parallel-size."
+        "a larger GPU. Served (vLLM/SGLang): lower --max-model-len to what fits, raise --gpu-memory-utilization while "
+        "the CUDA graphs still fit beyond it (else --enforce-eager), or spread the model with --tensor-parallel-size."
     ),
 )
 def cuda_memory(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """The estimated footprint (weights at the load dtype + KV cache + allowance) fits in free memory of the GPUs.
 
     For a vLLM/SGLang launch command: the engine's own accounting, weights at the served dtype per GPU, the
-    profiling peak and one --max-model-len sequence of KV cache within total memory x --gpu-memory-utilization.
+    profiling peak and one --max-model-len sequence of KV cache within total memory x --gpu-memory-utilization,
+    and the CUDA context, CUDA graphs and NCCL in what is free beyond it; a margin inside the estimate's error
+    bar is a warning.
     """
     on_cpu = cpu_deployment(snap, ctx)
     if on_cpu:
@@ -944,7 +946,11 @@ def _served_fixes(
     fixes = []
     length = memory.length_with_margin(margin)
     if 1024 <= length < memory.max_model_len:
-        fixes.append(f"{launch.flag('max-model-len')} {length}")
+        # a shorter sequence frees the budget only: beyond it, the CUDA graphs may need to go too
+        if memory.outside_margin >= margin:
+            fixes.append(f"{launch.flag('max-model-len')} {length}")
+        elif not launch.eager and memory.outside_margin + _graph_bytes(launch, memory) >= margin:
+            fixes.append(f"{launch.flag('max-model-len')} {length} --enforce-eager")
     need = memory.weights + memory.activation + memory.kv_needed + margin
     util = math.ceil(need / memory.total * 100) / 100
     room_after = memory.free - int(util * memory.total)
@@ -961,14 +967,18 @@ def _served_fixes(
     return fixes
 
 
+def _graph_bytes(launch: Launch, memory: ServedMemory) -> int:
+    """What the CUDA graphs take of the memory beyond the budget (what --enforce-eager gives back)."""
+    return memory.outside - CUDA_CONTEXT - (NCCL if launch.tensor_parallel > 1 else 0)
+
+
 def _outside_fixes(launch: Launch, memory: ServedMemory) -> list[str]:
     """Ways to leave room beyond the budget: a lower utilization that still holds the KV cache, or no CUDA graphs."""
     fixes = []
     util = int((memory.free - memory.outside) / memory.total * 100) / 100
     if util > 0 and memory.kv_margin - (memory.budget - int(util * memory.total)) >= 0:
         fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f}")
-    graphs = memory.outside - CUDA_CONTEXT - (NCCL if launch.tensor_parallel > 1 else 0)
-    if launch.engine == "vllm" and not launch.eager and memory.outside_margin + graphs >= 0:
+    if launch.engine == "vllm" and not launch.eager and memory.outside_margin + _graph_bytes(launch, memory) >= 0:
         fixes.append("add --enforce-eager (no CUDA graphs: slower decoding)")
     return fixes or [f"use a GPU with more memory, or a smaller {launch.flag('max-model-len')}"]
 
