@@ -62,9 +62,10 @@ budget: vLLM initialises NCCL before its start-up snapshot (``Worker.init_device
 channel buffers (``NCCL_BUFFSIZE`` 4 MiB per channel and peer) plus vLLM's custom all-reduce buffer (8 MiB per
 rank) and the IPC handles of the peers come to a few hundred MiB on 2-8 GPUs."""
 CUDA_CONTEXT_BYTES = int(0.5 * GiB)
-"""The engine process's CUDA context (kernels of torch, cuBLAS, FlashAttention loaded lazily), outside the
-budget (vLLM's start-up snapshot is taken after it exists). An allowance, not a measurement of this machine:
-nvidia-smi shows 0.3-0.6 GiB for a torch 2.x process that has only initialised CUDA, by GPU and driver."""
+"""The engine process's CUDA context, outside the budget (vLLM's start-up snapshot is taken after it exists). An
+allowance: a torch process's context measured 287,047,680 bytes with lazy module loading and 666,632,192 without
+(https://github.com/pytorch/pytorch/pull/86509; lazy is the default since CUDA 12.2 on Linux), and the kernels vLLM
+loads as it runs (cuBLAS, FlashAttention, Triton) add to the lazy figure."""
 CUDA_GRAPH_BYTES_MEASURED = int(0.95 * GiB)
 """What capturing CUDA graphs took for GLM-4.1V-9B at vLLM's defaults: "Graph capturing finished in 7 secs, took
 0.95 GiB" for 67 piecewise and 35 full graphs (vLLM 0.11.0, https://github.com/zai-org/GLM-V/issues/204)."""
