@@ -91,3 +91,16 @@ def test_first_screen_at_80_columns_shows_the_gpu_and_model_findings(
     assert main([*args, "--pack", "open-autoglm-server", "--format", "rich", "-v"]) == 1
     verbose = capsys.readouterr().out
     assert "- vllm 0.12.0 requires fastapi>=0.115.0, which is not installed" in verbose
+
+
+def test_markdown_folds_the_list_into_details(setup: tuple[Venv, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A PR comment or job summary shows the grouped error with its list folded away, every item in it."""
+    server, launch = setup
+    args = ["check", "--no-smoke", "--python", str(server.python), "--config", str(launch)]
+    main([*args, "--pack", "open-autoglm-server", "--only", "packages.conflicts", "--format", "markdown"])
+    text = capsys.readouterr().out
+    assert "`packages.dependencies-missing`: vllm 0.12.0 is missing" in text
+    folded = text.split("<details><summary>", 1)[1].split("</details>", 1)[0]
+    count = int(folded.split(" lines</summary>", 1)[0])
+    items = [line for line in folded.splitlines() if line.strip().startswith("- vllm 0.12.0 requires ")]
+    assert len(items) == count >= 50

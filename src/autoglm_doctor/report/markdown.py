@@ -95,6 +95,17 @@ def _finding(finding: Finding) -> list[str]:
         lines.append(f"  - observed: {code(finding.observed)}")
     if finding.expected:
         lines.append(f"  - expected: {code(finding.expected)}")
+    for breakdown in finding.breakdown:
+        parts = ", ".join(f"{inline(name)} {amount:.2f}" for name, amount in breakdown.parts)
+        left = f"left {breakdown.margin:.2f}" if breakdown.margin >= 0 else f"over by {-breakdown.margin:.2f}"
+        lines.append(f"  - {inline(breakdown.label)}: {breakdown.total:.2f} {breakdown.unit}: {parts}; {left}")
+    if finding.details:
+        count = len(finding.details)
+        lines.append(f"  - <details><summary>{count} line{'s' if count != 1 else ''}</summary>")
+        lines.append("")
+        lines += [f"    - {inline(item)}" for item in finding.details]
+        lines.append("")
+        lines.append("    </details>")
     if finding.fix:
         lines.append("  - fix:")
         lines.append("")
