@@ -896,9 +896,9 @@ def _served_verdict(
         code, fixes = "cuda.memory-outside-budget", _outside_fixes(launch, memory)
         message = (
             f"{launch.engine} on {where}: beyond the {gib2(memory.budget)} budget ({util_flag} "
-            f"{launch.utilization:g}) only {gib2(memory.outside_room)} is free, but what vLLM keeps there needs "
-            f"~{gib2(memory.outside)} ({memory.outside_formula}): start-up fails with 'CUDA out of memory' while "
-            "capturing CUDA graphs"
+            f"{launch.utilization:g}) only {gib2(memory.outside_room)} is free, but what {launch.engine} keeps "
+            f"there needs ~{gib2(memory.outside)} ({memory.outside_formula}): start-up fails with 'CUDA out of "
+            "memory' while capturing CUDA graphs"
         )
         observed = f"{gib2(memory.outside_room)} free beyond the budget"
         expected = f">= {gib2(memory.outside)}"
