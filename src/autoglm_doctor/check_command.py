@@ -46,6 +46,8 @@ class CheckArgs:
     allow_remote_code: bool = False
     request: Path | None = None
     endpoint: str | None = None
+    endpoint_timeout: float | None = None
+    """``--endpoint-timeout``: seconds each served check may take; None: the pack's ``service.timeout``."""
     endpoint_concurrency: int = 0
     verify_hashes: bool = False
     output_format: Format = Format.RICH
@@ -72,6 +74,9 @@ class CheckArgs:
 SMOKE_TIMEOUT_MIN = 1.0
 SMOKE_TIMEOUT_MAX = 86_400.0
 """A day: ``--smoke-timeout`` must be a finite number of seconds (``nan`` or ``inf`` would mean none)."""
+ENDPOINT_TIMEOUT_MIN = 0.5
+ENDPOINT_TIMEOUT_MAX = 3600.0
+"""An hour: a served check that takes longer is not a preflight."""
 ENDPOINT_CONCURRENCY_MIN = 0
 ENDPOINT_CONCURRENCY_MAX = 64
 """More concurrent requests than this is a load test, not a preflight (``10**20`` used to hang)."""
@@ -83,6 +88,14 @@ def _check_bounds(args: CheckArgs) -> None:
         raise UsageError(
             f"--smoke-timeout must be a number of seconds from {SMOKE_TIMEOUT_MIN:g} to {SMOKE_TIMEOUT_MAX:g} "
             f"(got {args.smoke_timeout!r})"
+        )
+    if args.endpoint_timeout is not None and (
+        not math.isfinite(args.endpoint_timeout)
+        or not ENDPOINT_TIMEOUT_MIN <= args.endpoint_timeout <= ENDPOINT_TIMEOUT_MAX
+    ):
+        raise UsageError(
+            f"--endpoint-timeout must be a number of seconds from {ENDPOINT_TIMEOUT_MIN:g} to "
+            f"{ENDPOINT_TIMEOUT_MAX:g} (got {args.endpoint_timeout!r})"
         )
     if args.endpoint_concurrency > ENDPOINT_CONCURRENCY_MAX:
         raise UsageError(
@@ -226,6 +239,7 @@ def run(args: CheckArgs) -> int:
             allow_remote_code=args.allow_remote_code,
             request=args.request,
             endpoint=args.endpoint,
+            endpoint_timeout=args.endpoint_timeout,
             endpoint_concurrency=args.endpoint_concurrency,
             verify_hashes=args.verify_hashes,
             python=target.python if target is not None else args.python,

@@ -127,6 +127,15 @@ def check(
     endpoint: Annotated[
         str | None, typer.Option("--endpoint", metavar="URL", help="Served OpenAI-compatible endpoint URL.")
     ] = None,
+    endpoint_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--endpoint-timeout",
+            metavar="S",
+            help="Seconds each served check may take in all (default: the pack's service.timeout, 12 s); "
+            "a server that does not answer costs this once for the whole run.",
+        ),
+    ] = None,
     endpoint_concurrency: Annotated[
         int,
         typer.Option(
@@ -220,6 +229,7 @@ def check(
         allow_remote_code=allow_remote_code,
         request=request,
         endpoint=endpoint,
+        endpoint_timeout=endpoint_timeout,
         endpoint_concurrency=endpoint_concurrency,
         verify_hashes=verify_hashes,
         output_format=first_format,

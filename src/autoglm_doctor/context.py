@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.packs import Pack
 
 if TYPE_CHECKING:
+    from autoglm_doctor.model import CheckResult
     from autoglm_doctor.probe.snapshot import Snapshot
 
 
@@ -29,6 +30,8 @@ class Options:
     """Sample request file for config.request."""
     endpoint: str | None = None
     """Served OpenAI-compatible endpoint for service.* checks."""
+    endpoint_timeout: float | None = None
+    """``--endpoint-timeout``: seconds each served check may take (None: the pack's ``service.timeout``)."""
     endpoint_concurrency: int = 0
     """Concurrent requests for the load probe (0: off)."""
     verify_hashes: bool = False
@@ -53,6 +56,9 @@ class CheckContext:
     """The check pack in force."""
     options: Options
     """The run's options."""
+    earlier: dict[str, CheckResult] = field(default_factory=dict)
+    """Results of the checks that already ran in this run, by id (the runner fills it): a check that
+    depends on another's outcome (service.agent-step on service.endpoint) says so instead of repeating it."""
 
 
 # need name -> (is it present?, the reason given when it is not)

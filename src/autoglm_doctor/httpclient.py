@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 ERROR_BODY_BYTES = 1 << 16
 """The most of an HTTP error's body read (it is quoted in a finding)."""
@@ -89,6 +89,22 @@ class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
         return new
 
 
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """``url`` without ``user:password@``, and the ``Basic`` Authorization value it stood for (None without one).
+
+    The client's OpenAI SDK (httpx) sends credentials written in the base URL as HTTP Basic auth,
+    in place of its bearer token; urllib would take them for part of the host name.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    import base64
+
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+    return urlunsplit(parts._replace(netloc=host)), "Basic " + base64.b64encode(pair).decode("ascii")
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme.lower())
@@ -140,7 +156,9 @@ def urlopen(req: urllib.request.Request, timeout: float) -> Iterator[http.client
         except (OSError, http.client.HTTPException, ValueError) as exc:
             if watchdog.fired:
                 raise TimeoutError(f"no complete answer within {timeout:g} s") from exc
-            if isinstance(exc, http.client.HTTPException):
+            if isinstance(exc, http.client.IncompleteRead):
+                raise ConnectionResetError(f"the answer ended early: {exc}") from exc
+            if isinstance(exc, http.client.HTTPException) and not isinstance(exc, ConnectionResetError):
                 raise OSError(f"malformed HTTP answer: {type(exc).__name__}: {exc}") from exc
             raise
     finally:

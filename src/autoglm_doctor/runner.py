@@ -156,6 +156,7 @@ def run(
         if progress is not None:
             progress(Progress(spec, index, len(ordered)))
         result = run_check(spec, snap, ctx)
+        ctx.earlier[spec.id] = result
         if progress is not None:
             progress(Progress(spec, index, len(ordered), result))
         results.append(result)

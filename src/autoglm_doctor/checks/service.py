@@ -20,6 +20,7 @@ error, not a warning), ``require_token`` (bool).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -57,7 +58,9 @@ class Answer:
     body: bytes = b""
     """Response body (capped)."""
     failure: str = ""
-    """Stable failure kind: refused, dns, timeout, network."""
+    """Stable failure kind: refused, dns, timeout, network, reset."""
+    token_sent: bool = False
+    """The request carried a token (bearer or the URL's Basic credentials)."""
     detail: str = ""
     """The underlying error, one line."""
     seconds: float = 0.0
@@ -77,8 +80,17 @@ def _section(ctx: CheckContext) -> dict[str, Any]:
 
 
 def base_url(snap: Snapshot, ctx: CheckContext) -> str | None:
-    """The endpoint to ask: ``--endpoint`` over PHONE_AGENT_BASE_URL; None when neither is given."""
+    """The endpoint to ask: ``--endpoint`` over PHONE_AGENT_BASE_URL; None when neither is given.
+
+    The snapshot stores the variable with a password in it masked: the live value is read when
+    it is the one the snapshot masked (as the API key is).
+    """
+    from autoglm_doctor.redact import redact_url
+
     url = ctx.options.endpoint or snap.env.get("PHONE_AGENT_BASE_URL")
+    live = os.environ.get("PHONE_AGENT_BASE_URL")
+    if url and not ctx.options.endpoint and live and live != url and redact_url(live) == url:
+        url = live
     return url.rstrip("/") if url else None
 
 
@@ -89,6 +101,8 @@ def _api_key(snap: Snapshot) -> str | None:
 
 
 def _timeout(ctx: CheckContext) -> float:
+    if ctx.options.endpoint_timeout is not None:  # --endpoint-timeout, read and bounded by the command line
+        return ctx.options.endpoint_timeout
     value = _section(ctx).get("timeout", DEFAULT_TIMEOUT_S)
     try:
         return float(value)
@@ -103,13 +117,25 @@ def request(url: str, *, timeout: float, payload: Any = None, token: str | None 
 
     from autoglm_doctor import httpclient
 
+    url, basic = httpclient.split_userinfo(url)
     data = None if payload is None else json.dumps(payload).encode("utf-8")
     headers = {"Accept": "application/json", "User-Agent": "autoglm-doctor"}
     if data is not None:
         headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    if basic:  # as the client's OpenAI SDK (httpx) does: the URL's own credentials replace the bearer token
+        headers["Authorization"] = basic
     req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data is not None else "GET")  # noqa: S310
+    return dataclasses.replace(_exchange(req, timeout), token_sent="Authorization" in headers)
+
+
+def _exchange(req: Any, timeout: float) -> Answer:
+    """Send ``req`` (a ``urllib.request.Request``) under one deadline; the answer or why there was none."""
+    import urllib.error
+
+    from autoglm_doctor import httpclient
+
     started = time.monotonic()
 
     def took() -> float:
@@ -135,6 +161,8 @@ def request(url: str, *, timeout: float, payload: Any = None, token: str | None 
 def _network_failure(reason: object, seconds: float) -> Answer:
     import socket
 
+    if isinstance(reason, (ConnectionResetError, BrokenPipeError)):
+        return Answer(status=None, failure="reset", detail=str(reason) or type(reason).__name__, seconds=seconds)
     if isinstance(reason, ConnectionRefusedError):
         return Answer(status=None, failure="refused", detail=str(reason), seconds=seconds)
     if isinstance(reason, socket.gaierror):
@@ -145,12 +173,34 @@ def _network_failure(reason: object, seconds: float) -> Answer:
 
 
 def _host(url: str) -> str:
-    return urlparse(url).netloc or url
+    """``host:port`` of ``url``, without any ``user:password@``."""
+    netloc = urlparse(url).netloc.rpartition("@")[2]
+    return netloc or url
 
 
-def explain_failure(answer: Answer, url: str, timeout: float, what: str, base: str = "") -> Finding:
-    """A finding for an exchange with ``url`` (under the endpoint ``base``) that got no usable answer."""
+NO_ANSWER = frozenset({"refused", "dns", "timeout", "network", "reset"})
+"""Failure kinds where the server gave no HTTP answer at all."""
+
+NO_ANSWER_CODES = frozenset(
+    {"service.connection-refused", "service.dns-failure", "service.timeout", "service.network-error",
+     "service.connection-reset"}
+)
+"""service.endpoint's findings that mean the endpoint did not answer: the other served checks do not ask again."""
+
+
+def explain_failure(
+    answer: Answer, url: str, timeout: float, what: str, base: str = "", *, token_sent: bool = False
+) -> Finding:
+    """A finding for an exchange with ``url`` (under the endpoint ``base``) that got no usable answer.
+
+    ``token_sent``: the request carried a token (PHONE_AGENT_API_KEY or the URL's credentials), so
+    a 401/403 refused that token rather than asked for one.
+    """
+    from autoglm_doctor.redact import redact_url
+
     host = _host(url)
+    url = redact_url(url)
+    base = redact_url(base)
     if answer.failure == "refused":
         return error(
             "service.connection-refused",
@@ -171,9 +221,25 @@ def explain_failure(answer: Answer, url: str, timeout: float, what: str, base: s
             "service.timeout",
             f"{what} to {host} got no answer within {timeout:g} s",
             fix="the server is overloaded, still loading the model, or a firewall drops packets: check its log; "
-            "raise service.timeout in the pack if it is merely slow",
+            "raise --endpoint-timeout S (or service.timeout in the pack) if it is merely slow",
             observed=f"no answer after {timeout:g} s",
             expected=f"an answer within {timeout:g} s",
+        )
+    if answer.failure == "reset":
+        return error(
+            "service.connection-reset",
+            f"the server closed the connection during the request: see its log ({what} to {host})",
+            fix="read the model server's log at the time of this request: it crashed, restarted or dropped the "
+            "request (out of memory, an exception in the image processor)",
+            observed=answer.detail,
+            expected="an HTTP answer",
+        )
+    if answer.status in (401, 403) and token_sent:
+        return error(
+            "service.token-refused",
+            f"{what} was refused with HTTP {answer.status}: the server does not accept the token the client sends",
+            fix="export PHONE_AGENT_API_KEY=<the server's --api-key value> (the token sent is not the server's)",
+            observed=f"HTTP {answer.status} with a token",
         )
     if answer.status in (401, 403):
         return error(
@@ -367,7 +433,7 @@ def _served(
     timeout = max(0.5, deadline - time.monotonic())
     answer = request(models_url, timeout=timeout, token=token)
     if answer.status != 200:
-        yield explain_failure(answer, models_url, timeout, "GET /models", url)
+        yield explain_failure(answer, models_url, _timeout(ctx), "GET /models", url, token_sent=answer.token_sent)
         return
     listing = answer.json()
     cards = [m for m in listing.get("data", []) if isinstance(m, dict)] if isinstance(listing, dict) else []
@@ -418,7 +484,9 @@ def _context_check(card: dict[str, Any], need: int, max_tokens: int) -> Finding 
     )
 
 
-def _rejected(exchange: StepExchange, url: str, wanted: str, timeout: float, base: str) -> Finding:
+def _rejected(
+    exchange: StepExchange, url: str, wanted: str, timeout: float, base: str, *, token_sent: bool = False
+) -> Finding:
     """A finding for a step the server did not answer with a stream of content."""
     message = error_message(exchange.body) if exchange.body else exchange.detail
     quoted = f'"{message}"' if message else f"HTTP {exchange.status}"
@@ -471,7 +539,7 @@ def _rejected(exchange: StepExchange, url: str, wanted: str, timeout: float, bas
             "service.timeout",
             f"an agent step to {_host(url)} got {got} within {timeout:g} s",
             fix="the server accepts connections but does not answer: it is still loading, overloaded or stuck; "
-            "check its log and GPU; raise service.timeout in the pack if it is merely slow",
+            "check its log and GPU; raise --endpoint-timeout S (or service.timeout in the pack) if it is merely slow",
             observed=f"no complete answer after {timeout:g} s",
             expected=f"an answer within {timeout:g} s",
         )
@@ -482,7 +550,7 @@ def _rejected(exchange: StepExchange, url: str, wanted: str, timeout: float, bas
         detail=exchange.detail,
         seconds=exchange.total_s,
     )
-    return explain_failure(answer, url, timeout, "an agent step", base)
+    return explain_failure(answer, url, timeout, "an agent step", base, token_sent=token_sent)
 
 
 def agent_step(
@@ -508,7 +576,10 @@ def agent_step(
         chat_url, agent_payload(wanted, prompt, image, settings.max_tokens), timeout=timeout, token=token
     )
     if exchange.status != 200 or exchange.failure:
-        return [_rejected(exchange, chat_url, wanted, settings.timeout, url)], None
+        from autoglm_doctor.httpclient import split_userinfo
+
+        sent = bool(token) or split_userinfo(url)[1] is not None
+        return [_rejected(exchange, chat_url, wanted, settings.timeout, url, token_sent=sent)], None
     return [], exchange
 
 
@@ -650,6 +721,20 @@ def _concurrency(url: str, model: str, token: str | None, timeout: float, count:
         )
 
 
+def endpoint_failed(ctx: CheckContext, *, unanswered_only: bool = False) -> bool:
+    """Whether service.endpoint already ran in this run and failed (``unanswered_only``: got no HTTP answer at all).
+
+    The served checks after it do not ask the same server again: one failure is one finding, and
+    a hung server costs one timeout for the whole run.
+    """
+    earlier = ctx.earlier.get("service.endpoint")
+    if earlier is None or earlier.status.value not in ("fail", "error"):
+        return False
+    if not unanswered_only:
+        return True
+    return any(f.code in NO_ANSWER_CODES for f in earlier.findings)
+
+
 def _auth_required(snap: Snapshot, ctx: CheckContext) -> bool:
     return config_value(snap, "auth.require_token") is True or _section(ctx).get("require_token") is True
 
@@ -671,6 +756,8 @@ def auth(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     url = base_url(snap, ctx)
     if url is None:
         raise Skip("no endpoint to ask (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
+    if endpoint_failed(ctx, unanswered_only=True):
+        raise Skip("not run: service.endpoint failed (the endpoint did not answer)")
     timeout = min(_timeout(ctx), AUTH_TIMEOUT_S)  # one GET: the served checks together stay under 30 s
     models_url = f"{url}/models"
     answer = request(models_url, timeout=timeout)
@@ -719,6 +806,8 @@ def agent_step_check(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     url = base_url(snap, ctx)
     if url is None:
         raise Skip("no endpoint (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
+    if endpoint_failed(ctx):
+        raise Skip("not run: service.endpoint failed")
     try:
         screen = take_screenshot(snap, ctx)
     except NoDevice as exc:

@@ -118,6 +118,10 @@ def proxy_for(url: str) -> ParseResult | None:
 
 
 def _failure_kind(exc: BaseException) -> str:
+    import http.client
+
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, http.client.IncompleteRead)):
+        return "reset"  # the server hung up mid-request (RemoteDisconnected is a ConnectionResetError)
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
     if isinstance(exc, socket.gaierror):
@@ -131,6 +135,9 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
     """POST ``payload`` to ``url`` and read the event stream; never raises, never runs past ``timeout``."""
     import http.client
 
+    from autoglm_doctor.httpclient import split_userinfo
+
+    url, basic = split_userinfo(url)
     parsed = urlparse(url)
     secure = parsed.scheme == "https"
     connection_class = http.client.HTTPSConnection if secure else http.client.HTTPConnection
@@ -155,6 +162,8 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
             path = url  # a plain-HTTP proxy takes the absolute URL
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    if basic:  # as httpx does: the URL's own credentials replace the bearer token
+        headers["Authorization"] = basic
     started = time.monotonic()
     expired = threading.Event()
 
@@ -226,7 +235,12 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
                 if expired.is_set():
                     return timed_out(f"the stream stalled; cut off at {timeout:g} s")
                 return StepExchange(
-                    status=200, text="".join(text), failure="network", detail=str(exc), ttft_s=ttft, total_s=took()
+                    status=200,
+                    text="".join(text),
+                    failure=_failure_kind(exc),
+                    detail=str(exc) or type(exc).__name__,
+                    ttft_s=ttft,
+                    total_s=took(),
                 )
             if expired.is_set():
                 return timed_out(f"the stream was still running at {timeout:g} s")

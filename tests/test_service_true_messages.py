@@ -1,0 +1,181 @@
+"""The served checks say what happened: one failure one finding, one timeout per hung server, true messages.
+
+Each test reproduces its situation with a real socket on 127.0.0.1 and runs the doctor through the CLI.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import pytest
+
+from tests.conftest import result
+from tests.helpers.openai_servers import ScriptedServer, scripted_server, serve_in_thread
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    yield from scripted_server()
+
+
+@pytest.fixture
+def clean_env(workdir, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    for name in ("PHONE_AGENT_BASE_URL", "PHONE_AGENT_API_KEY", "PHONE_AGENT_MODEL", "PHONE_AGENT_LANG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PHONE_AGENT_MODEL", "autoglm-phone-9b")
+
+
+def errors(res: dict[str, Any]) -> list[str]:
+    return [f["code"] for f in res["findings"] if f["severity"] == "error"]
+
+
+@pytest.fixture
+def silent_socket() -> Iterator[str]:
+    """A real socket that accepts every connection and never answers (a wedged server); its base URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            accepted.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_hung_server_costs_one_endpoint_timeout_for_the_whole_run(silent_socket: str, run_json, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "deploy.yaml"
+    config.write_text("auth:\n  require_token: true\n")  # so that service.auth would ask too
+    started = time.monotonic()
+    code, report = run_json(
+        "--pack", "open-autoglm-phone", "--only", "service.*", "--endpoint", silent_socket,
+        "--endpoint-timeout", "2", "--config", str(config),
+    )
+    took = time.monotonic() - started
+    endpoint = result(report, "service.endpoint")
+    assert errors(endpoint) == ["service.timeout"]
+    assert "within 2 s" in endpoint["findings"][0]["message"]
+    for other in ("service.agent-step", "service.auth"):
+        res = result(report, other)
+        assert res["status"] == "skip", res
+        assert res["findings"][0]["message"].startswith("not run: service.endpoint failed")
+    served_s = sum(r["duration_ms"] for r in report["results"] if r["id"].startswith("service.")) / 1000
+    assert served_s < 2 + 1.0, served_s  # one timeout, not one per check (it was 2 x 12 s before)
+    assert took < 2 + 8, took  # the probe and start-up besides
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_endpoint_timeout_must_be_a_bounded_number(run_json) -> None:  # type: ignore[no-untyped-def]
+    from autoglm_doctor.cli import main
+
+    assert main(["check", "--no-smoke", "--endpoint-timeout", "nan", "--only", "service.endpoint"]) == 2
+    assert main(["check", "--no-smoke", "--endpoint-timeout", "0", "--only", "service.endpoint"]) == 2
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_agent_step_does_not_repeat_the_endpoints_failure(run_json) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, never listening: refused
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.*", "--endpoint", url)
+    assert errors(result(report, "service.endpoint")) == ["service.connection-refused"]
+    step = result(report, "service.agent-step")
+    assert step["status"] == "skip"
+    assert [f["message"] for f in step["findings"]] == ["not run: service.endpoint failed"]
+    refused = [f for r in report["results"] for f in r["findings"] if f["code"] == "service.connection-refused"]
+    assert len(refused) == 1
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_printed(  # type: ignore[no-untyped-def]
+    server: ScriptedServer, run_json
+) -> None:
+    url = server.url.replace("http://", "http://agent:pa55w0rd-in-url@")
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", url)
+    res = result(report, "service.endpoint")
+    assert res["status"] == "pass", res
+    expected = "Basic " + base64.b64encode(b"agent:pa55w0rd-in-url").decode()
+    assert [r["auth"] for r in server.requests] == [expected, expected]
+    assert "pa55w0rd" not in json.dumps(report)
+    server.script.served = ["other-model"]  # a failure quotes the host: still no password
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", url)
+    assert errors(result(report, "service.endpoint")) == ["service.model-not-served"]
+    assert "pa55w0rd" not in json.dumps(report) and "does not resolve" not in json.dumps(report)
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_refused_token_is_not_called_a_missing_one(  # type: ignore[no-untyped-def]
+    server: ScriptedServer, run_json, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.script.token = "the-servers-token"
+    monkeypatch.setenv("PHONE_AGENT_API_KEY", "an-old-token-value")
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", server.url)
+    res = result(report, "service.endpoint")
+    assert errors(res) == ["service.token-refused"]
+    assert "does not accept the token the client sends" in res["findings"][0]["message"]
+    assert "does not send" not in res["findings"][0]["message"]
+    monkeypatch.delenv("PHONE_AGENT_API_KEY")
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", server.url)
+    assert errors(result(report, "service.endpoint")) == ["service.unauthorized"]
+
+
+class _HangsUpOnCompletion(BaseHTTPRequestHandler):
+    """Lists the model, then closes the connection in the middle of the completion request (a crashing server)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        data = json.dumps({"object": "list", "data": [{"id": "autoglm-phone-9b", "max_model_len": 25480}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        self.connection.close()  # RST: the server process died mid-request
+        self.close_connection = True
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_connection_reset_mid_request_points_at_the_servers_log(run_json) -> None:  # type: ignore[no-untyped-def]
+    http, stop = serve_in_thread(_HangsUpOnCompletion)
+    try:
+        url = f"http://127.0.0.1:{http.server_address[1]}/v1"
+        code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", url)
+    finally:
+        stop()
+    res = result(report, "service.endpoint")
+    assert errors(res) == ["service.connection-reset"], res
+    finding = res["findings"][0]
+    assert "the server closed the connection during the request: see its log" in finding["message"]
+    assert "proxies" not in finding["fix"] and "PROXY" not in finding["fix"]
