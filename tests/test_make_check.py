@@ -34,4 +34,5 @@ def test_make_check_passes_on_the_example_deployment(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "→ PASS" in proc.stdout
+    assert "role: open-autoglm, because autoglm.yaml is the in-process service's config (--config)" in proc.stdout
     assert "smoke.load-infer" in proc.stdout and "(smoke.load-infer) ...." in proc.stdout

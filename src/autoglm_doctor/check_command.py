@@ -165,6 +165,9 @@ def run(args: CheckArgs) -> int:
 
     target = choose(args.python) if args.snapshot is None else None
     gathering = None
+    launch_found = _launch_in_working_directory(args)
+    if launch_found is not None:
+        args = dataclasses.replace(args, config=launch_found)
     if target is not None:
         # Facts are gathered in the background while the pack and the checks load: start it
         # before importing them, so that the probe's interpreter starts as early as it can.
@@ -180,8 +183,10 @@ def run(args: CheckArgs) -> int:
     from autoglm_doctor.probe.snapshot import Snapshot, SnapshotError
     from autoglm_doctor.report import RenderOptions, render
 
+    from autoglm_doctor import roles
+
     try:
-        chosen_pack = packs.load(args.pack)
+        chosen_pack = packs.load(args.pack) if args.pack is not None else None
         loaded = registry.load()
         selected = runner.select(loaded.checks, args.only, args.skip)
     except (packs.PackError, runner.SelectionError) as exc:
@@ -198,6 +203,22 @@ def run(args: CheckArgs) -> int:
             snap = Snapshot.load(args.snapshot)
         except SnapshotError as exc:
             raise UsageError(str(exc)) from exc
+    if chosen_pack is None:
+        try:
+            role = roles.detect_role(
+                snap,
+                cwd=Path.cwd(),
+                environ=snap.env if args.snapshot is not None else os.environ,
+                launch_found=launch_found,
+            )
+        except roles.NoRoleEvidence as exc:
+            raise UsageError(str(exc)) from exc
+        chosen_pack = packs.load(",".join(role.packs))
+    else:
+        role = roles.Role(packs=chosen_pack.names or (chosen_pack.name,), evidence=(), chosen_by="--pack")
+    named = {i for i in runner.split_ids(args.only) if i in loaded.checks}  # named in --only: runs whatever the role
+    left_out = [s for s in selected if s.id not in named and not roles.applies(s.id, role.packs)]
+    selected = [s for s in selected if s not in left_out]
 
     outputs = [(args.output_format, args.output), *args.more_outputs]
     options = RenderOptions(
@@ -218,6 +239,11 @@ def run(args: CheckArgs) -> int:
             packs=chosen_pack.names or (chosen_pack.name,),
             config=snap.config.path if snap.config is not None and snap.config.exists else "",
             target=_target_phrase(target, args.snapshot),
+            role_evidence=role.evidence,
+            role_chosen_by=role.chosen_by,
+            not_applicable=tuple(
+                (spec.id, spec.title, roles.not_applicable_reason(spec.id, role.packs)) for spec in left_out
+            ),
         )
 
     stream = None
@@ -352,6 +378,24 @@ def _fix_options(args: CheckArgs) -> FixOptions | int | None:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL
     return options
+
+
+def _launch_in_working_directory(args: CheckArgs) -> Path | None:
+    """A vLLM/SGLang launch script in the working directory, read as the config when nothing else names one.
+
+    Only without --pack, --config, --snapshot, AUTOGLM_CONFIG and ./autoglm.yaml: it is evidence of the
+    server role (roles.py), and the server's checks read its flags.
+    """
+    if args.pack is not None or args.config is not None or args.snapshot is not None:
+        return None
+    from autoglm_doctor.configfile.facts import discover
+    from autoglm_doctor.gather_options import GatherOptions
+    from autoglm_doctor.roles import launch_file_in
+
+    if discover(GatherOptions()) is not None:
+        return None
+    found = launch_file_in(Path.cwd())
+    return Path(found.name) if found is not None else None
 
 
 def write_output_text(text: str) -> None:

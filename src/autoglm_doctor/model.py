@@ -228,6 +228,12 @@ class Report:
     """The config file actually read (empty: none)."""
     target: str = ""
     """How the inspected interpreter was chosen (``--python``, ``$VIRTUAL_ENV``...); for people, not JSON."""
+    role_evidence: tuple[str, ...] = ()
+    """Why these packs: the evidence found on the machine (empty when --pack chose them)."""
+    role_chosen_by: str = ""
+    """``evidence`` (the doctor decided) or ``--pack`` (the user did); empty in reports made before roles."""
+    not_applicable: tuple[tuple[str, str, str], ...] = ()
+    """(id, title, why) of the selected checks left out because they are not part of this role."""
 
     def counts(self) -> dict[str, int]:
         """How many results have each status."""
@@ -256,6 +262,18 @@ class Report:
             "counts": self.counts(),
             "packs": list(self.packs or ((self.pack,) if self.pack else ())),
             "config": self.config or None,
+            **(
+                {
+                    "role": {
+                        "packs": list(self.packs or ((self.pack,) if self.pack else ())),
+                        "chosen_by": self.role_chosen_by,
+                        "evidence": list(self.role_evidence),
+                    },
+                    "not_applicable": [{"id": i, "title": t, "reason": r} for i, t, r in self.not_applicable],
+                }
+                if self.role_chosen_by
+                else {}
+            ),
             "environment": dict(self.environment),
             "results": [r.to_dict() for r in self.results],
         }

@@ -330,6 +330,8 @@ def header_lines(report: Report) -> list[Text]:
         first += f" ({env['executable']})"
     # Identification lines stay whole (a path is searched for, copied, compared): never wrapped.
     printed = [Text(first, style="bold")]
+    if report.role_evidence:  # the doctor chose the packs: say why (no --pack was given)
+        printed.append(Text(f"role: {', '.join(report.packs)}, because {'; '.join(report.role_evidence)}"))
     if report.target:
         printed.append(Text(f"target: {report.target}", style="dim"))
     if env.get("platform"):
@@ -366,6 +368,16 @@ def summary_lines(report: Report, options: RenderOptions) -> list[Text]:
     summary.append(verdict, style=_STYLE[overall] + " bold")
     summary.append(strict_note(report, strict=options.strict))
     printed.append(summary)
+    if report.not_applicable:
+        count = len(report.not_applicable)
+        roles = ", ".join(report.packs)
+        if options.verbose:
+            printed.append(Text(f"{count} check{'s' if count != 1 else ''} not run: not part of {roles}", style="dim"))
+            printed.extend(Text(f"  {i} ({title}): {why}", style="dim") for i, title, why in report.not_applicable)
+        else:
+            printed.append(
+                Text(f"{count} check{'s' if count != 1 else ''} do not apply to {roles} (-v lists them)", style="dim")
+            )
     hidden = 0 if options.verbose else hidden_info(report)
     if hidden:
         which = "them" if hidden != 1 else "it"
