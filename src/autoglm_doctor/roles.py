@@ -95,7 +95,9 @@ def launch_engine(snap: Snapshot) -> str:
     config = snap.config
     if config is None or not config.exists or not config.parsed:
         return ""
-    return config.engine
+    # Only a command line counts for now: a YAML's keys alone are ambiguous (the in-process config's
+    # model_path is also SGLang's --model-path); the engines classifier will tell them apart by content.
+    return config.engine if config.format == "flags" else ""
 
 
 def detect_role(snap: Snapshot, *, cwd: Path, environ: Mapping[str, str], launch_found: Path | None = None) -> Role:

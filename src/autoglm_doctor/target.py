@@ -3,9 +3,11 @@
 Installed as a tool (``pipx install``, ``uv tool install``), the doctor runs from a venv of its
 own that holds nothing of the deployment: its ``sys.executable`` is the wrong default. The
 target is, in order: ``--python``; the active environment (``VIRTUAL_ENV``, then
-``CONDA_PREFIX``); the ``python`` first on PATH; and the doctor's own interpreter only when
-there is no other. The report names the choice, and a target that is the doctor's own tool venv
-is a warning (``python.doctor-venv``) that says how to point it at the deployment.
+``CONDA_PREFIX``); the doctor's own interpreter when it is not a tool venv (the doctor installed
+into the deployment's venv and run by its full path); the ``python`` first on PATH; and the
+doctor's own tool venv only when there is no other. The report names the choice, and a target
+that is the doctor's own tool venv, however it was reached, is a warning (``python.doctor-venv``)
+that says how to point it at the deployment.
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def tool_venv(prefix: str | Path) -> bool:
     return root.parent.name == "venvs" and root.parent.parent.name == "pipx"
 
 
+def _same_environment(executable: str, prefix: str) -> bool:
+    """Whether ``executable`` belongs to the environment at ``prefix`` (links resolved: pipx's ~/.local paths)."""
+    found = executable if os.sep in executable else (shutil.which(executable) or executable)
+    return os.path.realpath(_prefix_of(found)) == os.path.realpath(prefix)
+
+
 def choose(
     python: str | None,
     environ: Mapping[str, str] | None = None,
@@ -62,17 +70,24 @@ def choose(
     own_prefix: str | None = None,
     own_executable: str | None = None,
 ) -> Target:
-    """The target interpreter and how it was chosen."""
-    if python:
-        return Target(python, "--python")
+    """The target interpreter and how it was chosen.
+
+    ``--python``; else the active environment (``VIRTUAL_ENV``, then ``CONDA_PREFIX``); else the
+    doctor's own interpreter when it is not a tool venv (installed into the deployment's venv and
+    run by its full path, it inspects that venv); else the ``python`` first on PATH; else the
+    doctor's own. Whichever way the choice lands on the doctor's own tool venv, it carries
+    ``doctor_tool_venv`` (python.venv warns).
+    """
     env = os.environ if environ is None else environ
     own_prefix = own_prefix or sys.prefix
     own_executable = own_executable or sys.executable
-    chosen: tuple[str, str] | None = None
+    own_is_tool = tool_venv(own_prefix)
+    chosen: tuple[str, str] | None = (python, "--python") if python else None
     for variable in ("VIRTUAL_ENV", "CONDA_PREFIX"):
-        if env.get(variable) and (found := _interpreter_in(env[variable])):
+        if chosen is None and env.get(variable) and (found := _interpreter_in(env[variable])):
             chosen = (found, f"${variable}")
-            break
+    if chosen is None and not own_is_tool:
+        chosen = (own_executable, "the doctor's own interpreter: no active environment")
     if chosen is None:
         on_path = shutil.which("python", path=env.get("PATH")) or shutil.which("python3", path=env.get("PATH"))
         if on_path:
@@ -80,7 +95,7 @@ def choose(
     if chosen is None:
         chosen = (own_executable, "the doctor's own interpreter (no active environment, no python on PATH)")
     executable, how = chosen
-    same = os.path.abspath(_prefix_of(executable)) == os.path.abspath(own_prefix)
+    same = _same_environment(executable, own_prefix)
     if same and how.startswith("the python first"):
         how += ", the doctor's own"
-    return Target(executable, how, doctor_tool_venv=own_prefix if same and tool_venv(own_prefix) else "")
+    return Target(executable, how, doctor_tool_venv=own_prefix if same and own_is_tool else "")

@@ -732,7 +732,11 @@ def endpoint_failed(ctx: CheckContext, *, unanswered_only: bool = False) -> bool
         return False
     if not unanswered_only:
         return True
-    return any(f.code in NO_ANSWER_CODES for f in earlier.findings)
+    # its GET /models got no answer (a completion that hung after /models answered leaves /models worth asking)
+    return any(
+        f.code == "service.dns-failure" or (f.code in NO_ANSWER_CODES and "GET /models" in f.message)
+        for f in earlier.findings
+    )
 
 
 def _auth_required(snap: Snapshot, ctx: CheckContext) -> bool:
