@@ -67,7 +67,7 @@ def test_existing_file_is_left_byte_for_byte_without_force(
     target.write_bytes(original)
     os.utime(target, (1_000_000_000, 1_000_000_000))
     code, out, err = run(capsys, "--python", str(healthy_venv.python), "--fix")
-    assert code == 1
+    assert code == 2  # a refusal is a usage error (DESIGN's exit codes), not a failed check
     assert out == ""  # refused before any work: no report
     assert f"error: {target.name} already exists" in err
     assert "Pass --force to replace it" in err

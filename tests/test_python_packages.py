@@ -185,7 +185,7 @@ def test_system_interpreter_warns(workdir: Path, run_json: Run) -> None:
     system = find_python("3.12") or find_python("3.10")
     if system is None:
         pytest.skip("needs a second interpreter that is not a venv")
-    code, report = run_json("--python", system, "--only", "python.venv")
+    code, report = run_json("--python", system, "--only", "python.venv", "--pack", "open-autoglm")
     res = result(report, "python.venv")
     assert res["status"] == "warn"
     assert res["findings"][0]["code"] == "python.system-interpreter"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autoglm_doctor import __version__
-from autoglm_doctor.exits import EXIT_FAIL, EXIT_OK, UsageError
+from autoglm_doctor.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError
 from autoglm_doctor.fix.formats import FixFormat
 from autoglm_doctor.output import check_output_target, color_wanted, stderr_is_terminal, width, write_output
 from autoglm_doctor.report import Format
@@ -336,7 +336,7 @@ def run(args: CheckArgs) -> int:
 
 
 def _fix_options(args: CheckArgs) -> FixOptions | int | None:
-    """The --fix options, checked before any work: an existing output file without --force exits 1 at once."""
+    """The --fix options, checked before any work: an existing output file without --force exits 2 at once."""
     if not args.fix:
         flags = (
             ("--fix-output", args.fix_output is not None),
@@ -374,9 +374,9 @@ def _fix_options(args: CheckArgs) -> FixOptions | int | None:
     check_output_target(options.output, [*_read_by_run(args), args.output], flag="--fix-output")
     try:
         precheck(options)
-    except FixError as exc:
+    except FixError as exc:  # a refusal to replace a file is a usage error (exit 2), not a failed check
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        return EXIT_USAGE
     return options
 
 

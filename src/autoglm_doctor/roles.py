@@ -132,6 +132,11 @@ def detect_role(snap: Snapshot, *, cwd: Path, environ: Mapping[str, str], launch
         versions = " and ".join(f"{d.name} {d.version}" for d in stack)
         evidence[IN_PROCESS].append(f"{versions} are installed in the target environment (the in-process stack)")
     packs = tuple(name for name in ORDER if evidence[name])
+    if not packs and not snap.python.version:  # nothing to ask about: the target itself is the finding
+        return Role(
+            packs=(IN_PROCESS,),
+            evidence=("none: the target interpreter could not be probed (see python.version), the default pack",),
+        )
     if not packs:
         raise NoRoleEvidence(question())
     return Role(packs=packs, evidence=tuple(line for name in packs for line in evidence[name]))
