@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -179,3 +182,62 @@ def test_a_connection_reset_mid_request_points_at_the_servers_log(run_json) -> N
     finding = res["findings"][0]
     assert "the server closed the connection during the request: see its log" in finding["message"]
     assert "proxies" not in finding["fix"] and "PROXY" not in finding["fix"]
+
+
+MULTI_DISPLAY_WARNING = (
+    b"[Warning] Multiple displays were found, but no display id was specified! Defaulting to the first display "
+    b"found, however this default is not guaranteed to be consistent across captures. A display id should be "
+    b"specified.\nA display id can be specified with the [-d display-id] option.\n"
+    b'See "dumpsys SurfaceFlinger --display-id" for valid display IDs.\n'
+)
+
+
+@pytest.fixture
+def fake_adb(tmp_path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    from autoglm_doctor.phone.screenshot import synthetic_png
+
+    fixtures = Path(__file__).parent / "fixtures" / "adb"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    adb = bin_dir / "adb"
+    adb.write_text(f"#!{sys.executable}\n" + (fixtures / "fake_adb.py").read_text())
+    adb.chmod(0o755)
+    files = tmp_path / "files"
+    files.mkdir()
+    png = synthetic_png()
+    (files / "multi-display.bin").write_bytes(MULTI_DISPLAY_WARNING + png)
+    (files / "cut-off.bin").write_bytes(MULTI_DISPLAY_WARNING + png[:300])
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("FAKE_ADB_FILES", str(files))
+    monkeypatch.setenv("PHONE_AGENT_DEVICE_TYPE", "adb")
+    monkeypatch.delenv("PHONE_AGENT_DEVICE_ID", raising=False)
+
+    def use(name: str) -> None:
+        monkeypatch.setenv("FAKE_ADB_FIXTURE", str(fixtures / f"{name}.json"))
+
+    return use
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_binary_screenshot_output_is_never_printed_raw(fake_adb, server: ScriptedServer, run_json) -> None:  # type: ignore[no-untyped-def]
+    fake_adb("binary-screenshot-failure")
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.agent-step", "--endpoint", server.url)
+    step = result(report, "service.agent-step")
+    assert errors(step) == ["service.screenshot-failed"]
+    message = step["findings"][0]["message"]
+    assert "bytes of binary output, first printable line: [Warning] Multiple displays were found" in message
+    shown = json.dumps(report)
+    assert "\\u0089PNG" not in shown and "IHDR" not in shown and "\\ufffd" not in shown
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_screenshot_after_screencaps_display_warning_is_used(fake_adb, server: ScriptedServer, run_json) -> None:  # type: ignore[no-untyped-def]
+    fake_adb("multi-display")
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.agent-step", "--endpoint", server.url)
+    step = result(report, "service.agent-step")
+    assert step["status"] == "pass", step
+    note = next(f for f in step["findings"] if f["code"] == "service.screenshot-note")
+    assert note["message"].endswith("[Warning] Multiple displays were found, but no display id was specified! "
+                                    "Defaulting to the first display found, however this default is not guaranteed "
+                                    "to be consistent across captures. A display id should be specified.")
+    assert "IHDR" not in json.dumps(report)

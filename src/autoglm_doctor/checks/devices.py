@@ -514,6 +514,8 @@ class Screen:
     """Which device, in words (``adb 8a7f3c21``)."""
     problem: Finding | None = None
     """A failure taking it (the device is there but gave no image)."""
+    note: str = ""
+    """What the tool said besides the image (screencap's warning about several displays), first line."""
 
 
 class NoDevice(Exception):  # noqa: N818 - a reason to skip, not an error
@@ -525,9 +527,54 @@ def run_binary(argv: list[str], timeout: float) -> tuple[int, bytes]:
     return _run(argv, timeout, merge_stderr=False)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _is_binary(output: bytes) -> bool:
+    """Output that is not text: NUL or other control bytes, or not UTF-8."""
+    try:
+        text = output.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return any(ord(ch) < 32 and ch not in "\t\r\n" for ch in text)
+
+
+def first_printable_line(output: bytes) -> str:
+    """The first non-empty line of ``output`` that is printable text, or empty."""
+    for raw in output.splitlines():
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            continue
+        if line and line.isprintable():
+            return line[:400]  # screencap's display warning is 230 characters
+    return ""
+
+
+def quoted_output(output: bytes) -> str:
+    """A tool's output fit to quote in a finding: its last line when it is text; never raw binary.
+
+    Binary output (a PNG after a warning, a truncated image) is told as a byte count and its first
+    printable line.
+    """
+    if _is_binary(output):
+        first = first_printable_line(output)
+        return f"{len(output)} bytes of binary output" + (f", first printable line: {first}" if first else "")
+    text = output.decode("utf-8").strip()
+    return (text.splitlines() or [f"{len(output)} bytes that are not an image"])[-1][:200]
+
+
+def image_after_text(output: bytes) -> tuple[str, bytes] | None:
+    """(the text, the PNG) when a tool wrote a warning and then the image (screencap with several displays)."""
+    at = output.find(PNG_SIGNATURE)
+    if at <= 0 or _is_binary(output[:at]):
+        return None
+    return output[:at].decode("utf-8").strip(), output[at:]
+
+
 def _screenshot_failed(device: str, command: str, output: bytes) -> Finding:
     text = output.decode("utf-8", errors="replace").strip()
-    line = (text.splitlines() or [f"{len(output)} bytes that are not an image"])[-1][:200]
+    line = quoted_output(output)
     sensitive = "Status: -1" in text or "fail" in text.lower()
     return error(
         "service.screenshot-failed",
@@ -593,6 +640,10 @@ def take_screenshot(snap: Snapshot, ctx: CheckContext) -> Screen:
         if tool == "adb":
             command = ["-s", serial, "exec-out", "screencap", "-p"]
             code, image = run_binary([path, *command], timeout)
+            split = image_after_text(image) if code == 0 else None
+            if split is not None and image_size(split[1]):
+                # screencap warned first (several displays, no -d) and then wrote the first display's image
+                return Screen(split[1], f"adb {serial}", None, note=first_printable_line(split[0].encode()))
             if code != 0 or not image_size(image):
                 return Screen(
                     None, f"adb {serial}", _screenshot_failed(f"adb {serial}", f"adb {' '.join(command)}", image)

@@ -852,6 +852,11 @@ def agent_step_check(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         + (f", first token after {exchange.ttft_s:.2f} s" if exchange.ttft_s is not None else ""),
         observed=action.name,
     )
+    if screen.note:
+        yield info(
+            "service.screenshot-note",
+            f"{screen.device}: the screenshot came after this text, which the doctor left out: {screen.note}",
+        )
 
 
 def action_preview(text: str) -> str:
