@@ -128,9 +128,10 @@ def detect_role(snap: Snapshot, *, cwd: Path, environ: Mapping[str, str], launch
     if config is not None and config.exists and not engine:
         evidence[IN_PROCESS].append(f"{config.path} is the in-process service's config ({_how(config.source)})")
     stack = [installed[n] for n in ("transformers", "torch") if n in installed]
-    if not any(evidence.values()) and len(stack) == 2:  # weakest: only when nothing else says what this is
+    if not any(evidence.values()) and stack:  # the weakest: only when nothing else says what this is
         versions = " and ".join(f"{d.name} {d.version}" for d in stack)
-        evidence[IN_PROCESS].append(f"{versions} are installed in the target environment (the in-process stack)")
+        verb = "are" if len(stack) > 1 else "is"
+        evidence[IN_PROCESS].append(f"{versions} {verb} installed in the target environment (the in-process stack)")
     packs = tuple(name for name in ORDER if evidence[name])
     if not packs and not snap.python.version:  # nothing to ask about: the target itself is the finding
         return Role(
@@ -151,7 +152,7 @@ def question() -> str:
     return (
         "which deployment is this machine? Nothing here says: no vLLM/SGLang launch command (serve.sh, launch.sh or "
         "another *.sh here, or --config), no vLLM/SGLang or phone_agent in the target environment, no "
-        "PHONE_AGENT_* variable, no autoglm.yaml, no torch + transformers. Run the one that fits:\n"
+        "PHONE_AGENT_* variable, no autoglm.yaml, no torch or transformers. Run the one that fits:\n"
         "  autoglm-doctor check --pack open-autoglm-server --config serve.sh   # the GPU server (vLLM/SGLang)\n"
         "  autoglm-doctor check --pack open-autoglm-phone                      # the phone-agent client (adb/hdc/iOS)\n"
         "  autoglm-doctor check --pack open-autoglm --config autoglm.yaml      # in-process (transformers + FastAPI)"
