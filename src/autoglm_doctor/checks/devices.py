@@ -235,6 +235,8 @@ def adb_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
                 expected=wanted,
             )
             return
+        if len(devices) > 1:
+            yield from _client_defects(snap, wanted, len(devices))
     elif len(devices) > 1:
         suggest = next((d.serial for d in devices if d.state == "device"), devices[0].serial)
         yield error(
@@ -254,6 +256,26 @@ def adb_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         yield from _keyboard(adb, chosen.serial, keyboard, timeout)
     except AdbTimeout as exc:
         yield _timeout_finding(str(exc))
+
+
+def _client_defects(snap: Snapshot, serial: str, count: int) -> Iterator[Finding]:
+    """Known defects of the client's own source that bite with several devices attached (knowledge/client_defects)."""
+    from autoglm_doctor.knowledge.client_defects import client_checkouts, found_in
+    from autoglm_doctor.model import Location
+
+    if snap.env.get("ANDROID_SERIAL", "").strip() == serial:  # adb without -s uses it: the defect cannot bite
+        return
+    checkouts = client_checkouts(snap.python.sys_path, snap.python.cwd)
+    for hit in found_in(checkouts, "several-adb-devices"):
+        fields = {"file": hit.path.name, "line": hit.line, "count": count, "serial": serial}
+        yield warning(
+            "devices.client-defect",
+            hit.defect.message.format(**fields),
+            fix=hit.defect.workaround.format(**fields),
+            location=Location(str(hit.path), hit.line),
+            observed=f"{count} devices attached; {hit.path}:{hit.line} ({hit.defect.affected})",
+            expected=f"the client's checks pass -s {serial}; sources: {', '.join(hit.defect.sources)}",
+        )
 
 
 def _timeout_finding(message: str) -> Finding:

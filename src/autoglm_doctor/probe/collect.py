@@ -49,6 +49,7 @@ ENV_VARS = (
     "PHONE_AGENT_WDA_URL",
     "PHONE_AGENT_LANG",
     "OPENAI_API_KEY",
+    "ANDROID_SERIAL",
 )
 
 
