@@ -146,6 +146,30 @@ def test_github_paths_are_repo_relative_from_a_subfolder(
     assert set(_github_files(capsys.readouterr().out)) == {"deploy/autoglm.yaml"}
 
 
+def test_annotations_only_for_files_inside_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, timeout=60)
+    outside = tmp_path / "etc" / "autoglm.yaml"
+    outside.parent.mkdir()
+    outside.write_text("model_path: /models/x\nport: 99999\n")
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    args = ["check", "--no-smoke", "--only", "config.values", "--config", str(outside), "--format", "github"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert _github_files(out) == []  # GitHub cannot annotate a file outside the repository
+    port = next(line for line in out.splitlines() if "99999" in line)
+    assert port.startswith("::error title=config.values (config.out-of-range)::" + f"{outside}:2")
+    assert main([*args[:-1], "sarif"]) == 1
+    sarif = json.loads(capsys.readouterr().out)
+    results = sarif["runs"][0]["results"]
+    assert results and all("locations" not in r for r in results)
+    assert any(r["message"]["text"].startswith(f"{outside}:2") for r in results)
+
+
 def test_junit_root_has_no_skipped_attribute() -> None:
     root = ET.fromstring(render(sample_report(), Format.JUNIT, RenderOptions()))
     assert root.get("skipped") is None and root.find("testsuite").get("skipped") == "1"  # type: ignore[union-attr]

@@ -2,9 +2,10 @@
 
 ``::error`` for error findings (and crashed checks), ``::warning`` for warnings, ``::notice``
 for info findings with ``-v``. ``file``, ``line`` and ``col`` are set only when the finding
-has a location; the path is made relative to ``$GITHUB_WORKSPACE`` (else to the git root),
-whatever the working directory, since GitHub attaches annotations to repository paths. The fix
-follows the message on its own line.
+has a location inside the repository; the path is made relative to ``$GITHUB_WORKSPACE`` (else to
+the git root), whatever the working directory, since GitHub attaches annotations to repository
+paths. A file outside it (``/etc/autoglm.yaml``, a model folder) cannot be annotated: its path and
+line open the message instead. The fix follows the message on its own line.
 
 Escaping follows GitHub's runner (``ActionCommand``): in the message ``%``, CR and LF become
 ``%25``, ``%0D``, ``%0A``; property values additionally escape ``:`` and ``,`` as ``%3A`` and
@@ -34,15 +35,16 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _repo_path(file: str, workspace: str | None) -> str:
-    """``file`` relative to the workspace when it lies inside it; otherwise unchanged."""
+def _repo_path(file: str, workspace: str | None) -> tuple[str, bool]:
+    """(``file`` relative to the workspace, True) when it lies inside it; else (``file``, whether it is relative)."""
+    flavour = PureWindowsPath if workspace and ("\\" in workspace or ":" in workspace[1:3]) else PurePosixPath
+    path = flavour(file)
     if not workspace:
-        return file
-    flavour = PureWindowsPath if "\\" in workspace or ":" in workspace[1:3] else PurePosixPath
-    path, root = flavour(file), flavour(workspace)
+        return file, not path.is_absolute()
+    root = flavour(workspace)
     if path.is_absolute() and path.is_relative_to(root) and path != root:
-        return path.relative_to(root).as_posix()
-    return file
+        return path.relative_to(root).as_posix(), True
+    return file, not path.is_absolute()
 
 
 def annotation(
@@ -55,16 +57,20 @@ def annotation(
     """
     command = "error" if result.status is Status.ERROR else _COMMAND[finding.severity]
     props: list[tuple[str, str]] = []
+    elsewhere = ""
     if finding.location is not None:
         file = finding.location.file
-        shown = repo_relative(file, environ)[0] if environ is not None else _repo_path(file, workspace)
-        props.append(("file", shown))
-        if finding.location.line is not None:
-            props.append(("line", str(finding.location.line)))
-            if finding.location.column is not None:
-                props.append(("col", str(finding.location.column)))
+        shown, inside = repo_relative(file, environ) if environ is not None else _repo_path(file, workspace)
+        if inside:
+            props.append(("file", shown))
+            if finding.location.line is not None:
+                props.append(("line", str(finding.location.line)))
+                if finding.location.column is not None:
+                    props.append(("col", str(finding.location.column)))
+        else:  # GitHub annotates repository files only: the place goes on the line that names it
+            elsewhere = f"{finding.location}: "
     props.append(("title", f"{result.id} ({finding.code})"))
-    message = [finding.message]
+    message = [elsewhere + finding.message]
     seen = evidence(finding)
     if seen:
         message.append(seen)

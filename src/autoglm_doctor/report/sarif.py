@@ -3,8 +3,8 @@
 Rules are the checks of the run (``id`` = check id, short description = its title, help = its
 fix advice); a result carries its finding's code in ``properties.code`` and, when the finding
 has a place, a physical location: a path relative to ``%SRCROOT%`` (``$GITHUB_WORKSPACE``, else
-the git root), since code scanning matches alerts to repository files, or an absolute
-``file://`` URI for a file outside it. Severity maps error → ``error``, warning → ``warning``,
+the git root), since code scanning matches alerts to repository files. A file outside the
+repository gets no location (code scanning cannot show it): its path and line open the message. Severity maps error → ``error``, warning → ``warning``,
 info → ``note`` (info findings only with ``-v``); a crashed check is an ``error``. Skipped checks
 produce no result. Every result keeps the same text the other formats print (message, evidence,
 fix).
@@ -46,7 +46,9 @@ def _location(finding: Finding) -> dict[str, Any] | None:
     if finding.location is None:
         return None
     path, inside = repo_relative(finding.location.file)
-    artifact: dict[str, Any] = {"uri": path, "uriBaseId": _ROOT} if inside else {"uri": Path(path).as_uri()}
+    if not inside:
+        return None
+    artifact: dict[str, Any] = {"uri": path, "uriBaseId": _ROOT}
     physical: dict[str, Any] = {"artifactLocation": artifact}
     if finding.location.line is not None:
         region: dict[str, Any] = {"startLine": finding.location.line}
@@ -57,7 +59,9 @@ def _location(finding: Finding) -> dict[str, Any] | None:
 
 
 def _result(result: CheckResult, rule_index: int, finding: Finding) -> dict[str, Any]:
-    text = [finding.message]
+    where = _location(finding)
+    outside = f"{finding.location}: " if finding.location is not None and where is None else ""
+    text = [outside + finding.message]
     if seen := evidence(finding):
         text.append(seen)
     if finding.fix:
@@ -70,7 +74,7 @@ def _result(result: CheckResult, rule_index: int, finding: Finding) -> dict[str,
         "message": {"text": "\n".join(text)},
         "properties": {"code": finding.code},
     }
-    if (where := _location(finding)) is not None:
+    if where is not None:
         out["locations"] = [where]
     return out
 
