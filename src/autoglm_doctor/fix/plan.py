@@ -86,6 +86,8 @@ class Unresolved:
     code: str
     message: str
     fix: str
+    expected: str = ""
+    """The finding's expected value (``numpy<2`` for a dependency conflict): a lock may satisfy it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,14 +641,14 @@ def _platform(snap: Snapshot) -> str:
     return f"{base} ({py.platform_full})" if py.platform_full else base
 
 
-def _report_findings(report: Report) -> Iterator[tuple[str, str, str, bool]]:
-    """(code, message, fix, in a fixed area) of every warning and error of the report."""
+def _report_findings(report: Report) -> Iterator[tuple[str, str, str, bool, str]]:
+    """(code, message, fix, in a fixed area, expected) of every warning and error of the report."""
     for result in report.results:
         fixed_area = result.id.startswith(FIXED_AREAS[0]) or result.id == FIXED_AREAS[1]
         for finding in result.findings:
             if finding.severity is Severity.INFO:
                 continue
-            yield finding.code, finding.message, finding.fix or "", fixed_area
+            yield finding.code, finding.message, finding.fix or "", fixed_area, finding.expected or ""
 
 
 def make_plan(report: Report, snap: Snapshot, pack: Pack, *, device: str | None = None) -> FixPlan:
@@ -678,10 +680,10 @@ def make_plan(report: Report, snap: Snapshot, pack: Pack, *, device: str | None 
     torch = choice.torch
     resolvable = {code for item in lines for code in item.resolves}
     found = list(_report_findings(report))
-    resolved = tuple(dict.fromkeys(code for code, _, _, _ in found if code in resolvable))
+    resolved = tuple(dict.fromkeys(code for code, _, _, _, _ in found if code in resolvable))
     unresolved = tuple(
-        Unresolved(code, message, fix)
-        for code, message, fix, fixed_area in found
+        Unresolved(code, message, fix, expected)
+        for code, message, fix, fixed_area, expected in found
         if fixed_area and code not in resolvable
     )
     torch_why = ""

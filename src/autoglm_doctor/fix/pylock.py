@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from autoglm_doctor.probe.snapshot import canonical_name
 
 from .plan import FixPlan, plan_line
-from .render import _header, _left_out, _one_line
+from .render import _header, _left_out, _one_line, comment_after_resolution, lock_satisfies, resolver_name
 from .resolve import Lock, LockedFile
 
 LOCK_VERSION = "1.0"
@@ -57,9 +57,10 @@ def render_pylock(
         out.append(f"# Resolves: {', '.join(plan.resolved)}")
     out.append("# Nothing was installed: this file only says what to install.")
     out += _left_out(plan.left_out)
-    if plan.unresolved:
+    unresolved = [item for item in plan.unresolved if not lock_satisfies(lock, item)]
+    if unresolved:
         out.append("# Not resolved by this file (do these by hand):")
-        out += [f"#   {item.code}: {item.message}" for item in plan.unresolved]
+        out += [f"#   {item.code}: {item.message}" for item in unresolved]
     made = "autoglm-doctor" + (f" {tool_version}" if tool_version else "")
     out = [_one_line(text) for text in out]
     while out and not out[-1]:
@@ -73,7 +74,10 @@ def render_pylock(
     for package in lock.packages:
         out.append("")
         line = plan_line(plan.lines, package.name)
-        comment = line.comment() if line is not None else "a dependency of the packages above"
+        resolver = resolver_name(lock)
+        comment = (
+            comment_after_resolution(package, line, resolver) if line is not None else "a dependency of the packages above"
+        )
         if comment:
             out.append(_one_line(f"# {comment}"))
         out.append("[[packages]]")

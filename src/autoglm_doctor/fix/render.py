@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
 from .formats import FixFormat
 from .local import LeftOut
-from .plan import FixPlan, Line, plan_line
+from .plan import FixPlan, Line, Unresolved, plan_line
 from .resolve import Lock, LockedPackage, NotLocked
 
 __all__ = ["FixFormat", "render", "render_lock"]
@@ -87,20 +90,49 @@ def _left_out(items: Sequence[LeftOut]) -> list[str]:
     return [*out, ""]
 
 
-def _tail(plan: FixPlan) -> list[str]:
+def _tail(plan: FixPlan, lock: Lock | None = None) -> list[str]:
     out = _left_out(plan.left_out)
     if plan.skipped:
         out.append("# Installed but not pinned (unreadable metadata; reinstall them by name if they are needed):")
         out.extend(f"#   {item}" for item in plan.skipped)
         out.append("")
-    if plan.unresolved:
+    unresolved = [item for item in plan.unresolved if lock is None or not lock_satisfies(lock, item)]
+    if unresolved:
         out.append("# Not resolved by this file (do these by hand):")
-        for item in plan.unresolved:
+        for item in unresolved:
             out.append(f"#   {item.code}: {item.message}")
             if item.fix:
                 out.append(f"#     fix: {item.fix}")
         out.append("")
     return out
+
+
+LOCK_SATISFIES = ("packages.dependency-conflict", "packages.dependency-missing")
+"""Findings that name a requirement (their ``expected``): a lock whose chosen version meets it resolves them."""
+
+
+def lock_satisfies(lock: Lock, item: Unresolved) -> bool:
+    """The resolver's choice meets the requirement this finding says is broken (so the file does resolve it)."""
+    if item.code not in LOCK_SATISFIES or not item.expected:
+        return False
+    try:
+        wanted = Requirement(item.expected)
+        chosen = lock.get(wanted.name)
+        return chosen is not None and wanted.specifier.contains(Version(chosen.version), prereleases=True)
+    except (InvalidRequirement, InvalidVersion):
+        return False
+
+
+def resolver_name(lock: Lock) -> str:
+    """``uv`` or ``pip``: the program that chose (the first word of ``Lock.resolver``)."""
+    return (lock.resolver.split() or ["the resolver"])[0]
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
 
 
 def _finish(out: list[str]) -> str:
@@ -142,8 +174,12 @@ def render(
     return _finish(out)
 
 
-def _locked(package: LockedPackage, line: Line | None) -> list[str]:
-    """pip-compile's layout: the pin, one ``--hash`` per file on continuation lines, then the reasons."""
+def _locked(package: LockedPackage, line: Line | None, resolver: str = "pip") -> list[str]:
+    """pip-compile's layout: the pin, one ``--hash`` per file on continuation lines, then the reasons.
+
+    The reasons are written after resolution: a line the resolver kept at the installed version says so
+    (and resolves nothing), and "pip picks" becomes what ``resolver`` picked.
+    """
     hashes = package.hashes
     pin = f"{package.name}=={package.version}"
     if not hashes:
@@ -152,10 +188,17 @@ def _locked(package: LockedPackage, line: Line | None) -> list[str]:
         out = [pin + " \\"]
         last = len(hashes) - 1
         out += [f"    --hash=sha256:{digest}" + (" \\" if i < last else "") for i, digest in enumerate(hashes)]
-    comment = line.comment() if line is not None else ""
+    comment = comment_after_resolution(package, line, resolver) if line is not None else ""
     if comment:
         out.append(f"    # {comment}")
     return out
+
+
+def comment_after_resolution(package: LockedPackage, line: Line, resolver: str) -> str:
+    """A line's comment once the resolver has chosen ``package``: unchanged lines say so; "pip picks" names the choice."""
+    if line.action != "keep" and line.installed and _same_version(package.version, line.installed):
+        return f"unchanged: {resolver} kept the installed {line.installed}" + (f"; {line.note}" if line.note else "")
+    return line.comment().replace("pip picks", f"{resolver} picked {package.version},")
 
 
 def render_lock(
@@ -175,15 +218,16 @@ def render_lock(
     out.append("#           the hashes are of the files it chose (pip install --require-hashes checks them)")
     out += _install(plan, fmt, output_name, index_args, locked=lock.hashed)
     groups: dict[str, list[str]] = {"changed": [], "kept": [], "added": []}
+    resolver = resolver_name(lock)
     for package in lock.packages:
         line = plan_line(plan.lines, package.name)
         if line is None:
             group = "added"
-        elif line.action == "keep":
-            group = "kept"
+        elif line.action == "keep" or (line.installed and _same_version(package.version, line.installed)):
+            group = "kept"  # grouped by what the resolver chose, not by what the plan allowed
         else:
             group = "changed"
-        groups[group] += _locked(package, line)
+        groups[group] += _locked(package, line, resolver)
     titles = {
         "changed": "# Changed or added",
         "kept": "# Kept at the installed version",
@@ -196,7 +240,7 @@ def render_lock(
     if missing:
         out.append(f"# Not installed by the resolver for this interpreter (markers exclude them): {', '.join(missing)}")
         out.append("")
-    out += _tail(plan)
+    out += _tail(plan, lock)
     return _finish(out)
 
 
