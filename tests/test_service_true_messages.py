@@ -241,3 +241,38 @@ def test_a_screenshot_after_screencaps_display_warning_is_used(fake_adb, server:
                                     "Defaulting to the first display found, however this default is not guaranteed "
                                     "to be consistent across captures. A display id should be specified.")
     assert "IHDR" not in json.dumps(report)
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_unset_base_url_is_probed_at_the_clients_default(server: ScriptedServer, run_json, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # the built-in client pack: its default is the client's own (main.py: http://localhost:8000/v1)
+    code, report = run_json(
+        "--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint-timeout", "2"
+    )
+    res = result(report, "service.endpoint")
+    assert res["status"] != "skip"  # tested, not skipped
+    note = next(f for f in res["findings"] if f["code"] == "service.client-default")
+    assert "PHONE_AGENT_BASE_URL is not set: http://localhost:8000/v1 is probed" in note["message"]
+    # a pack whose client default is this server: the default is what gets asked, and it answers
+    pack = tmp_path / "client.yaml"
+    pack.write_text(
+        "pack: client\ndescription: test\nenv:\n  PHONE_AGENT_BASE_URL:\n    format: url\n"
+        f"    default: \"{server.url}\"\nservice:\n  model: autoglm-phone-9b\n  timeout: 2\n"
+    )
+    code, report = run_json("--pack", str(pack), "--only", "service.endpoint")
+    res = result(report, "service.endpoint")
+    assert res["status"] == "pass", res
+    assert [r["path"] for r in server.requests] == ["/v1/models", "/v1/chat/completions"]
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_strict_never_passes_a_run_that_tested_nothing(run_json, capsys) -> None:  # type: ignore[no-untyped-def]
+    from autoglm_doctor.cli import main
+
+    code, report = run_json("--pack", "open-autoglm", "--only", "service.auth", "--strict")
+    assert result(report, "service.auth")["status"] == "skip"
+    assert (code, report["status"]) == (1, "fail")
+    assert main(["check", "--no-smoke", "--pack", "open-autoglm", "--only", "service.auth", "--strict"]) == 1
+    assert "every selected check was skipped, nothing was tested" in capsys.readouterr().out
+    code, report = run_json("--pack", "open-autoglm", "--only", "service.auth")
+    assert (code, report["status"]) == (0, "pass")  # without --strict a skip fails nothing

@@ -242,10 +242,19 @@ class Report:
             counts[result.status.value] += 1
         return counts
 
+    def tested_nothing(self) -> bool:
+        """Every result is a skip: the run looked at nothing."""
+        return bool(self.results) and all(r.status is Status.SKIP for r in self.results)
+
     def status(self, *, strict: bool = False) -> Status:
-        """Overall verdict: fail if anything failed or errored, else warn, else pass."""
+        """Overall verdict: fail if anything failed or errored, else warn, else pass.
+
+        Under ``strict`` a run whose every check was skipped fails too: it tested nothing.
+        """
         statuses = {r.status for r in self.results}
         if Status.FAIL in statuses or Status.ERROR in statuses:
+            return Status.FAIL
+        if strict and self.tested_nothing():
             return Status.FAIL
         if Status.WARN in statuses:
             return Status.FAIL if strict else Status.WARN

@@ -91,7 +91,30 @@ def base_url(snap: Snapshot, ctx: CheckContext) -> str | None:
     live = os.environ.get("PHONE_AGENT_BASE_URL")
     if url and not ctx.options.endpoint and live and live != url and redact_url(live) == url:
         url = live
+    if not url:
+        url = client_default(ctx, "PHONE_AGENT_BASE_URL")
     return url.rstrip("/") if url else None
+
+
+def client_default(ctx: CheckContext, variable: str) -> str:
+    """The client's own default for an unset variable, as the pack's ``env:`` section states it; else empty."""
+    env = ctx.pack.sections.get("env")
+    spec = env.get(variable) if isinstance(env, dict) else None
+    default = spec.get("default") if isinstance(spec, dict) else None
+    return default if isinstance(default, str) else ""
+
+
+def default_note(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """An info note when the endpoint asked is the client's default because PHONE_AGENT_BASE_URL is unset."""
+    if ctx.options.endpoint or snap.env.get("PHONE_AGENT_BASE_URL"):
+        return
+    default = client_default(ctx, "PHONE_AGENT_BASE_URL")
+    if default:
+        yield info(
+            "service.client-default",
+            f"PHONE_AGENT_BASE_URL is not set: {default} is probed, the endpoint the client uses by default",
+            fix="export PHONE_AGENT_BASE_URL=http://SERVER:8000/v1 (or pass --endpoint URL) to check another",
+        )
 
 
 def _api_key(snap: Snapshot) -> str | None:
@@ -668,6 +691,7 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     url = base_url(snap, ctx)
     if url is None:
         raise Skip("no endpoint (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
+    yield from default_note(snap, ctx)
     settings = step_settings(ctx)
     sent = yield from send_step(url, snap, ctx, synthetic_png())
     if sent is None:

@@ -69,6 +69,8 @@ def evidence(finding: Finding) -> str:
 
 def strict_note(report: Report, *, strict: bool) -> str:
     """`` (--strict: warnings fail the run)`` when that is why the run fails; else empty."""
+    if strict and report.tested_nothing():
+        return " (--strict: every selected check was skipped, nothing was tested)"
     return " (--strict: warnings fail the run)" if strict and report.counts()["warn"] else ""
 
 
