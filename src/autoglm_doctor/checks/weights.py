@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from collections.abc import Iterator
@@ -291,6 +292,9 @@ def weights_files(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """
     m = snap.model
     assert m is not None  # guaranteed by the need
+    if not _repo_id(m) and (named := hub_id_in_config(snap, m)):
+        # the launch file (or config) names the hub id this folder holds: the download fixes say it, not OWNER/NAME
+        m = dataclasses.replace(m, name_or_path=named)
     yield from _incomplete(m)
     yield from _json_files(m)
     yield from _lfs_and_links(m)
@@ -326,6 +330,24 @@ def _repo_id(m: ModelFacts) -> str:
     if m.hub_repo_dir:
         return hub_id_of(Path(m.hub_repo_dir))
     return m.name_or_path if looks_like_hub_id(m.name_or_path) else ""
+
+
+def hub_id_in_config(snap: Snapshot, m: ModelFacts) -> str:
+    """A hub id the config names for this model folder: one whose name is the folder's (``zai-org/AutoGLM-Phone-9B``
+    for ``./AutoGLM-Phone-9B``), else one given to a model or tokenizer flag; empty when there is none."""
+    config = snap.config
+    if config is None or not isinstance(config.data, dict) or not m.path:
+        return ""
+    folder = Path(m.path).name.lower()
+    named: list[tuple[str, str]] = [
+        (str(key).lstrip("-").replace("_", "-"), value.strip())
+        for key, value in config.data.items()
+        if isinstance(value, str) and looks_like_hub_id(value.strip())
+    ]
+    for _key, value in named:
+        if value.rsplit("/", 1)[-1].lower() == folder:
+            return value
+    return next((value for key, value in named if key in ("model", "model-path", "tokenizer", "tokenizer-path")), "")
 
 
 def _redownload(m: ModelFacts, names: list[str], *, force: bool = False) -> str:
@@ -614,8 +636,8 @@ def _pickle(m: ModelFacts) -> Iterator[Finding]:
         f"the weights are pickle files only ({_listed(pickles)}): loading pickle runs whatever code the file "
         "holds, and torch.load refuses them by default since torch 2.6 (weights_only=True)",
         fix=(
-            "use a safetensors copy of the model (most hub repos publish one: hf download OWNER/NAME --include "
-            "'*.safetensors'), or convert these once, in a sandbox, from a source you trust"
+            f"use a safetensors copy of the model (most hub repos publish one: hf download {_repo_id(m) or 'OWNER/NAME'} "
+            "--include '*.safetensors'), or convert these once, in a sandbox, from a source you trust"
         ),
         location=_file(m, pickles[0]),
         observed=", ".join(pickles[:3]),
