@@ -153,3 +153,13 @@ def test_bundled_example_is_in_process(tmp_path: Path) -> None:
     assert report["packs"] == ["open-autoglm"]
     assert report["role"]["evidence"] == ["autoglm.yaml is the in-process service's config (--config)"]
     assert not ids(report) & {"devices.adb", "devices.hdc", "devices.ios", "service.agent-step"}
+
+
+def test_a_shown_skip_says_what_it_needs_in_terms_of_the_server(workdir: Path, run_json: RunJson, venv: Venv) -> None:
+    venv.add("vllm", "0.12.0")  # the engine without torch, and no launch command
+    code, report = run_json("--python", str(venv.python))
+    assert report["packs"] == ["open-autoglm-server"]
+    skipped = {r["id"]: r["findings"][0]["message"] for r in report["results"] if r["status"] == "skip"}
+    assert skipped["cuda.torch-build"].startswith("torch is not installed in the target environment (vLLM and SGLang")
+    assert "pass --config serve.sh" in skipped["weights.path"] and "pass --config serve.sh" in skipped["config.syntax"]
+    assert not any("autoglm.yaml" in m or "--model PATH" in m for m in skipped.values()), skipped

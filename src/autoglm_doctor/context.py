@@ -89,15 +89,31 @@ NEEDS: dict[str, tuple[Callable[[Snapshot, CheckContext], bool], str]] = {
 }
 
 
+SERVER_NEEDS = {
+    "torch": "torch is not installed in the target environment (vLLM and SGLang bring their own: install the engine)",
+    "config": "no launch command (pass --config serve.sh: the file with the vllm serve / sglang.launch_server line)",
+    "model": "no model located (the launch command's --model or --model-path names it: pass --config serve.sh)",
+    "model-given": "no model named (the launch command's --model or --model-path names it: pass --config serve.sh)",
+}
+"""What a need means on the model server: a skip says what it needs in terms of that role."""
+
+
+def need_reason(need: str, ctx: CheckContext) -> str:
+    """What is missing when ``need`` is not met, in terms of the pack's role (the server's launch command)."""
+    entry = NEEDS.get(need)
+    if entry is None:
+        return f"unknown need {need!r}"
+    if "open-autoglm-server" in ctx.pack.names and "open-autoglm" not in ctx.pack.names:
+        return SERVER_NEEDS.get(need, entry[1])
+    return entry[1]
+
+
 def missing_need(needs: tuple[str, ...], snap: Snapshot, ctx: CheckContext) -> str | None:
     """The reason a check cannot run here, or None when every need is met."""
     for need in needs:
         entry = NEEDS.get(need)
-        if entry is None:
-            return f"unknown need {need!r}"
-        present, reason = entry
-        if not present(snap, ctx):
-            return reason
+        if entry is None or not entry[0](snap, ctx):
+            return need_reason(need, ctx)
     return None
 
 

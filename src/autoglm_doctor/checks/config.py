@@ -27,7 +27,7 @@ from autoglm_doctor.configfile.rules import (
     secret_policy,
     show,
 )
-from autoglm_doctor.context import CheckContext
+from autoglm_doctor.context import CheckContext, need_reason
 from autoglm_doctor.knowledge import confidence_note
 from autoglm_doctor.model import Finding, Location, Severity, Skip, error, info, warning
 from autoglm_doctor.packs import Condition
@@ -36,7 +36,6 @@ from autoglm_doctor.redact import may_be_secret_variable
 from autoglm_doctor.registry import check
 from autoglm_doctor.safeio import read_bytes
 
-_NO_CONFIG = "no deployment config (pass --config FILE, set AUTOGLM_CONFIG, or add ./autoglm.yaml)"
 _SEVERITY = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
 _GIB = 1024**3
 REQUEST_MAX_BYTES = 64 * 1024 * 1024
@@ -96,10 +95,10 @@ def lookup(data: dict[str, Any], key: str, *, flag: bool = False) -> tuple[str, 
     return None
 
 
-def _unparsed_skip(facts: ConfigFacts | None) -> Skip:
+def _unparsed_skip(facts: ConfigFacts | None, ctx: CheckContext) -> Skip:
     if facts is not None and facts.path:
         return Skip("the config could not be read or parsed (see config.syntax)")
-    return Skip(_NO_CONFIG)
+    return Skip(need_reason("config", ctx))
 
 
 # --------------------------------------------------------------------------- config.syntax
@@ -137,7 +136,7 @@ def config_env(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     facts = snap.config
     rules = env_rules(ctx.pack.sections)
     if (facts is None or not facts.path) and not rules:
-        raise Skip(_NO_CONFIG)
+        raise Skip(need_reason("config", ctx))
     unset_is_fine = ctx.options.no_env
     if facts is not None:
         for d in facts.diagnostics:
@@ -247,7 +246,7 @@ def config_values(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     parsed = facts is not None and facts.parsed
     vllm = installed_version(snap, "vllm") if snap.python.version else None
     if not parsed and vllm is None:
-        raise _unparsed_skip(facts)
+        raise _unparsed_skip(facts, ctx)
     if facts is not None and facts.parsed:
         sections = ctx.pack.sections
         rules = config_rules(sections)
