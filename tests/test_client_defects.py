@@ -19,7 +19,7 @@ from tests.conftest import result
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adb"
 
-DEFECTIVE_CHECK = '''import subprocess
+DEFECTIVE_CHECK = """import subprocess
 
 
 def check_keyboard():
@@ -30,7 +30,7 @@ def check_keyboard():
         timeout=10,
     )
     return "com.android.adbkeyboard/.AdbIME" in result.stdout
-'''
+"""
 
 FIXED_CHECK = DEFECTIVE_CHECK.replace('["adb", "shell", "ime"', '["adb", "-s", device_id, "shell", "ime"')
 

@@ -16,8 +16,6 @@ from tests.helpers.venvs import healthy, make_venv
 from tests.test_fix_install import _check, offline, wheelhouse, with_uv  # noqa: F401 - fixtures
 
 
-
-
 def _old_transformers_capping_the_hub(tmp_path: Path) -> Path:
     venv = healthy(make_venv(tmp_path / "broken"))
     for folder in [*venv.site_packages.glob("transformers*"), *venv.site_packages.glob("tokenizers*")]:
@@ -39,7 +37,11 @@ def _section(text: str, title: str) -> str:
 
 @pytest.mark.slow
 def test_a_package_the_resolver_kept_is_not_under_changed_and_uv_is_named(  # type: ignore[no-untyped-def]
-    tmp_path: Path, workdir: Path, wheelhouse: Path, with_uv: str, capsys  # noqa: F811
+    tmp_path: Path,
+    workdir: Path,
+    wheelhouse: Path,  # noqa: F811
+    with_uv: str,  # noqa: F811
+    capsys,
 ) -> None:
     text = _lock_text(capsys, _old_transformers_capping_the_hub(tmp_path), wheelhouse, workdir)
     assert "# Resolver: uv " in text
@@ -53,7 +55,11 @@ def test_a_package_the_resolver_kept_is_not_under_changed_and_uv_is_named(  # ty
 
 @pytest.mark.slow
 def test_pip_is_named_when_pip_resolved(  # type: ignore[no-untyped-def]
-    tmp_path: Path, workdir: Path, wheelhouse: Path, offline: None, capsys  # noqa: F811
+    tmp_path: Path,
+    workdir: Path,
+    wheelhouse: Path,  # noqa: F811
+    offline: None,  # noqa: F811
+    capsys,
 ) -> None:
     text = _lock_text(capsys, _old_transformers_capping_the_hub(tmp_path), wheelhouse, workdir)
     assert "# Resolver: pip " in text
@@ -88,7 +94,9 @@ def test_a_conflict_the_lock_resolves_is_not_listed_as_unresolved() -> None:
         resolved=(),
         unresolved=(conflict, shadow),
     )
-    lock = Lock("uv 0.13.8 (pip compile)", (LockedPackage("huggingface-hub", "0.20.3"), LockedPackage("tokenizers", "0.15.0")))
+    lock = Lock(
+        "uv 0.13.8 (pip compile)", (LockedPackage("huggingface-hub", "0.20.3"), LockedPackage("tokenizers", "0.15.0"))
+    )
     text = render_lock(plan, lock, FixFormat.REQUIREMENTS, output_name="requirements-autoglm.txt")
     assert "packages.shadowing" in text  # no lock fixes a file in the working directory
     assert "packages.dependency-conflict" not in text

@@ -78,8 +78,17 @@ def test_client_venv_with_adb_is_the_phone_client(
     assert report["packs"] == ["open-autoglm-phone"]
     assert report["role"]["evidence"] == ["phone_agent is installed in the target environment"]
     shown = ids(report)
-    assert not shown & {"cuda.driver", "cuda.torch-build", "cuda.memory", "weights.path", "weights.files",
-                        "smoke.load-infer", "config.syntax", "config.values", "system.container"}
+    assert not shown & {
+        "cuda.driver",
+        "cuda.torch-build",
+        "cuda.memory",
+        "weights.path",
+        "weights.files",
+        "smoke.load-infer",
+        "config.syntax",
+        "config.values",
+        "system.container",
+    }
     assert {"devices.adb", "service.endpoint", "packages.required", "config.env"} <= shown
     assert result_status(report, "devices.adb") != "skip"
     # nothing shown points the client at a model, a config file or torch
@@ -144,9 +153,24 @@ def test_bundled_example_is_in_process(tmp_path: Path) -> None:
     example = tmp_path / "deployment"
     shutil.copytree(ROOT / "examples" / "deployment", example, ignore=shutil.ignore_patterns("model"))
     proc = subprocess.run(
-        [sys.executable, "-m", "autoglm_doctor", "check", "--no-smoke", "--format", "json", "--python", sys.executable,
-         "--config", "autoglm.yaml"],
-        cwd=example, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "autoglm_doctor",
+            "check",
+            "--no-smoke",
+            "--format",
+            "json",
+            "--python",
+            sys.executable,
+            "--config",
+            "autoglm.yaml",
+        ],
+        cwd=example,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**os.environ, "NO_COLOR": "1"},
     )
     report = json.loads(proc.stdout)

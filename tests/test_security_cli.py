@@ -175,7 +175,8 @@ def test_probe_writes_no_bytecode_into_the_target(tmp_path: Path) -> None:
     (venv.site_packages / "hook_mod.py").write_text("VALUE = 1\n")
     (venv.site_packages / "hook.pth").write_text("import hook_mod\n")
     before = tree_state(venv.root)
-    run = doctor(["check", "--no-smoke", "--python", str(venv.python), "--pack", "open-autoglm"], cwd=tmp_path, bound_s=60)
+    args = ["check", "--no-smoke", "--python", str(venv.python), "--pack", "open-autoglm"]
+    run = doctor(args, cwd=tmp_path, bound_s=60)
     assert run.code in (0, 1)
     after = tree_state(venv.root)
     assert after == before, sorted(set(after) ^ set(before))[:10]

@@ -13,8 +13,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,8 +75,16 @@ def test_a_hung_server_costs_one_endpoint_timeout_for_the_whole_run(silent_socke
     config.write_text("auth:\n  require_token: true\n")  # so that service.auth would ask too
     started = time.monotonic()
     code, report = run_json(
-        "--pack", "open-autoglm-phone", "--only", "service.*", "--endpoint", silent_socket,
-        "--endpoint-timeout", "2", "--config", str(config),
+        "--pack",
+        "open-autoglm-phone",
+        "--only",
+        "service.*",
+        "--endpoint",
+        silent_socket,
+        "--endpoint-timeout",
+        "2",
+        "--config",
+        str(config),
     )
     took = time.monotonic() - started
     endpoint = result(report, "service.endpoint")
@@ -237,18 +245,18 @@ def test_a_screenshot_after_screencaps_display_warning_is_used(fake_adb, server:
     step = result(report, "service.agent-step")
     assert step["status"] == "pass", step
     note = next(f for f in step["findings"] if f["code"] == "service.screenshot-note")
-    assert note["message"].endswith("[Warning] Multiple displays were found, but no display id was specified! "
-                                    "Defaulting to the first display found, however this default is not guaranteed "
-                                    "to be consistent across captures. A display id should be specified.")
+    assert note["message"].endswith(
+        "[Warning] Multiple displays were found, but no display id was specified! "
+        "Defaulting to the first display found, however this default is not guaranteed "
+        "to be consistent across captures. A display id should be specified."
+    )
     assert "IHDR" not in json.dumps(report)
 
 
 @pytest.mark.usefixtures("clean_env")
 def test_unset_base_url_is_probed_at_the_clients_default(server: ScriptedServer, run_json, tmp_path) -> None:  # type: ignore[no-untyped-def]
     # the built-in client pack: its default is the client's own (main.py: http://localhost:8000/v1)
-    code, report = run_json(
-        "--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint-timeout", "2"
-    )
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint-timeout", "2")
     res = result(report, "service.endpoint")
     assert res["status"] != "skip"  # tested, not skipped
     note = next(f for f in res["findings"] if f["code"] == "service.client-default")
@@ -257,7 +265,7 @@ def test_unset_base_url_is_probed_at_the_clients_default(server: ScriptedServer,
     pack = tmp_path / "client.yaml"
     pack.write_text(
         "pack: client\ndescription: test\nenv:\n  PHONE_AGENT_BASE_URL:\n    format: url\n"
-        f"    default: \"{server.url}\"\nservice:\n  model: autoglm-phone-9b\n  timeout: 2\n"
+        f'    default: "{server.url}"\nservice:\n  model: autoglm-phone-9b\n  timeout: 2\n'
     )
     code, report = run_json("--pack", str(pack), "--only", "service.endpoint")
     res = result(report, "service.endpoint")

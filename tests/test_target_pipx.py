@@ -101,7 +101,9 @@ def test_conda_prefix_then_path_when_no_venv_is_active(tool: Venv, tmp_path: Pat
         )
     )
     assert report["environment"]["executable"] == str(conda.python)
-    rich = _run(tool, tmp_path, {"PATH": path}, "check", "--no-smoke", "--only", "python.version", "--pack", "open-autoglm")
+    rich = _run(
+        tool, tmp_path, {"PATH": path}, "check", "--no-smoke", "--only", "python.version", "--pack", "open-autoglm"
+    )
     assert f"target: {on_path.python} (the python first on PATH; --python picks another)" in rich.stdout
 
 
@@ -144,17 +146,26 @@ def test_wheel_carries_license_urls_and_the_explain_text(wheel: Path, tool: Venv
 
 
 @pytest.mark.slow
-def test_doctor_installed_in_the_deployment_venv_inspects_it_when_run_by_full_path(
-    wheel: Path, tmp_path: Path
-) -> None:
+def test_doctor_installed_in_the_deployment_venv_inspects_it_when_run_by_full_path(wheel: Path, tmp_path: Path) -> None:
     # /srv/autoglm/.venv/bin/autoglm-doctor check, from outside any venv, as the README's install line allows
     deploy = healthy(make_venv(tmp_path / "srv" / ".venv"))
     install_wheel_offline(deploy, wheel)
     other = make_venv(tmp_path / "elsewhere")  # the python first on PATH is not the deployment's
     env = {"PATH": f"{other.root / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     report = _json(
-        _run(deploy, tmp_path, env, "check", "--no-smoke", "--only", "python", "--format", "json", "--pack",
-             "open-autoglm")
+        _run(
+            deploy,
+            tmp_path,
+            env,
+            "check",
+            "--no-smoke",
+            "--only",
+            "python",
+            "--format",
+            "json",
+            "--pack",
+            "open-autoglm",
+        )
     )
     assert report["environment"]["executable"] == str(deploy.root / "bin" / "python")
     assert "python.doctor-venv" not in json.dumps(report)
@@ -162,7 +173,20 @@ def test_doctor_installed_in_the_deployment_venv_inspects_it_when_run_by_full_pa
 
 @pytest.mark.slow
 def test_python_flag_on_the_doctors_own_tool_venv_warns_too(tool: Venv, tmp_path: Path) -> None:
-    proc = _run(tool, tmp_path, {}, "check", "--no-smoke", "--only", "python.venv", "--format", "json", "--pack",
-                "open-autoglm", "--python", str(tool.root / "bin" / "python"))
+    proc = _run(
+        tool,
+        tmp_path,
+        {},
+        "check",
+        "--no-smoke",
+        "--only",
+        "python.venv",
+        "--format",
+        "json",
+        "--pack",
+        "open-autoglm",
+        "--python",
+        str(tool.root / "bin" / "python"),
+    )
     venv = next(r for r in _json(proc)["results"] if r["id"] == "python.venv")
     assert "python.doctor-venv" in [f["code"] for f in venv["findings"]]

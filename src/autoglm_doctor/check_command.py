@@ -177,13 +177,11 @@ def run(args: CheckArgs) -> int:
             python=target.python, config=args.config, model=args.model, verify_hashes=args.verify_hashes
         )
         gathering = Background(gather, wanted)
-    from autoglm_doctor import packs, registry, runner
+    from autoglm_doctor import packs, registry, roles, runner
     from autoglm_doctor.context import CheckContext, Options
     from autoglm_doctor.model import CheckResult, Report
     from autoglm_doctor.probe.snapshot import Snapshot, SnapshotError
     from autoglm_doctor.report import RenderOptions, render
-
-    from autoglm_doctor import roles
 
     try:
         chosen_pack = packs.load(args.pack) if args.pack is not None else None

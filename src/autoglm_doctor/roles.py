@@ -144,7 +144,9 @@ def detect_role(snap: Snapshot, *, cwd: Path, environ: Mapping[str, str], launch
 
 
 def _how(source: str) -> str:
-    return {"--config": "--config", "AUTOGLM_CONFIG": "named by AUTOGLM_CONFIG"}.get(source, "found in the working directory")
+    return {"--config": "--config", "AUTOGLM_CONFIG": "named by AUTOGLM_CONFIG"}.get(
+        source, "found in the working directory"
+    )
 
 
 def question() -> str:

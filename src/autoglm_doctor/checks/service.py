@@ -201,12 +201,14 @@ def _host(url: str) -> str:
     return netloc or url
 
 
-NO_ANSWER = frozenset({"refused", "dns", "timeout", "network", "reset"})
-"""Failure kinds where the server gave no HTTP answer at all."""
-
 NO_ANSWER_CODES = frozenset(
-    {"service.connection-refused", "service.dns-failure", "service.timeout", "service.network-error",
-     "service.connection-reset"}
+    {
+        "service.connection-refused",
+        "service.dns-failure",
+        "service.timeout",
+        "service.network-error",
+        "service.connection-reset",
+    }
 )
 """service.endpoint's findings that mean the endpoint did not answer: the other served checks do not ask again."""
 

@@ -333,8 +333,11 @@ def _repo_id(m: ModelFacts) -> str:
 
 
 def hub_id_in_config(snap: Snapshot, m: ModelFacts) -> str:
-    """A hub id the config names for this model folder: one whose name is the folder's (``zai-org/AutoGLM-Phone-9B``
-    for ``./AutoGLM-Phone-9B``), else one given to a model or tokenizer flag; empty when there is none."""
+    """A hub id the config names for this model folder; empty when there is none.
+
+    One whose name is the folder's (``zai-org/AutoGLM-Phone-9B`` for ``./AutoGLM-Phone-9B``), else
+    one given to a model or tokenizer flag.
+    """
     config = snap.config
     if config is None or not isinstance(config.data, dict) or not m.path:
         return ""
@@ -636,8 +639,9 @@ def _pickle(m: ModelFacts) -> Iterator[Finding]:
         f"the weights are pickle files only ({_listed(pickles)}): loading pickle runs whatever code the file "
         "holds, and torch.load refuses them by default since torch 2.6 (weights_only=True)",
         fix=(
-            f"use a safetensors copy of the model (most hub repos publish one: hf download {_repo_id(m) or 'OWNER/NAME'} "
-            "--include '*.safetensors'), or convert these once, in a sandbox, from a source you trust"
+            "use a safetensors copy of the model (most hub repos publish one: "
+            f"hf download {_repo_id(m) or 'OWNER/NAME'} --include '*.safetensors'), or convert these once, "
+            "in a sandbox, from a source you trust"
         ),
         location=_file(m, pickles[0]),
         observed=", ".join(pickles[:3]),

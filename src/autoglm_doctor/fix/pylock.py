@@ -75,9 +75,9 @@ def render_pylock(
         out.append("")
         line = plan_line(plan.lines, package.name)
         resolver = resolver_name(lock)
-        comment = (
-            comment_after_resolution(package, line, resolver) if line is not None else "a dependency of the packages above"
-        )
+        comment = "a dependency of the packages above"
+        if line is not None:
+            comment = comment_after_resolution(package, line, resolver)
         if comment:
             out.append(_one_line(f"# {comment}"))
         out.append("[[packages]]")

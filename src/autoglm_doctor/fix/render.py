@@ -195,7 +195,7 @@ def _locked(package: LockedPackage, line: Line | None, resolver: str = "pip") ->
 
 
 def comment_after_resolution(package: LockedPackage, line: Line, resolver: str) -> str:
-    """A line's comment once the resolver has chosen ``package``: unchanged lines say so; "pip picks" names the choice."""
+    """A line's comment once the resolver chose ``package``: unchanged lines say so; "pip picks" names the choice."""
     if line.action != "keep" and line.installed and _same_version(package.version, line.installed):
         return f"unchanged: {resolver} kept the installed {line.installed}" + (f"; {line.note}" if line.note else "")
     return line.comment().replace("pip picks", f"{resolver} picked {package.version},")

@@ -4,16 +4,15 @@ Rules are the checks of the run (``id`` = check id, short description = its titl
 fix advice); a result carries its finding's code in ``properties.code`` and, when the finding
 has a place, a physical location: a path relative to ``%SRCROOT%`` (``$GITHUB_WORKSPACE``, else
 the git root), since code scanning matches alerts to repository files. A file outside the
-repository gets no location (code scanning cannot show it): its path and line open the message. Severity maps error → ``error``, warning → ``warning``,
-info → ``note`` (info findings only with ``-v``); a crashed check is an ``error``. Skipped checks
-produce no result. Every result keeps the same text the other formats print (message, evidence,
-fix).
+repository gets no location (code scanning cannot show it): its path and line open the message.
+Severity maps error → ``error``, warning → ``warning``, info → ``note`` (info findings only
+with ``-v``); a crashed check is an ``error``. Skipped checks produce no result. Every result
+keeps the same text the other formats print (message, evidence, fix).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from autoglm_doctor.model import CheckResult, Finding, Report, Severity, Status
