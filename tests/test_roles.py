@@ -187,3 +187,19 @@ def test_a_shown_skip_says_what_it_needs_in_terms_of_the_server(workdir: Path, r
     assert skipped["cuda.torch-build"].startswith("torch is not installed in the target environment (vLLM and SGLang")
     assert "pass --config serve.sh" in skipped["weights.path"] and "pass --config serve.sh" in skipped["config.syntax"]
     assert not any("autoglm.yaml" in m or "--model PATH" in m for m in skipped.values()), skipped
+
+
+def test_junit_lists_the_checks_that_do_not_apply_as_skipped(
+    workdir: Path, venv: Venv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    venv.add("phone-agent", "0.1.0", package="phone_agent")
+    main(["check", "--no-smoke", "--format", "junit", "--python", str(venv.python), "--only", "cuda.*,python.*"])
+    suite = ET.fromstring(capsys.readouterr().out).find("testsuite")
+    assert suite is not None
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert {"cuda.driver", "cuda.memory", "python.version"} <= set(cases)
+    skipped = cases["cuda.driver"].find("skipped")
+    assert skipped is not None and skipped.get("message") == "does not apply: not part of the phone-agent client"
+    assert suite.get("tests") == str(len(cases))
