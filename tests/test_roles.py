@@ -203,3 +203,13 @@ def test_junit_lists_the_checks_that_do_not_apply_as_skipped(
     skipped = cases["cuda.driver"].find("skipped")
     assert skipped is not None and skipped.get("message") == "does not apply: not part of the phone-agent client"
     assert suite.get("tests") == str(len(cases))
+
+
+def test_markdown_names_the_role_and_what_was_left_out(
+    workdir: Path, venv: Venv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    venv.add("phone-agent", "0.1.0", package="phone_agent")
+    main(["check", "--no-smoke", "--format", "markdown", "--python", str(venv.python), "--only", "cuda.*,python.*"])
+    out = capsys.readouterr().out
+    assert "| Role | phone_agent is installed in the target environment |" in out
+    assert "| Not part of this role (not run) | `cuda.driver`, " in out

@@ -150,6 +150,11 @@ def render(report: Report, options: RenderOptions) -> str:
         lines.append(f"| Pack | {_cell(report.pack)} |")
     if report.config:
         lines.append(f"| Config | {_cell(code(report.config))} |")
+    if report.role_evidence:
+        lines.append(f"| Role | {_cell(inline('; '.join(report.role_evidence)))} |")
+    if report.not_applicable:
+        left_out = ", ".join(code(check_id) for check_id, _, _ in report.not_applicable)
+        lines.append(f"| Not part of this role (not run) | {_cell(left_out)} |")
     python = env.get("python", "?")
     if env.get("executable"):
         python += f" ({code(env['executable'])})"
