@@ -213,3 +213,12 @@ def test_markdown_names_the_role_and_what_was_left_out(
     out = capsys.readouterr().out
     assert "| Role | phone_agent is installed in the target environment |" in out
     assert "| Not part of this role (not run) | `cuda.driver`, " in out
+
+
+def test_a_missing_config_is_a_finding_not_the_role_question(workdir: Path, run_json: RunJson, venv: Venv) -> None:
+    code, report = run_json("--python", str(venv.python), "--config", "nope.yaml", "--only", "config.syntax")
+    assert code == 1  # DESIGN: a missing --config is a finding (exit 1), not a usage error
+    assert report["packs"] == ["open-autoglm"]
+    assert [f["code"] for f in report["results"][0]["findings"]] == ["config.missing"]
+    code, report = run_json("--python", str(venv.python), "--config", "serve.sh", "--only", "config.syntax")
+    assert (code, report["packs"]) == (1, ["open-autoglm-server"])

@@ -127,6 +127,10 @@ def detect_role(snap: Snapshot, *, cwd: Path, environ: Mapping[str, str], launch
         evidence[PHONE].append(f"{', '.join(set_vars)} {'is' if len(set_vars) == 1 else 'are'} set")
     if config is not None and config.exists and not engine:
         evidence[IN_PROCESS].append(f"{config.path} is the in-process service's config ({_how(config.source)})")
+    elif config is not None and config.path and not config.exists:
+        # named but unreadable (config.syntax says so, exit 1): its name is all there is to go by
+        role = SERVER if config.path.endswith(".sh") else IN_PROCESS
+        evidence[role].append(f"{config.path} is named by {_how(config.source)} (it cannot be read: see config.syntax)")
     stack = [installed[n] for n in ("transformers", "torch") if n in installed]
     if not any(evidence.values()) and stack:  # the weakest: only when nothing else says what this is
         versions = " and ".join(f"{d.name} {d.version}" for d in stack)
