@@ -125,7 +125,7 @@ def test_no_evidence_asks_with_the_three_commands(
     code = main(["check", "--no-smoke", "--python", str(venv.python)])
     err = capsys.readouterr().err
     assert code == 2
-    assert "which deployment is this machine?" in err
+    assert err.startswith("which deployment is this machine?")  # asked plainly: no usage line, no "Error:"
     for command in ("--pack open-autoglm-server", "--pack open-autoglm-phone", "--pack open-autoglm "):
         assert command in err
 

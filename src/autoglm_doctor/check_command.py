@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autoglm_doctor import __version__
-from autoglm_doctor.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError
+from autoglm_doctor.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Question, UsageError
 from autoglm_doctor.fix.formats import FixFormat
 from autoglm_doctor.output import check_output_target, color_wanted, stderr_is_terminal, width, write_output
 from autoglm_doctor.report import Format
@@ -210,7 +210,7 @@ def run(args: CheckArgs) -> int:
                 launch_found=launch_found,
             )
         except roles.NoRoleEvidence as exc:
-            raise UsageError(str(exc)) from exc
+            raise Question(str(exc)) from exc
         chosen_pack = packs.load(",".join(role.packs))
     else:
         role = roles.Role(packs=chosen_pack.names or (chosen_pack.name,), evidence=(), chosen_by="--pack")

@@ -23,7 +23,7 @@ import typer
 
 from autoglm_doctor import __version__, check_command
 from autoglm_doctor.check_command import ENDPOINT_CONCURRENCY_MIN, SMOKE_TIMEOUT_MIN, CheckArgs
-from autoglm_doctor.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, UsageError
+from autoglm_doctor.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Question, UsageError
 from autoglm_doctor.fix.formats import FixFormat
 from autoglm_doctor.output import OutputUnwritable, width, write_output
 from autoglm_doctor.report import Format
@@ -59,6 +59,8 @@ def _click_usage() -> Iterator[None]:
     """Our usage errors, raised as click's inside a command, so that click prints its usage line."""
     try:
         yield
+    except Question:
+        raise  # asked plainly by main(), not as a malformed command line
     except UsageError as exc:
         raise _usage(str(exc)) from exc
 
@@ -462,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
         exc.message = escape_control(exc.message)  # it may quote an inspected file's name
         exc.show()
         return EXIT_USAGE if isinstance(exc, click_exceptions.UsageError) else EXIT_FAIL
+    except Question as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
     except UsageError as exc:  # raised outside a command's own usage mapping
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -13,3 +13,10 @@ PROG = "autoglm-doctor"
 
 class UsageError(Exception):
     """The command line asks for something impossible (exit 2); the message says what."""
+
+
+class Question(UsageError):
+    """The command line leaves out something the doctor cannot decide alone (exit 2): the message asks it.
+
+    Printed as it is, without the usage line and ``Error:`` of a malformed command line.
+    """
