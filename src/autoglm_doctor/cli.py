@@ -23,7 +23,16 @@ import typer
 
 from autoglm_doctor import __version__, check_command
 from autoglm_doctor.check_command import ENDPOINT_CONCURRENCY_MIN, SMOKE_TIMEOUT_MIN, CheckArgs
-from autoglm_doctor.exits import EXIT_FAIL, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Question, UsageError
+from autoglm_doctor.exits import (
+    EXIT_FAIL,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    Question,
+    UsageError,
+)
 from autoglm_doctor.fix.formats import FixFormat
 from autoglm_doctor.output import OutputUnwritable, width, write_output
 from autoglm_doctor.report import Format
