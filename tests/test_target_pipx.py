@@ -190,3 +190,14 @@ def test_python_flag_on_the_doctors_own_tool_venv_warns_too(tool: Venv, tmp_path
     )
     venv = next(r for r in _json(proc)["results"] if r["id"] == "python.venv")
     assert "python.doctor-venv" in [f["code"] for f in venv["findings"]]
+
+
+@pytest.mark.slow
+def test_virtual_env_naming_the_tool_venv_through_a_link_warns(tool: Venv, tmp_path: Path) -> None:
+    # ~/.local/pipx is often reached through a link (a home on another disk): the same venv, another path
+    link = tmp_path / "pipx-link"
+    link.symlink_to(tool.root, target_is_directory=True)
+    env = {"VIRTUAL_ENV": str(link)}
+    proc = _run(tool, tmp_path, env, "check", "--no-smoke", "--only", "python.venv", "--format", "json")
+    venv = next(r for r in _json(proc)["results"] if r["id"] == "python.venv")
+    assert "python.doctor-venv" in [f["code"] for f in venv["findings"]]
