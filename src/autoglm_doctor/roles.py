@@ -28,6 +28,8 @@ ORDER = (IN_PROCESS, SERVER, PHONE)
 
 LAUNCH_FILE_NAMES = ("serve.sh", "launch.sh", "start.sh", "start_server.sh", "run_server.sh", "server.sh")
 """Launch files looked for first in the working directory; then any other ``*.sh`` there."""
+LAUNCH_FILES_READ = 50
+"""At most this many other ``*.sh`` files are read (a scripts folder as the working directory stays quick)."""
 LAUNCH_FILE_MAX_BYTES = 64 * 1024
 """A launch script is a few lines: a bigger ``*.sh`` is not read."""
 LAUNCH_COMMAND = re.compile(
@@ -69,7 +71,7 @@ def launch_file_in(cwd: Path) -> Path | None:
     Read as text (at most :data:`LAUNCH_FILE_MAX_BYTES`), never run.
     """
     try:
-        others = sorted(p for p in cwd.glob("*.sh") if p.name not in LAUNCH_FILE_NAMES)
+        others = sorted(p for p in cwd.glob("*.sh") if p.name not in LAUNCH_FILE_NAMES)[:LAUNCH_FILES_READ]
     except OSError:
         return None
     for candidate in [*(cwd / name for name in LAUNCH_FILE_NAMES), *others]:
