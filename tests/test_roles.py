@@ -222,3 +222,14 @@ def test_a_missing_config_is_a_finding_not_the_role_question(workdir: Path, run_
     assert [f["code"] for f in report["results"][0]["findings"]] == ["config.missing"]
     code, report = run_json("--python", str(venv.python), "--config", "serve.sh", "--only", "config.syntax")
     assert (code, report["packs"]) == (1, ["open-autoglm-server"])
+
+
+def test_any_shell_file_that_starts_sglang_is_the_launch_command(workdir: Path, run_json: RunJson, venv: Venv) -> None:
+    (workdir / "notes.sh").write_text("#!/bin/sh\necho building\n")
+    (workdir / "run_glm.sh").write_text(
+        "#!/bin/sh\npython3 -m sglang.launch_server --model-path zai-org/AutoGLM-Phone-9B --port 30000 \\\n"
+        "  --served-model-name autoglm-phone-9b --context-length 25480\n"
+    )
+    code, report = run_json("--python", str(venv.python), "--only", "python.*")
+    assert report["role"]["evidence"] == ["run_glm.sh starts sglang (found in the working directory, read as --config)"]
+    assert report["config"] == "run_glm.sh"
