@@ -33,6 +33,7 @@ LIMITS: dict[str, int] = {
     "model metadata": 32 * MiB,
     "manifest": 16 * MiB,
     "metadata": 4 * MiB,
+    "screenshot": 32 * MiB,
 }
 """Largest file of each kind the doctor reads (bytes); a larger one is a finding, never read."""
 
