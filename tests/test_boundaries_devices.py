@@ -8,7 +8,6 @@ also writes the pids of what it started when it hangs, and each test asserts the
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,52 +18,14 @@ import pytest
 from autoglm_doctor.checks.devices import SCREENSHOT_CAP_BYTES, TOOL_TEXT_CAP_BYTES
 from autoglm_doctor.phone.screenshot import synthetic_png
 from autoglm_doctor.safeio import LIMITS
+from tests.helpers.fake_tools import ADB_READY, HDC_READY, alive, fake_tool, started_pids
 from tests.helpers.hostile import doctor
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and FIFOs: Linux")
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SERIAL = "8a7f3c21"
 TARGET = "FMR0223C13000649"
 HDC_FILE = "/data/local/tmp/autoglm-doctor-screen.jpeg"
-ADB_READY = json.loads((FIXTURES / "adb" / "ready.json").read_text(encoding="utf-8"))
-HDC_READY = json.loads((FIXTURES / "hdc" / "ready.json").read_text(encoding="utf-8"))
-
-
-def _tool(tmp_path: Path, name: str, fixture: dict[str, Any]) -> dict[str, str]:
-    """A fake ``name`` on PATH replaying ``fixture``; the environment a run needs."""
-    tools = tmp_path / "bin"
-    tools.mkdir(exist_ok=True)
-    fake = tools / name
-    fake.write_text(f"#!{sys.executable}\n" + (FIXTURES / "adb" / "fake_adb.py").read_text(encoding="utf-8"))
-    fake.chmod(0o755)
-    spec = tmp_path / f"{name}.json"
-    spec.write_text(json.dumps(fixture), encoding="utf-8")
-    files = tmp_path / "files"
-    files.mkdir(exist_ok=True)
-    (files / "screen.png").write_bytes(synthetic_png())
-    return {
-        "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_ADB_FIXTURE": str(spec),
-        "FAKE_ADB_FILES": str(files),
-        "FAKE_ADB_PIDS": str(tmp_path / "pids"),
-        "PHONE_AGENT_DEVICE_TYPE": name if name != "adb" else "adb",
-        "PHONE_AGENT_MODEL": "autoglm-phone-9b",
-    }
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
-
-
-def _started(tmp_path: Path) -> list[int]:
-    """The pids the fake tool wrote when it hung (itself and its helper, per hung command)."""
-    path = tmp_path / "pids"
-    return [int(p) for p in path.read_text(encoding="utf-8").split()] if path.exists() else []
 
 
 STEP = ("service.agent-step", "--endpoint", "http://127.0.0.1:9/v1")
@@ -94,11 +55,11 @@ def test_a_hung_adb_version_is_cut_off_and_leaves_nothing(tmp_path: Path) -> Non
     """`adb version` never returns: devices.adb says so at its 5 s deadline; adb and its helper are gone."""
     fixture = dict(ADB_READY, hang=["version"])
     started = time.monotonic()
-    results = _run(tmp_path, _tool(tmp_path, "adb", fixture), "devices.adb", bound_s=30)
+    results = _run(tmp_path, fake_tool(tmp_path, "adb", fixture), "devices.adb", bound_s=30)
     assert time.monotonic() - started < 25
     assert _codes(results["devices.adb"]) == ["devices.adb-timeout"]
-    pids = _started(tmp_path)
-    assert len(pids) == 2 and not any(_alive(pid) for pid in pids), pids
+    pids = started_pids(tmp_path)
+    assert len(pids) == 2 and not any(alive(pid) for pid in pids), pids
 
 
 @pytest.mark.parametrize(
@@ -113,11 +74,11 @@ def test_a_hung_adb_version_is_cut_off_and_leaves_nothing(tmp_path: Path) -> Non
 def test_a_hung_screenshot_tool_of_an_agent_step_leaves_nothing(tmp_path: Path, tool: str, hung: str) -> None:
     """The agent step's screenshot command hangs: a finding at the screenshot deadline, every tool gone."""
     fixture = dict(ADB_READY if tool == "adb" else HDC_READY, hang=[hung])
-    env = _tool(tmp_path, tool, fixture)
+    env = fake_tool(tmp_path, tool, fixture)
     results = _run(tmp_path, env, *STEP, bound_s=40)
     assert _codes(results["service.agent-step"]) == ["service.screenshot-failed"]
-    pids = _started(tmp_path)
-    assert pids and not any(_alive(pid) for pid in pids), pids
+    pids = started_pids(tmp_path)
+    assert pids and not any(alive(pid) for pid in pids), pids
 
 
 @pytest.mark.parametrize(
@@ -134,7 +95,7 @@ def test_hdc_screenshot_file_goes_through_the_bounded_reader(tmp_path: Path, rec
     fixture = dict(HDC_READY, recv={f"-t {TARGET} file recv {HDC_FILE}": received})
     started = time.monotonic()
     results = _run(
-        tmp_path, _tool(tmp_path, "hdc", fixture), "service.agent-step", "--endpoint", "http://127.0.0.1:9/v1"
+        tmp_path, fake_tool(tmp_path, "hdc", fixture), "service.agent-step", "--endpoint", "http://127.0.0.1:9/v1"
     )
     assert time.monotonic() - started < 30  # a FIFO hung past 240 s; /dev/zero and 8 GB ran out of memory
     step = results["service.agent-step"]
@@ -147,14 +108,14 @@ def test_text_output_is_cut_at_1_mib_but_a_large_screenshot_passes(tmp_path: Pat
     flood = "List of devices attached\n" + "x" * (TOOL_TEXT_CAP_BYTES + 10)
     fixture = json.loads(json.dumps(ADB_READY))
     fixture["commands"]["devices -l"] = {"stdout": flood, "rc": 0}
-    results = _run(tmp_path, _tool(tmp_path, "adb", fixture), "devices.adb")
+    results = _run(tmp_path, fake_tool(tmp_path, "adb", fixture), "devices.adb")
     (finding,) = [f for f in results["devices.adb"]["findings"] if f["code"] == "devices.adb-failed"]
     assert "more than 1 MiB" in finding["message"], finding
 
     big = synthetic_png()
     big = big[:-12] + b"\x00" * (5 << 20) + big[-12:]  # a PNG header, 5 MiB of rows: larger than the text cap
     (tmp_path / "files").mkdir(exist_ok=True)
-    env = _tool(tmp_path, "adb", ADB_READY)
+    env = fake_tool(tmp_path, "adb", ADB_READY)
     (tmp_path / "files" / "screen.png").write_bytes(big)
     results = _run(tmp_path, env, *STEP)
     assert _codes(results["service.agent-step"]) == ["service.connection-refused"]  # the screenshot got through
