@@ -312,16 +312,6 @@ READY = b"List of devices attached\n8a7f3c21  device usb:1-1 model:M2006J10C\n"
 SCREENCAP = "-s 8a7f3c21 exec-out screencap -p"
 
 
-@pytest.fixture
-def step_server() -> Iterator[str]:
-    """A server whose completion streams the reply the example sets (in _Answers.events)."""
-    server, stop = serve_in_thread(_Endpoint)
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        stop()
-
-
 @settings(derandomize=True, max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     reply=st.builds(
@@ -331,7 +321,7 @@ def step_server() -> Iterator[str]:
     )
 )
 def test_any_reply_never_ends_the_agent_step_in_error(
-    fake_adb: Path, step_server: str, phone_pack: packs.Pack, reply: str
+    fake_adb: Path, endpoint: str, phone_pack: packs.Pack, reply: str
 ) -> None:
     """service.agent-step: a real screenshot from the fake adb, any reply streamed back; a finding in time."""
     _answer(fake_adb, "devices -l", READY)
@@ -341,7 +331,7 @@ def test_any_reply_never_ends_the_agent_step_in_error(
     _Answers.framing = "chunked"
     snap = snapshot(None, env={"PHONE_AGENT_MODEL": MODEL, "PHONE_AGENT_DEVICE_TYPE": "adb"})
     started = time.monotonic()
-    _run("service.agent-step", snap, phone_pack, step_server)
+    _run("service.agent-step", snap, phone_pack, endpoint)
     assert time.monotonic() - started < 2 * TIMEOUT_S + 2 * SLACK_S  # the screenshot's deadline, then the step's
 
 

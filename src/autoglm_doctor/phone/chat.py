@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import ParseResult, unquote, urlparse
 
-from autoglm_doctor import httpclient
 from autoglm_doctor.phone import openai_shapes
 from autoglm_doctor.phone.actions import REPLY_MAX_CHARS
 from autoglm_doctor.phone.openai_shapes import MESSAGE_CHARS
@@ -137,9 +136,9 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
     """POST ``payload`` to ``url`` and read the event stream; never raises, never runs past ``timeout``."""
     import http.client
 
-    from autoglm_doctor.httpclient import split_userinfo
+    from autoglm_doctor import httpclient  # urllib.request pulls in ssl and email: only when an endpoint is asked
 
-    url, basic = split_userinfo(url)
+    url, basic = httpclient.split_userinfo(url)
     parsed = urlparse(url)
     secure = parsed.scheme == "https"
     connection_class = http.client.HTTPSConnection if secure else http.client.HTTPConnection

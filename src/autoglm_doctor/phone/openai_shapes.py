@@ -15,10 +15,13 @@ Extensions a server may add (vLLM's ``max_model_len``) are kept when well typed 
 otherwise: a server without them is still an OpenAI server.
 
 Why not pydantic (the typed-validation library the ecosystem trusts, and what the client's
-OpenAI SDK uses): importing it costs about 150 ms (pyproject.toml; measured again for this
-module, see its test) on a run whose whole start-up budget is ``pip check``'s time, and these
-four shapes need a dozen fields checked. Dataclasses with one validator per shape are the
-project's way for records; the validators are plain functions over the decoded JSON.
+OpenAI SDK uses): measured with pydantic 2.14.4 on Python 3.11, importing it takes 41 to 68 ms
+and importing it, declaring these shapes as ten models and validating one chunk 106 to 110 ms;
+this module, imported with its validators and run once, takes about 4 ms (``python -X importtime``).
+Every run imports the service checks, so pydantic would add a quarter of ``pip check``'s own
+time (about 400 ms here) to a start-up budgeted at 1.0x ``pip check``, for a dozen fields.
+Dataclasses with one validator per shape are the project's way for records; the validators
+are plain functions over the decoded JSON.
 """
 
 from __future__ import annotations
