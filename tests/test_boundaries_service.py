@@ -172,3 +172,86 @@ def test_a_hostile_action_is_unparsed_not_a_crash(tmp_path: Path, server: Script
     env = fake_tool(tmp_path, "adb", ADB_READY)
     result, _ = _check(tmp_path, server.url, "service.agent-step", timeout=30, bound_s=60, env=env)
     assert _errors(result) == ["service.action-unparsed"], result
+
+
+# --- the validators and the reply bounds, in-process --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("validate", "data", "said"),
+    [
+        ("stream_chunk", {"choices": ["a"]}, 'choices[0] is a string ("a"), not an object'),
+        ("stream_chunk", {"choices": [{"delta": {"content": 5}}]}, "choices[0].delta.content is a number (5)"),
+        ("stream_chunk", [1, 2], "the event is a list ([1, 2])"),
+        ("model_list", {"data": ["m"]}, 'data[0] is a string ("m")'),
+        ("model_list", {"data": [{"id": None}]}, "data[0].id is null (null), not a model name"),
+        ("model_list", {"object": "list"}, '"data" is null'),
+        ("completion", {"choices": []}, '"choices" is a list ([]), not a list of at least one choice'),
+        ("completion", {"choices": [{"message": "hi"}]}, 'choices[0].message is a string ("hi")'),
+    ],
+)
+def test_each_shape_says_which_part_is_wrong(validate: str, data: Any, said: str) -> None:
+    from autoglm_doctor.phone import openai_shapes
+
+    with pytest.raises(openai_shapes.NotOpenAIShape, match="not the OpenAI shape") as caught:
+        getattr(openai_shapes, validate)(data)
+    assert said in str(caught.value), str(caught.value)
+
+
+def test_the_shapes_read_what_servers_send() -> None:
+    """vLLM's model card, a stream with reasoning and a null delta, the error bodies servers use."""
+    from autoglm_doctor.phone import openai_shapes as shapes
+
+    listing = shapes.model_list({"object": "list", "data": [{"id": MODEL, "max_model_len": 25480, "root": "x"}]})
+    assert listing.card(MODEL) == shapes.ModelCard(MODEL, 25480)
+    assert shapes.model_list({"data": [{"id": MODEL, "max_model_len": "big"}]}).models[0].max_model_len is None
+    chunk = shapes.stream_chunk(
+        {"choices": [{"delta": {"content": None, "reasoning_content": "hm"}}, {"delta": None, "finish_reason": "stop"}]}
+    )
+    assert chunk.deltas == (shapes.Delta(reasoning="hm"), shapes.Delta(finish_reason="stop"))
+    assert shapes.stream_chunk({"choices": [], "usage": {"prompt_tokens": 3}}).deltas == ()
+    for body in (
+        {"error": {"message": "boom", "type": "BadRequestError"}},
+        {"object": "error", "message": "boom"},
+        {"detail": "boom"},
+        {"error": "boom"},
+    ):
+        assert shapes.error_body(body) == shapes.ErrorBody("boom"), body
+    assert shapes.stream_chunk({"object": "error", "message": "boom"}).error == shapes.ErrorBody("boom")
+
+
+def test_quotes_are_bounded_and_escaped() -> None:
+    from autoglm_doctor.phone.openai_shapes import QUOTE_CHARS, quote
+
+    huge = {"k": ["\x1b[2J" * 100_000]}
+    started = time.monotonic()
+    shown = quote(huge)
+    assert time.monotonic() - started < 0.5 and len(shown) <= QUOTE_CHARS
+    assert "\x1b" not in shown and "\\u001b" in shown
+
+
+def test_the_reply_judge_is_linear() -> None:
+    """250,000 characters of distinct words: the quadratic judge took 42 s at 300 KB; now well under a second."""
+    from autoglm_doctor.phone.actions import judge_reply
+
+    started = time.monotonic()
+    assert judge_reply(_distinct_words(250_000)) is None
+    assert time.monotonic() - started < 1.0
+    assert judge_reply("go " * 10 + "now") == ("service.garbled-reply", "the reply repeats one word over and over")
+
+
+@pytest.mark.parametrize(
+    ("action", "count"),
+    [
+        ('do(action="Tap", element=[500, 300])', 7),
+        ('do(action="Swipe", start=[1,2], end=[3,4])', 10),
+        ('finish(message="a (b) [c] + - not")', 4),
+        ("do(action='Type', text='''x\"y''')", 5),
+        ('do(action="Tap", element=[0.5, 1.5])', 9),
+        ('do(action=f"{x}")', None),
+    ],
+)
+def test_the_action_pre_scan_counts_only_outside_strings(action: str, count: int | None) -> None:
+    from autoglm_doctor.phone.actions import action_structure
+
+    assert action_structure(action) == count

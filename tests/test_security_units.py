@@ -82,12 +82,12 @@ def test_isolated_child_does_not_import_the_working_directory(tmp_path: Path) ->
 
 @LINUX
 def test_adb_flood_and_hang_are_bounded(tmp_path: Path) -> None:
-    from autoglm_doctor.checks.devices import TOOL_OUTPUT_CAP_BYTES, AdbTimeout, run_adb
+    from autoglm_doctor.checks.devices import TOOL_TEXT_CAP_BYTES, AdbTimeout, run_adb
 
     flood = fake_interpreter(tmp_path / "adb", "yes adb")
     started = time.monotonic()
     code, text = run_adb(str(flood), "devices", timeout=5)
-    assert code != 0 and "it was stopped" in text and len(text) < TOOL_OUTPUT_CAP_BYTES
+    assert code != 0 and "it was stopped" in text and len(text) < TOOL_TEXT_CAP_BYTES
     hang = fake_interpreter(tmp_path / "adb2", "setsid sleep 150 &\nsleep 150")
     with pytest.raises(AdbTimeout):
         run_adb(str(hang), "devices", timeout=1)

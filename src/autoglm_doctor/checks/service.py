@@ -431,12 +431,13 @@ def _served(
     if answer.status != 200:
         yield explain_failure(answer, models_url, _timeout(ctx), "GET /models", url, token_sent=answer.token_sent)
         return
+    data = answer.json()
     try:
-        listing = model_list(answer.json())
+        listing = model_list(data)
     except NotOpenAIShape as exc:
         yield error(
             "service.no-models",
-            f"GET {models_url} answered, but {exc}",
+            f"GET {models_url} answered, but {exc if data is not None else 'not with JSON'}",
             fix="point PHONE_AGENT_BASE_URL at the OpenAI-compatible API of the model server (its /v1)",
             observed=quote(answer.body[:200].decode("utf-8", errors="replace")),
             expected='{"object": "list", "data": [{"id": "<model name>", ...}]}',
@@ -475,7 +476,7 @@ def _served(
 
 def _names(served: list[str], *, quoted: bool = False, shown: int = 10) -> str:
     """The first ``shown`` served names, each cut to 200 characters, and how many more there are."""
-    names = [quote(n, 200) if quoted else n[:200] for n in served[:shown]]
+    names = [repr(n[:200]) if quoted else n[:200] for n in served[:shown]]
     more = len(served) - shown
     if more > 0:
         names.append(f"and {more}{'+' if len(served) >= MODELS_MAX else ''} more")
