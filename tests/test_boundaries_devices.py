@@ -8,6 +8,7 @@ also writes the pids of what it started when it hangs, and each test asserts the
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from autoglm_doctor.checks.devices import SCREENSHOT_CAP_BYTES, TOOL_TEXT_CAP_BY
 from autoglm_doctor.phone.screenshot import synthetic_png
 from autoglm_doctor.safeio import LIMITS
 from tests.helpers.fake_tools import ADB_READY, HDC_READY, alive, fake_tool, started_pids
-from tests.helpers.hostile import doctor
+from tests.helpers.hostile import doctor, fake_interpreter
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and FIFOs: Linux")
 
@@ -60,6 +61,21 @@ def test_a_hung_adb_version_is_cut_off_and_leaves_nothing(tmp_path: Path) -> Non
     assert _codes(results["devices.adb"]) == ["devices.adb-timeout"]
     pids = started_pids(tmp_path)
     assert len(pids) == 2 and not any(alive(pid) for pid in pids), pids
+
+
+def test_a_hung_adb_that_daemonised_a_child_leaves_nothing(tmp_path: Path) -> None:
+    """The hung adb started a daemon that left its session and closed every pipe: found by its mark, killed."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    daemon_pid = tmp_path / "daemon.pid"
+    fake_interpreter(
+        tools / "adb",
+        f"setsid sh -c 'echo $$ > {daemon_pid}; exec sleep 150' </dev/null >/dev/null 2>&1 &\nsleep 150",
+    )
+    env = {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}", "PHONE_AGENT_DEVICE_TYPE": "adb"}
+    results = _run(tmp_path, env, "devices.adb", bound_s=30)  # doctor() also finds no marked process left
+    assert _codes(results["devices.adb"]) == ["devices.adb-timeout"]
+    assert daemon_pid.exists() and not alive(int(daemon_pid.read_text()))
 
 
 @pytest.mark.parametrize(

@@ -428,6 +428,7 @@ def test_security_doc_states_the_endpoint_reply_and_tool_bounds() -> None:
     assert f"**{actions.REPLY_MAX_CHARS:,}** characters" in doc
     assert f"**{actions.ACTION_MAX_CHARS:,}** characters" in doc
     assert f"**{actions.ACTION_MAX_STRUCTURE}** brackets" in doc
+    assert f"`{procs.MARK_VARIABLE}`" in doc
 
 
 SECRET_URL = "http://u:p@ss@word@127.0.0.1:9/v1"
