@@ -318,18 +318,9 @@ def kill_all(*, final: bool = False) -> int:
 
 def kill_marked(mark: str) -> list[int]:
     """SIGKILL every process (of ours to read, Linux ``/proc``) whose environment carries ``mark``; their pids."""
-    if not sys.platform.startswith("linux"):
-        return []
     needle = f"{MARK_VARIABLE}={mark}".encode()
-    me = os.getpid()
     killed = []
-    try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return []
-    for pid in pids:
-        if pid == me:
-            continue
+    for pid in _other_processes():
         try:
             with open(f"/proc/{pid}/environ", "rb") as handle:
                 if needle not in handle.read():
@@ -340,6 +331,17 @@ def kill_marked(mark: str) -> list[int]:
         killed.append(pid)
     _await_gone(killed)
     return killed
+
+
+def _other_processes() -> list[int]:
+    """Every process but this one, from Linux ``/proc`` (none elsewhere, or when it cannot be listed)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    me = os.getpid()
+    try:
+        return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
+    except OSError:
+        return []
 
 
 def _await_gone(pids: list[int], bound_s: float = 1.0) -> None:
@@ -362,15 +364,8 @@ def _pipe_holders(fds: list[int]) -> list[int]:
     for fd in fds:
         with contextlib.suppress(OSError):
             wanted.add(f"pipe:[{os.fstat(fd).st_ino}]")
-    me = os.getpid()
     found = []
-    try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return []
-    for pid in pids:
-        if pid == me:
-            continue
+    for pid in _other_processes():
         folder = f"/proc/{pid}/fd"
         try:
             links = os.listdir(folder)
