@@ -55,6 +55,7 @@ def test_selection_and_order() -> None:
     assert [s.id for s in select(checks, "packages.*", "packages.c*,packages.s*")] == [
         "packages.required",
         "packages.versions",
+        "packages.abi",
     ]
     with pytest.raises(SelectionError):
         select(checks, "nope.*")

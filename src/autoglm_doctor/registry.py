@@ -37,6 +37,7 @@ CheckFunc = Callable[["Snapshot", "CheckContext"], Iterable[Finding]]
 BUILTIN_MODULES = (
     "autoglm_doctor.checks.python_env",
     "autoglm_doctor.checks.packages",
+    "autoglm_doctor.checks.abi",
     "autoglm_doctor.checks.cuda",
     "autoglm_doctor.checks.system",
     "autoglm_doctor.checks.config",

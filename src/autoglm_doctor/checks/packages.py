@@ -233,6 +233,7 @@ def _dependency_findings(snap: Snapshot) -> Iterator[Finding]:
     env = marker_environment(snap.python)
     installed = snap.effective()
     python = parse_version(snap.python.version)
+    proven = proven_broken(snap)
     pending: list[tuple[Distribution, set[str], str]] = [(d, set(), "") for d in installed.values()]
     missing: dict[tuple[str, frozenset[str]], tuple[Distribution, list[Finding]]] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
@@ -280,6 +281,8 @@ def _dependency_findings(snap: Snapshot) -> Iterator[Finding]:
                 )
                 continue
             version = parse_version(target.version)
+            if target.key == "torch" and dist.key in proven and not extras:
+                continue  # packages.abi reports the pin with the ELF proof of what it breaks
             if req.specifier and version is not None and not req.specifier.contains(version, prereleases=True):
                 yield error(
                     "packages.dependency-conflict",
@@ -439,10 +442,27 @@ def _pypi_build(torch_version: str, platform: str, machine: str) -> str:
     return row.pypi_default if row is not None else ""
 
 
-def _family_fix(snap: Snapshot, member: str, torch_version: str, variant: str, installed: str) -> str:
+def family_fix(snap: Snapshot, member: str, torch_version: str, variant: str, installed: str) -> str:
+    """Reinstall torchvision/torchaudio as the release and build paired with this torch (from torch's index)."""
     pin = family_pin(member, torch_version, variant, installed)
     index = family_index(pin)
     return pip_install(snap, "--force-reinstall", "--no-deps", pin) + (f" --index-url {index}" if index else "")
+
+
+def proven_broken(snap: Snapshot) -> set[str]:
+    """Distributions (normalised names) whose extensions the ELF facts prove broken against the installed torch.
+
+    packages.abi reports those, with the ELF proof and the same fix; the table-based findings here
+    (torchvision/torchaudio pairing, a torch pin in the metadata) stand back for them, so that one
+    broken distribution is one finding.
+    """
+    if snap.abi is None:
+        return set()
+    return {
+        canonical_name(e.distribution)
+        for e in snap.abi.extensions
+        if e.distribution and (e.missing_libraries or e.missing_count)
+    }
 
 
 def _torch_family_findings(snap: Snapshot, installed: dict[str, Distribution]) -> Iterator[Finding]:
@@ -459,8 +479,11 @@ def _torch_family_findings(snap: Snapshot, installed: dict[str, Distribution]) -
     if torch is None:
         return
     torch_label = _local_label(torch_version)
+    proven = proven_broken(snap)
     for member in TORCH_FAMILY:
         dist = installed.get(member)
+        if member in proven:
+            continue  # packages.abi reports it, with the ELF proof
         version = parse_version(dist.version) if dist is not None else None
         if dist is None or version is None:
             continue
@@ -484,7 +507,7 @@ def _torch_family_findings(snap: Snapshot, installed: dict[str, Distribution]) -
                 + "` fails (symptom: RuntimeError: operator torchvision::nms does not exist)",
                 observed=f"{member}=={dist.version}, torch=={torch_version}",
                 expected=family_pin(member, torch_version, torch_label, "") if paired else expected,
-                fix=_family_fix(snap, member, torch_version, torch_label, dist.version),
+                fix=family_fix(snap, member, torch_version, torch_label, dist.version),
             )
             continue
         exact = spec is not None and any(s.operator == "==" for s in spec)
@@ -503,7 +526,7 @@ def _torch_family_findings(snap: Snapshot, installed: dict[str, Distribution]) -
             f"{member}` fails (symptom: RuntimeError: operator torchvision::nms does not exist)",
             observed=f"{member}=={dist.version}, torch=={torch_version}",
             expected=family_pin(member, torch_version, torch_label, dist.version),
-            fix=_family_fix(snap, member, torch_version, torch_label, dist.version),
+            fix=family_fix(snap, member, torch_version, torch_label, dist.version),
         )
 
 

@@ -18,6 +18,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor.checks._util import marker_environment, parse_version
+from autoglm_doctor.checks.abi import abi_codes
 from autoglm_doctor.checks.packages import active_rules
 from autoglm_doctor.context import CheckContext, Options
 from autoglm_doctor.knowledge import gpu as kb
@@ -383,6 +384,8 @@ class _Planner:
                 why=f"torch {pick.full_version} pairs with {member} {pin} (knowledge/torch_family.yaml)",
                 code="packages.torch-family-build" if same_release else f"packages.{member}-mismatch",
             )
+            # packages.abi reports the same distribution with the ELF proof (and this same fix).
+            entry.reasons.extend(("", code) for code in abi_codes(self.snap, member))
             entry.decided = True
 
     def _apply_transformers(self, pick: TransformersPick, torch: TorchPick | None) -> None:

@@ -17,6 +17,7 @@ from autoglm_doctor.gather_options import PROBE_TIMEOUT_S, GatherOptions
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
+    from autoglm_doctor.probe.abi import AbiFacts
     from autoglm_doctor.probe.snapshot import Snapshot
 
 # The snapshot types (and every area's facts behind them) are imported where they are used, so
@@ -266,12 +267,22 @@ def gather(options: GatherOptions) -> Snapshot:
         libraries = dataclasses.replace(libraries, transformers=libraries.transformers.for_model(model_type))
     return dataclasses.replace(
         snap,
+        abi=_abi_facts(snap),
         config=host_side.config,
         gpu=host_side.gpu,
         host=host_side.host,
         model=host_side.model,
         libraries=libraries,
     )
+
+
+def _abi_facts(snap: Snapshot) -> AbiFacts | None:
+    """The ELF facts of the target's compiled extensions; they need the probe's site-packages and torch."""
+    from autoglm_doctor.probe import abi
+
+    installed = [abi.Installed(d.name, d.version, d.location, d.top_level, d.path_index) for d in snap.distributions]
+    torch = snap.torch.path if snap.torch is not None else ""
+    return abi.gather(snap.python.platform, torch, installed, os.environ.get("LD_LIBRARY_PATH", ""))
 
 
 def _await_probe(probe: RunningProbe, answer: list[dict[str, object] | BaseException]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autoglm_doctor.configfile.facts import ConfigFacts
+from autoglm_doctor.probe.abi import AbiFacts
 from autoglm_doctor.probe.gpu import GpuFacts
 from autoglm_doctor.probe.host import HostFacts
 from autoglm_doctor.probe.libraries import LibraryFacts
@@ -165,6 +166,8 @@ class Snapshot:
     """The deployment config, parsed with positions."""
     model: ModelFacts | None = None
     """The model folder, from file headers only."""
+    abi: AbiFacts | None = None
+    """Compiled extensions linking against torch, read from their ELF dynamic sections (host side)."""
     schema: str = SCHEMA
     """Version of this format."""
     tool_version: str = ""

@@ -1,0 +1,184 @@
+"""packages.abi through the CLI: real extensions built here, the real torchvision CUDA wheel, real venvs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoglm_doctor.cli import main
+from tests.conftest import codes, result
+from tests.helpers.extensions import (
+    add_extension,
+    add_torchvision_wheel_files,
+    build_extensions,
+    venv_with_torch,
+)
+from tests.helpers.venvs import Venv
+
+Run = Callable[..., tuple[int, dict[str, Any]]]
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to build the extensions")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The three builds of one extension source (compiled once per session)."""
+    return build_extensions(tmp_path_factory.mktemp("abi-builds"))
+
+
+@pytest.fixture(scope="session")
+def venvs(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Venv]:
+    """One venv per build, plus one with the real torchvision CUDA wheel, each beside the CPU torch."""
+    root = tmp_path_factory.mktemp("abi-venvs")
+    out = {}
+    for name, so in built.items():
+        venv = venv_with_torch(root / name)
+        add_extension(venv, so)
+        out[name] = venv
+    out["torchvision"] = venv_with_torch(root / "torchvision")
+    add_torchvision_wheel_files(out["torchvision"])
+    return out
+
+
+def _abi(run_json: Run, venv: Venv, *extra: str) -> tuple[int, dict[str, Any]]:
+    return run_json("--python", str(venv.python), "--only", "packages.abi", *extra)
+
+
+def test_extension_built_against_the_installed_torch_passes(
+    venvs: dict[str, Venv], workdir: Path, run_json: Run
+) -> None:
+    code, report = _abi(run_json, venvs["matching"])
+    assert code == 0
+    assert result(report, "packages.abi")["status"] == "pass"
+    assert result(report, "packages.abi")["findings"] == []
+    # It was examined, not overlooked: the snapshot holds its proof.
+    assert main(["snapshot", "--python", str(venvs["matching"].python), "-o", str(workdir / "snap.json")]) == 0
+    facts = json.loads((workdir / "snap.json").read_text(encoding="utf-8"))["abi"]
+    [ext] = facts["extensions"]
+    assert ext["distribution"] == "abiext" and ext["checked_symbols"] >= 1
+    assert ext["missing_libraries"] == [] and ext["missing_count"] == 0
+    assert any(p.endswith("libc10.so") for p in ext["torch_libraries"])
+
+
+def test_extension_built_for_another_torch_names_the_demangled_symbol(
+    venvs: dict[str, Venv], workdir: Path, run_json: Run
+) -> None:
+    code, report = _abi(run_json, venvs["standin"])
+    assert code == 1
+    [finding] = result(report, "packages.abi")["findings"]
+    assert finding["code"] == "packages.abi-missing-symbol"
+    message = finding["message"]
+    assert "abiext 1.0" in message
+    assert "c10::detail::torchCheckFail(char const*, char const*, unsigned int, " in message
+    assert ", bool)" in message  # the changed signature, demangled
+    assert "built for another torch version" in message
+    assert "libc10.so" in finding["evidence"]["expected"]
+    assert "--no-build-isolation" in finding["fix"] and "--no-cache-dir" in finding["fix"]
+    assert "abiext==1.0" in finding["fix"]
+
+
+def test_extension_built_with_the_other_cxx_abi_names_the_abi(
+    venvs: dict[str, Venv], workdir: Path, run_json: Run
+) -> None:
+    code, report = _abi(run_json, venvs["old_abi"])
+    assert code == 1
+    [finding] = result(report, "packages.abi")["findings"]
+    assert finding["code"] == "packages.abi-cxx11"
+    assert "_GLIBCXX_USE_CXX11_ABI=0" in finding["message"]
+    assert "_GLIBCXX_USE_CXX11_ABI=1" in finding["message"]
+    assert (
+        "c10::detail::torchCheckFail(char const*, char const*, unsigned int, "
+        "std::basic_string<char, std::char_traits<char>, std::allocator<char> > const&)" in finding["message"]
+    )
+
+
+def test_real_torchvision_cuda_wheel_beside_cpu_torch_names_the_missing_cuda_libraries(
+    venvs: dict[str, Venv], workdir: Path, run_json: Run
+) -> None:
+    code, report = run_json("--python", str(venvs["torchvision"].python), "--only", "packages.abi,packages.conflicts")
+    assert code == 1
+    [finding] = result(report, "packages.abi")["findings"]
+    assert finding["code"] == "packages.abi-missing-library"
+    assert "libc10_cuda.so" in finding["message"] and "libtorch_cuda.so" in finding["message"]
+    assert "CUDA build beside torch 2.13.0+cpu" in finding["message"]
+    assert "torchvision::nms does not exist" in finding["message"]
+    assert "torchvision/_C.so needs" in finding["evidence"]["observed"]
+    assert "torchvision==0.28.0+cpu" in finding["fix"]
+    # The table-based pairing finding would say the same: one finding, with the ELF proof.
+    assert "packages.torch-family-build" not in codes(report, "packages.conflicts")
+
+
+def test_table_finding_stays_where_there_is_no_elf_proof(
+    venvs: dict[str, Venv], tmp_path: Path, workdir: Path, run_json: Run
+) -> None:
+    venv = venv_with_torch(tmp_path / "v")
+    venv.add("torchvision", "0.28.0", ["torch==2.13.0"])  # metadata only: no extension to read
+    code, report = run_json("--python", str(venv.python), "--only", "packages.abi,packages.conflicts")
+    assert "packages.torch-family-build" in codes(report, "packages.conflicts")
+    assert result(report, "packages.abi")["status"] == "pass"
+
+
+def test_snapshot_re_evaluates_the_elf_verdict(venvs: dict[str, Venv], workdir: Path, run_json: Run) -> None:
+    snap = workdir / "snap.json"
+    assert main(["snapshot", "--python", str(venvs["standin"].python), "-o", str(snap)]) == 0
+    code, report = run_json("--snapshot", str(snap), "--only", "packages.abi")
+    assert code == 1
+    assert codes(report, "packages.abi") == ["packages.abi-missing-symbol"]
+
+
+def test_fix_pins_the_paired_torchvision_for_the_abi_finding(
+    venvs: dict[str, Venv], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = workdir / "requirements.txt"
+    main(
+        [
+            "check",
+            "--no-smoke",
+            "--python",
+            str(venvs["torchvision"].python),
+            "--fix",
+            "--fix-output",
+            str(out),
+            "--no-index",
+        ]
+    )
+    capsys.readouterr()
+    text = out.read_text(encoding="utf-8") if out.exists() else ""
+    line = next((ln for ln in text.splitlines() if ln.startswith("torchvision==")), "")
+    assert line.startswith("torchvision==0.28.0+cpu"), text
+    assert "packages.abi-missing-library" in line
+
+
+def test_corrupt_and_hostile_shared_objects_are_findings(
+    venvs: dict[str, Venv], built: dict[str, Path], tmp_path: Path, workdir: Path, run_json: Run
+) -> None:
+    venv = venv_with_torch(tmp_path / "v")
+    target = add_extension(venv, built["matching"])
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 8])  # a truncated download
+    os.mkfifo(venv.site_packages / "abiext" / "pipe.so")  # never opened for reading
+    code, report = _abi(run_json, venv)
+    found = result(report, "packages.abi")["findings"]
+    assert result(report, "packages.abi")["status"] == "warn"
+    assert {f["code"] for f in found} == {"packages.abi-unreadable"}
+    assert any("_C" in f["message"] for f in found)
+    assert any("not a regular file" in f["message"] for f in found)
+
+
+def test_explain_documents_every_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "packages.abi", "--format", "json"]) == 0
+    page = capsys.readouterr().out
+    for code in (
+        "packages.abi-missing-library",
+        "packages.abi-missing-symbol",
+        "packages.abi-cxx11",
+        "packages.abi-unreadable",
+        "packages.abi-incomplete",
+    ):
+        assert code in page
