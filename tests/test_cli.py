@@ -19,6 +19,7 @@ DESIGN_IDS = [
     "packages.versions",
     "packages.conflicts",
     "packages.shadowing",
+    "packages.abi",
 ]
 
 
@@ -67,7 +68,12 @@ def test_unknown_selection_is_usage_error(
 
 def test_only_and_skip_globs(healthy_venv: Venv, workdir: Path, run_json) -> None:  # type: ignore[no-untyped-def]
     _, report = run_json("--python", str(healthy_venv.python), "--only", "packages.*", "--skip", "packages.shadowing")
-    assert [r["id"] for r in report["results"]] == ["packages.required", "packages.versions", "packages.conflicts"]
+    assert [r["id"] for r in report["results"]] == [
+        "packages.required",
+        "packages.versions",
+        "packages.conflicts",
+        "packages.abi",
+    ]
     for result in report["results"]:
         assert result["duration_ms"] >= 0
 

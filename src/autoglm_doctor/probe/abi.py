@@ -22,11 +22,16 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from autoglm_doctor.probe.elf import ElfError, SharedObject
+if TYPE_CHECKING:
+    from autoglm_doctor.probe.elf import SharedObject
+
+# probe.elf (and pyelftools) is imported only when a target with torch is scanned: the snapshot's
+# types live here, and reading a snapshot or checking a target without torch needs no ELF reader.
 
 TORCH_LIBRARY = re.compile(r"^lib(?:c10|torch|shm)(?:_[a-z0-9_]+)?\.so$")
 """Libraries torch ships in ``torch/lib`` (``libc10.so``, ``libtorch_cuda.so``, ``libtorch_python.so``)."""
@@ -165,14 +170,26 @@ def gather(platform: str, torch_version_py: str, installed: list[Installed], ld_
     """
     if (platform and platform != "linux") or not torch_version_py:
         return None
+    from autoglm_doctor.probe.elf import ElfError, SharedObject
+
     torch_pkg = Path(torch_version_py).parent
-    scan = _Scan(installed, torch_pkg, torch_pkg / "lib", ld_library_path)
+    scan = _Scan(installed, torch_pkg, torch_pkg / "lib", ld_library_path, SharedObject.open, ElfError)
     scan.run()
     return scan.facts()
 
 
 class _Scan:
-    def __init__(self, installed: list[Installed], torch_pkg: Path, torch_lib: Path, ld_library_path: str) -> None:
+    def __init__(
+        self,
+        installed: list[Installed],
+        torch_pkg: Path,
+        torch_lib: Path,
+        ld_library_path: str,
+        open_object: Callable[[str, int, Callable[[list[str]], bool] | None], SharedObject | None],
+        elf_error: type[ValueError],
+    ) -> None:
+        self.open_object = open_object
+        self.elf_error = elf_error
         self.installed = installed
         self.torch_pkg = os.path.realpath(torch_pkg)
         self.torch_lib = str(torch_lib)
@@ -184,7 +201,6 @@ class _Scan:
         self.preloaded = self._preloaded()
         self.system = _system_dirs()
         self.providers: dict[str, SharedObject | None] = {}
-        self.found: list[tuple[str, SharedObject]] = []
         self.results: list[ExtensionFacts] = []
 
     def _preloaded(self) -> list[str]:
@@ -238,6 +254,7 @@ class _Scan:
     def _walk(self, location: str) -> Iterator[str]:
         """Every ``*.so`` under ``location``, outside torch itself, vendored library folders and metadata."""
         stack = [location]
+        seen: set[str] = set()
         entries = 0
         while stack:
             folder = stack.pop()
@@ -252,19 +269,21 @@ class _Scan:
                 return
             if time.monotonic() > self.deadline:
                 raise _OutOfTime
-            for item in sorted(items, key=lambda i: i.name):
+            for item in items:
                 name = item.name
                 try:
                     is_dir = item.is_dir()
+                    linked = is_dir and item.is_symlink()
                 except OSError:
                     continue
                 if is_dir:
-                    if (
-                        name in _PRUNED
-                        or name.endswith((".dist-info", ".egg-info", ".libs", ".data"))
-                        or os.path.realpath(item.path) == self.torch_pkg
-                    ):
+                    if name in _PRUNED or name.endswith((".dist-info", ".egg-info", ".libs", ".data")):
                         continue
+                    if name == "torch" or linked:  # torch itself is not an extension; a linked folder is read once
+                        real = os.path.realpath(item.path)
+                        if real == self.torch_pkg or real in seen:
+                            continue
+                        seen.add(real)
                     stack.append(item.path)
                 elif name.endswith(".so"):
                     yield item.path
@@ -274,20 +293,22 @@ class _Scan:
             raise _OutOfTime
         owner = owners.get(_top_level(path, location), ("", ""))
         try:
-            obj = SharedObject.open(path, MAX_FILE_BYTES)
-        except (ElfError, OSError) as exc:
+            obj = self.open_object(path, MAX_FILE_BYTES, _links_torch)
+        except (self.elf_error, OSError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            if isinstance(exc, ElfError) and str(exc) == "not an ELF file":
+            if isinstance(exc, self.elf_error) and str(exc) == "not an ELF file":
                 return None  # a linker script or another platform's file named .so: not an extension
             return ExtensionFacts(
                 path=path, distribution=owner[0], version=owner[1], problem=f"cannot be read: {reason}"
             )
+        if obj is None:
+            return None  # links neither torch nor its CUDA libraries
         with obj:
-            if not any(TORCH_LIBRARY.match(n) or CUDA_LIBRARY.match(n) for n in obj.needed):
+            if not _links_torch(obj.needed):
                 return None
             try:
                 return self._prove(obj, owner)
-            except (ElfError, ValueError, IndexError, OverflowError) as exc:
+            except (ValueError, IndexError, OverflowError) as exc:  # ElfError is a ValueError
                 return ExtensionFacts(
                     path=path,
                     distribution=owner[0],
@@ -357,8 +378,8 @@ class _Scan:
         real = os.path.realpath(path)
         if real not in self.providers:
             try:
-                self.providers[real] = SharedObject.open(real, MAX_FILE_BYTES)
-            except (ElfError, OSError) as exc:
+                self.providers[real] = self.open_object(real, MAX_FILE_BYTES, None)
+            except (self.elf_error, OSError) as exc:
                 self.problems.append(f"{path}: cannot be read ({exc})")
                 self.providers[real] = None
         return self.providers[real]
@@ -383,6 +404,10 @@ class _Scan:
                     if found is not None:
                         pending.append(found)
         return out
+
+
+def _links_torch(needed: list[str]) -> bool:
+    return any(TORCH_LIBRARY.match(n) or CUDA_LIBRARY.match(n) for n in needed)
 
 
 class _OutOfTime(Exception):
