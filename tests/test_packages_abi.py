@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autoglm_doctor.cli import main
 from tests.conftest import codes, result
@@ -182,3 +184,34 @@ def test_explain_documents_every_code(capsys: pytest.CaptureFixture[str]) -> Non
         "packages.abi-incomplete",
     ):
         assert code in page
+
+
+def _mutations() -> st.SearchStrategy[list[tuple[int, int]]]:
+    return st.lists(st.tuples(st.integers(0, 1 << 14), st.integers(0, 255)), min_size=1, max_size=24)
+
+
+@settings(max_examples=int(os.environ.get("AUTOGLM_FUZZ_EXAMPLES", "300")) // 3, deadline=None)
+@given(edits=_mutations(), cut=st.integers(0, 1 << 15))
+def test_mutated_elf_files_never_crash_the_reader(
+    built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[int, int]], cut: int
+) -> None:
+    """Corrupt headers, tags and tables (and truncation) give an ElfError or a result, never another exception."""
+    from autoglm_doctor.probe.elf import ElfError, SharedObject
+
+    data = bytearray(built["matching"].read_bytes())
+    for at, value in edits:
+        if at < len(data):
+            data[at] = value
+    path = tmp_path_factory.mktemp("fuzz") / "x.so"
+    path.write_bytes(bytes(data[: max(cut, 64)] if cut < len(data) else data))
+    try:
+        obj = SharedObject.open(str(path), 1 << 30)
+    except ElfError:
+        return
+    assert obj is not None
+    with obj:
+        try:
+            for symbol in obj.undefined()[:50]:
+                obj.exports(symbol.name)
+        except ElfError:
+            pass

@@ -308,7 +308,7 @@ class _Scan:
                 return None
             try:
                 return self._prove(obj, owner)
-            except (ValueError, IndexError, OverflowError) as exc:  # ElfError is a ValueError
+            except ValueError as exc:  # the reader raises only ElfError (a ValueError) on a malformed file
                 return ExtensionFacts(
                     path=path,
                     distribution=owner[0],

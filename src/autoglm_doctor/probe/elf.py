@@ -1,6 +1,7 @@
 """Read what the dynamic linker reads from a shared object: its dynamic section, nothing else.
 
-The ELF reader is pyelftools (pure Python, a 200 KB wheel, about 30 ms to import) rather than
+The ELF reader is pyelftools (pure Python, a 200 KB wheel, about 30 ms to import, paid only when
+a file that links torch is read) rather than
 LIEF (a 3.7 MB compiled wheel per platform and Python, which the doctor would then need on every
 interpreter it runs under): the doctor only needs the ELF header, the program headers and the
 dynamic tags, which pyelftools parses and validates (identification, class, byte order, the tag
@@ -36,12 +37,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, cast
-
-from elftools.common.exceptions import ELFError
-from elftools.common.utils import struct_parse
-from elftools.construct import ConstructError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.hash import GNUHashTable
 
 MAX_DYNAMIC_TAGS = 4096
 """More dynamic tags than this is not a real shared object (real ones have 30 to 60)."""
@@ -125,6 +120,10 @@ class SharedObject:
             if names is not None and not wanted(names):
                 mapped.close()
                 return None
+        # pyelftools is imported only once a file that links torch is read (~30 ms, see above).
+        from elftools.common.exceptions import ELFError
+        from elftools.construct import ConstructError
+
         obj = cls(path=path, _map=mapped)
         try:
             obj._read()
@@ -144,6 +143,9 @@ class SharedObject:
         return self._map
 
     def _read(self) -> None:
+        from elftools.common.utils import struct_parse
+        from elftools.elf.elffile import ELFFile
+
         data = self.data
         if data[:4] != MAGIC:
             raise ElfError("not an ELF file")
@@ -238,6 +240,13 @@ class SharedObject:
         return at, nbuckets, symoffset, bloom_size, bloom_shift
 
     def undefined(self) -> list[Undefined]:
+        """The symbols this object needs from others; raises only :class:`ElfError` on a malformed file."""
+        try:
+            return self._undefined()
+        except (struct.error, IndexError, OverflowError, ValueError) as exc:
+            raise ElfError(f"malformed symbol tables: {exc}") from exc
+
+    def _undefined(self) -> list[Undefined]:
         """The symbols this object needs from others (global and weak references), with versions.
 
         The GNU hash table covers only defined symbols and the link editor puts every other
@@ -320,6 +329,13 @@ class SharedObject:
         return out
 
     def exports(self, name: str, version: str = "") -> bool:
+        """Whether this library defines ``name`` (at ``version``); raises only :class:`ElfError` on a malformed file."""
+        try:
+            return self._exports(name, version)
+        except (struct.error, IndexError, OverflowError, ValueError) as exc:
+            raise ElfError(f"malformed GNU hash table: {exc}") from exc
+
+    def _exports(self, name: str, version: str = "") -> bool:
         """Whether this library defines ``name`` (at ``version`` when given), by its GNU hash table.
 
         The lookup the dynamic linker does: the bloom filter first, then one bucket's chain,
@@ -328,7 +344,7 @@ class SharedObject:
         at, nbuckets, symoffset, bloom_size, bloom_shift = self._gnu_hash()
         bits = 64 if self._wide else 32
         order = "<" if self._little else ">"
-        wanted = GNUHashTable.gnu_hash(name)
+        wanted = _gnu_hash(name)
         bloom_at = at + 16
         word = struct.unpack_from(
             order + ("Q" if self._wide else "I"), self.data, bloom_at + (bits // 8) * ((wanted // bits) % bloom_size)
@@ -358,6 +374,13 @@ class SharedObject:
                 return False
             index += 1
         return False
+
+
+def _gnu_hash(name: str) -> int:
+    """The GNU symbol hash (``dl_new_hash``), as pyelftools' ``GNUHashTable.gnu_hash`` computes it."""
+    from elftools.elf.hash import GNUHashTable
+
+    return GNUHashTable.gnu_hash(name)
 
 
 def needed_names(data: mmap.mmap) -> list[str]:
