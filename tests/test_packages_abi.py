@@ -215,3 +215,35 @@ def test_mutated_elf_files_never_crash_the_reader(
                 obj.exports(symbol.name)
         except ElfError:
             pass
+
+
+def test_vllm_built_for_another_torch_is_one_finding_with_the_elf_proof(
+    built: dict[str, Path], tmp_path: Path, workdir: Path, run_json: Run
+) -> None:
+    venv = venv_with_torch(tmp_path / "v")
+    add_extension(
+        venv, built["standin"], name="vllm", version="0.10.1", requires=("torch==2.8.0",), filename="_C.abi3.so"
+    )
+    code, report = run_json("--python", str(venv.python), "--only", "packages.abi,packages.conflicts")
+    assert code == 1
+    [finding] = result(report, "packages.abi")["findings"]
+    assert finding["code"] == "packages.abi-missing-symbol"
+    assert "vllm 0.10.1" in finding["message"] and "vllm/_C.abi3.so" in finding["message"]
+    assert "its metadata says it was built for torch==2.8.0" in finding["message"]
+    assert "torch==2.8.0" in finding["fix"]  # or the torch it was built for
+    # pip check's view of the same pin stands back: one finding for vllm, with the proof.
+    conflicts = result(report, "packages.conflicts")["findings"]
+    assert not [f for f in conflicts if f["code"] == "packages.dependency-conflict" and "vllm" in f["message"]]
+
+
+def test_a_torch_pin_without_elf_proof_stays_a_conflict(
+    built: dict[str, Path], tmp_path: Path, workdir: Path, run_json: Run
+) -> None:
+    venv = venv_with_torch(tmp_path / "v")
+    add_extension(
+        venv, built["matching"], name="vllm", version="0.10.1", requires=("torch==2.8.0",), filename="_C.abi3.so"
+    )
+    code, report = run_json("--python", str(venv.python), "--only", "packages.abi,packages.conflicts")
+    assert result(report, "packages.abi")["status"] == "pass"
+    conflicts = [f for f in result(report, "packages.conflicts")["findings"] if "vllm" in f["message"]]
+    assert [f["code"] for f in conflicts] == ["packages.dependency-conflict"]

@@ -107,10 +107,17 @@ def venv_with_torch(path: Path) -> Venv:
     return venv
 
 
-def add_extension(venv: Venv, built: Path, name: str = "abiext", version: str = "1.0") -> Path:
-    """Install ``built`` as ``NAME/_C<EXT_SUFFIX>`` of a distribution with real dist-info; returns the file."""
-    venv.add(name, version, ["torch==2.13.0"])
-    target = venv.site_packages / name / f"_C{EXT_SUFFIX}"
+def add_extension(
+    venv: Venv,
+    built: Path,
+    name: str = "abiext",
+    version: str = "1.0",
+    requires: tuple[str, ...] = ("torch==2.13.0",),
+    filename: str = f"_C{EXT_SUFFIX}",
+) -> Path:
+    """Install ``built`` as ``NAME/FILENAME`` of a distribution with real dist-info; returns the file."""
+    venv.add(name, version, list(requires))
+    target = venv.site_packages / name / filename
     shutil.copyfile(built, target)
     return target
 
