@@ -18,6 +18,7 @@ outside the run; a file that cannot be read is recorded with the reason, never r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -323,7 +324,7 @@ class _Scan:
         before = own if not obj.runpath else []
         after = own if obj.runpath else []
         missing: list[str] = []
-        torch_libs: list[SharedObject] = []
+        torch_libs: dict[str, SharedObject] = {}  # by path: libc10.so is needed by nearly every one of them
         for name in obj.needed:
             if "/" in name:
                 found: str | None = name if os.path.isfile(name) else None
@@ -332,7 +333,7 @@ class _Scan:
             if found is None:
                 missing.append(name)
             elif TORCH_LIBRARY.match(name):
-                torch_libs.extend(self._closure(found))
+                torch_libs.update((lib.path, lib) for lib in self._closure(found))
         undefined = obj.undefined()
         cxx11 = _abi_of(u.name for u in undefined)
         base = ExtensionFacts(
@@ -341,31 +342,21 @@ class _Scan:
             version=owner[1],
             needed=list(obj.needed),
             missing_libraries=missing,
-            torch_libraries=[t.path for t in torch_libs],
+            torch_libraries=list(torch_libs),
             cxx11_abi=cxx11,
         )
         if any(TORCH_LIBRARY.match(m) for m in missing) or not torch_libs:
             return base  # symbols of a library that is not there cannot be checked: the library is the finding
         wanted = [u for u in undefined if not u.weak and TORCH_SYMBOL.match(u.name)]
-        absent = [u for u in wanted if not any(_exports(lib, u.name, u.version, u.version_file) for lib in torch_libs)]
+        libs = list(torch_libs.values())
+        absent = [u for u in wanted if not any(_exports(lib, u.name, u.version, u.version_file) for lib in libs)]
         kept = [
             MissingSymbol(
-                u.name, other_abi=any(lib.exports(t) for lib in torch_libs for t in _twins(u.name)), version=u.version
+                u.name, other_abi=any(lib.exports(t) for lib in libs for t in _twins(u.name)), version=u.version
             )
             for u in absent[:SYMBOLS_KEPT]
         ]
-        return ExtensionFacts(
-            path=base.path,
-            distribution=base.distribution,
-            version=base.version,
-            needed=base.needed,
-            missing_libraries=missing,
-            torch_libraries=base.torch_libraries,
-            missing_symbols=kept,
-            missing_count=len(absent),
-            checked_symbols=len(wanted),
-            cxx11_abi=cxx11,
-        )
+        return dataclasses.replace(base, missing_symbols=kept, missing_count=len(absent), checked_symbols=len(wanted))
 
     def _resolve(self, name: str, folders: list[str]) -> str | None:
         for folder in folders:
@@ -500,7 +491,5 @@ def _demangle(tool: str, names: list[str]) -> dict[str, str]:
 
 
 def _with_demangled(ext: ExtensionFacts, readable: dict[str, str]) -> ExtensionFacts:
-    import dataclasses
-
     symbols = [dataclasses.replace(s, demangled=readable.get(s.name, "")) for s in ext.missing_symbols]
     return dataclasses.replace(ext, missing_symbols=symbols)
