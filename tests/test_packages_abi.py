@@ -247,3 +247,31 @@ def test_a_torch_pin_without_elf_proof_stays_a_conflict(
     assert result(report, "packages.abi")["status"] == "pass"
     conflicts = [f for f in result(report, "packages.conflicts")["findings"] if "vllm" in f["message"]]
     assert [f["code"] for f in conflicts] == ["packages.dependency-conflict"]
+
+
+def test_fix_lists_an_extension_to_rebuild_with_the_checks_own_command(
+    venvs: dict[str, Venv], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = workdir / "requirements.txt"
+    python = str(venvs["standin"].python)
+    main(
+        [
+            "check",
+            "--no-smoke",
+            "--python",
+            python,
+            "--only",
+            "packages.abi",
+            "--format",
+            "json",
+            "--fix",
+            "--fix-output",
+            str(out),
+            "--no-index",
+        ]
+    )
+    report = json.loads(capsys.readouterr().out)
+    [finding] = result(report, "packages.abi")["findings"]
+    text = out.read_text(encoding="utf-8")
+    assert f"#   packages.abi-missing-symbol: {finding['message']}" in text
+    assert f"#     fix: {finding['fix']}" in text
