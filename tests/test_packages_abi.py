@@ -275,3 +275,24 @@ def test_fix_lists_an_extension_to_rebuild_with_the_checks_own_command(
     text = out.read_text(encoding="utf-8")
     assert f"#   packages.abi-missing-symbol: {finding['message']}" in text
     assert f"#     fix: {finding['fix']}" in text
+
+
+def test_needed_libraries_resolve_through_runpath_and_ld_library_path(
+    built: dict[str, Path], tmp_path: Path, workdir: Path, run_json: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dep = built["with_dep"].parent / "dep" / "libabidep.so"
+    venv = venv_with_torch(tmp_path / "v")
+    add_extension(venv, built["with_dep"])
+    code, report = _abi(run_json, venv)
+    [finding] = result(report, "packages.abi")["findings"]
+    assert finding["code"] == "packages.abi-missing-library"
+    assert "needs libabidep.so, which the loader cannot find" in finding["message"]
+    assert "RUNPATH, LD_LIBRARY_PATH" in finding["message"]
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(dep.parent))  # as the deployment would run with it
+    code, report = _abi(run_json, venv)
+    assert (code, result(report, "packages.abi")["status"]) == (0, "pass")
+    monkeypatch.delenv("LD_LIBRARY_PATH")
+    (venv.site_packages / "abiext.libs").mkdir()
+    shutil.copyfile(dep, venv.site_packages / "abiext.libs" / "libabidep.so")  # where $ORIGIN/../abiext.libs points
+    code, report = _abi(run_json, venv)
+    assert (code, result(report, "packages.abi")["status"]) == (0, "pass")

@@ -8,7 +8,9 @@ through ``TORCH_CHECK``:
 - against the installed torch's headers and ``libc10.so`` (it loads: the check passes);
 - against a stand-in ``libc10.so`` whose header declares ``torchCheckFail`` with another signature,
   as another torch release would (``undefined symbol`` with the installed torch);
-- against the installed torch with the other C++ ABI (``-D_GLIBCXX_USE_CXX11_ABI=0``).
+- against the installed torch with the other C++ ABI (``-D_GLIBCXX_USE_CXX11_ABI=0``);
+- against the installed torch and a library of its own, ``libabidep.so`` (in ``dep/``), found through
+  its ``RUNPATH`` ``$ORIGIN/../abiext.libs``.
 
 The real torchvision wheel's ``_C.so`` (PyPI's CUDA 13.0 build of 0.28.0, the release paired with
 torch 2.13.0) is kept verbatim, with its dist-info, in ``tools/knowledge_sources`` (1.2 MB as xz,
@@ -89,11 +91,30 @@ def build_extensions(folder: Path) -> dict[str, Path]:
     (standin / "include" / "c10" / "util" / "Exception.h").write_text(STANDIN_HEADER, encoding="utf-8")
     (standin / "libc10.cpp").write_text(STANDIN_LIBRARY, encoding="utf-8")
     _gxx("-I", standin / "include", standin / "libc10.cpp", "-Wl,-soname,libc10.so", "-o", standin / "libc10.so")
-    out = {name: folder / f"{name}.so" for name in ("matching", "standin", "old_abi")}
+    dep = folder / "dep"
+    dep.mkdir()
+    (dep / "abidep.cpp").write_text('extern "C" int abidep(void) { return 1; }\n', encoding="utf-8")
+    _gxx(dep / "abidep.cpp", "-Wl,-soname,libabidep.so", "-o", dep / "libabidep.so")
+    out = {name: folder / f"{name}.so" for name in ("matching", "standin", "old_abi", "with_dep")}
     include, lib = torch / "include", torch / "lib"
     _gxx("-I", include, source, "-L", lib, "-lc10", "-o", out["matching"])
     _gxx("-I", standin / "include", source, "-L", standin, "-lc10", "-o", out["standin"])
     _gxx("-D_GLIBCXX_USE_CXX11_ABI=0", "-I", include, source, "-L", lib, "-lc10", "-o", out["old_abi"])
+    # Needs a library of its own, found through its RUNPATH ($ORIGIN/../abiext.libs) when it is there.
+    _gxx(
+        "-I",
+        include,
+        source,
+        "-L",
+        lib,
+        "-lc10",
+        "-L",
+        dep,
+        "-labidep",
+        "-Wl,-rpath,$ORIGIN/../abiext.libs",
+        "-o",
+        out["with_dep"],
+    )
     return out
 
 
