@@ -21,7 +21,7 @@ from tests.helpers.extensions import (
     build_extensions,
     venv_with_torch,
 )
-from tests.helpers.venvs import Venv
+from tests.helpers.venvs import Venv, make_venv
 
 Run = Callable[..., tuple[int, dict[str, Any]]]
 
@@ -294,5 +294,30 @@ def test_needed_libraries_resolve_through_runpath_and_ld_library_path(
     monkeypatch.delenv("LD_LIBRARY_PATH")
     (venv.site_packages / "abiext.libs").mkdir()
     shutil.copyfile(dep, venv.site_packages / "abiext.libs" / "libabidep.so")  # where $ORIGIN/../abiext.libs points
+    code, report = _abi(run_json, venv)
+    assert (code, result(report, "packages.abi")["status"]) == (0, "pass")
+
+
+def test_a_symbol_version_the_torch_library_does_not_define_is_named(
+    built: dict[str, Path], tmp_path: Path, workdir: Path, run_json: Run
+) -> None:
+    venv = make_venv(tmp_path / "v")
+    venv.add_torch("2.13.0")  # a torch whose libc10.so defines version C10_2 only
+    (venv.site_packages / "torch" / "lib").mkdir()
+    shutil.copyfile(
+        built["versioned"].parent / "standin" / "C10_2" / "libc10.so",
+        venv.site_packages / "torch" / "lib" / "libc10.so",
+    )
+    add_extension(venv, built["versioned"])  # linked against the C10_1 release
+    code, report = _abi(run_json, venv)
+    [finding] = result(report, "packages.abi")["findings"]
+    assert finding["code"] == "packages.abi-missing-symbol"
+    assert "(version C10_1)" in finding["message"]
+    assert "c10::detail::torchCheckFail(" in finding["message"]
+    # The release it was linked against satisfies it.
+    shutil.copyfile(
+        built["versioned"].parent / "standin" / "C10_1" / "libc10.so",
+        venv.site_packages / "torch" / "lib" / "libc10.so",
+    )
     code, report = _abi(run_json, venv)
     assert (code, result(report, "packages.abi")["status"]) == (0, "pass")

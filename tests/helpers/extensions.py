@@ -100,6 +100,21 @@ def build_extensions(folder: Path) -> dict[str, Path]:
     _gxx("-I", include, source, "-L", lib, "-lc10", "-o", out["matching"])
     _gxx("-I", standin / "include", source, "-L", standin, "-lc10", "-o", out["standin"])
     _gxx("-D_GLIBCXX_USE_CXX11_ABI=0", "-I", include, source, "-L", lib, "-lc10", "-o", out["old_abi"])
+    # A versioned libc10 (C10_1), and another release of it that defines only C10_2.
+    for node in ("C10_1", "C10_2"):
+        (standin / f"{node}.map").write_text(f"{node} {{ global: *; }};\n", encoding="utf-8")
+        (standin / node).mkdir()
+        _gxx(
+            "-I",
+            standin / "include",
+            standin / "libc10.cpp",
+            "-Wl,-soname,libc10.so",
+            f"-Wl,--version-script={standin / f'{node}.map'}",
+            "-o",
+            standin / node / "libc10.so",
+        )
+    out["versioned"] = folder / "versioned.so"
+    _gxx("-I", standin / "include", source, "-L", standin / "C10_1", "-lc10", "-o", out["versioned"])
     # Needs a library of its own, found through its RUNPATH ($ORIGIN/../abiext.libs) when it is there.
     _gxx(
         "-I",

@@ -122,7 +122,7 @@ def _missing_symbols(snap: Snapshot, extensions: list[ExtensionFacts]) -> Findin
     first = extensions[0]
     torch_version = snap.torch.version if snap.torch is not None else "?"
     other_abi = [s for s in first.missing_symbols if s.other_abi]
-    shown = "; ".join(s.demangled or s.name for s in first.missing_symbols)
+    shown = "; ".join(s.shown for s in first.missing_symbols)
     raw = "" if all(s.demangled for s in first.missing_symbols) else " (mangled: c++filt was not found)"
     count = sum(e.missing_count for e in extensions)
     more = f" and {count - len(first.missing_symbols)} more" if count > len(first.missing_symbols) else ""

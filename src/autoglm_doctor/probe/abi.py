@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from autoglm_doctor.probe.elf import SharedObject
+    from autoglm_doctor.probe.elf import SharedObject, Undefined
 
 # probe.elf (and pyelftools) is imported only when a target with torch is scanned: the snapshot's
 # types live here, and reading a snapshot or checking a target without torch needs no ELF reader.
@@ -75,6 +75,11 @@ class MissingSymbol:
     """Torch exports the same symbol spelled for the other C++ ABI (``_GLIBCXX_USE_CXX11_ABI``)."""
     version: str = ""
     """The symbol version it needs, when it names one."""
+
+    @property
+    def shown(self) -> str:
+        """How a finding names it: demangled when it could be, with the version it needs."""
+        return (self.demangled or self.name) + (f" (version {self.version})" if self.version else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +143,7 @@ def proof(ext: ExtensionFacts) -> str:
     if ext.missing_libraries:
         parts.append(f"{ext.path} needs {', '.join(ext.missing_libraries)} (DT_NEEDED): not found by the loader")
     if ext.missing_symbols:
-        shown = "; ".join(s.demangled or s.name for s in ext.missing_symbols)
+        shown = "; ".join(s.shown for s in ext.missing_symbols)
         more = (
             f" and {ext.missing_count - len(ext.missing_symbols)} more"
             if ext.missing_count > len(ext.missing_symbols)
@@ -350,6 +355,7 @@ class _Scan:
         wanted = [u for u in undefined if not u.weak and TORCH_SYMBOL.match(u.name)]
         libs = list(torch_libs.values())
         absent = [u for u in wanted if not any(_exports(lib, u.name, u.version, u.version_file) for lib in libs)]
+        absent += [u for u in _versions_not_defined(undefined, libs) if u not in absent]
         kept = [
             MissingSymbol(
                 u.name, other_abi=any(lib.exports(t) for lib in libs for t in _twins(u.name)), version=u.version
@@ -407,9 +413,24 @@ class _OutOfTime(Exception):
 
 def _exports(lib: SharedObject, name: str, version: str, version_file: str) -> bool:
     """A versioned need is met only by the library it names, at that version."""
-    if version and version_file and version_file != (lib.soname or os.path.basename(lib.path)):
+    if version and version_file and version_file != _soname(lib):
         return lib.exports(name)
     return lib.exports(name, version if version_file else "")
+
+
+def _soname(lib: SharedObject) -> str:
+    return lib.soname or os.path.basename(lib.path)
+
+
+def _versions_not_defined(undefined: list[Undefined], libs: list[SharedObject]) -> list[Undefined]:
+    """References to a version a torch library does not define (the loader's "version `X' not found")."""
+    by_name = {_soname(lib): lib for lib in libs}
+    out = []
+    for u in undefined:
+        lib = by_name.get(u.version_file) if u.version and not u.weak else None
+        if lib is not None and lib.defines_version(u.version) is False:
+            out.append(u)
+    return out
 
 
 def _twins(name: str) -> list[str]:

@@ -328,6 +328,19 @@ class SharedObject:
         self._versions = out
         return out
 
+    def defines_version(self, version: str) -> bool | None:
+        """Whether ``DT_VERDEF`` names ``version``; None when the library defines no versions at all.
+
+        The loader refuses an object whose ``DT_VERNEED`` asks a library for a version that the
+        library's ``DT_VERDEF`` lacks ("version `X' not found"); a library without versions only
+        draws a warning.
+        """
+        try:
+            defined = self._defined_versions()
+        except (struct.error, IndexError, OverflowError, ValueError) as exc:
+            raise ElfError(f"malformed version definitions: {exc}") from exc
+        return None if not defined else version in defined.values()
+
     def exports(self, name: str, version: str = "") -> bool:
         """Whether this library defines ``name`` (at ``version``); raises only :class:`ElfError` on a malformed file."""
         try:
@@ -364,12 +377,13 @@ class SharedObject:
             if (entry | 1) == (wanted | 1):
                 name_at, _info, shndx = self._symbol(index)
                 if shndx != 0 and self.string(name_at).encode("utf-8") == encoded:
-                    if not version:
+                    if versym is None:
+                        return True  # glibc: a library without versions satisfies a versioned reference
+                    raw = struct.unpack_from(order + "H", self.data, versym + 2 * index)[0]
+                    ndx, hidden = raw & 0x7FFF, bool(raw & 0x8000)
+                    # glibc's check_match: the named version, or an unversioned global definition
+                    if self._defined_versions().get(ndx) == version or (ndx <= 1 and not hidden):
                         return True
-                    if versym is not None:
-                        ndx = struct.unpack_from(order + "H", self.data, versym + 2 * index)[0] & 0x7FFF
-                        if self._defined_versions().get(ndx) == version:
-                            return True
             if entry & 1:
                 return False
             index += 1
