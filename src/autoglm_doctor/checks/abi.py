@@ -92,8 +92,10 @@ def _missing_libraries(snap: Snapshot, extensions: list[ExtensionFacts]) -> Find
     cuda_of_torch = [n for n in torch_missing if "cuda" in n or "hip" in n]
     cpu_torch = snap.abi is not None and not snap.abi.torch_cuda and snap.torch is not None and not snap.torch.cuda
     if cuda_of_torch and cpu_torch:
+        kind = "ROCm" if any("hip" in n for n in cuda_of_torch) else "CUDA"
         meaning = (
-            f"it is a CUDA build beside torch {torch_version}, a CPU-only build that has no {', '.join(cuda_of_torch)}"
+            f"it is a {kind} build beside torch {torch_version}, a CPU-only build that has no "
+            f"{', '.join(cuda_of_torch)}"
         )
     elif torch_missing:
         meaning = (
