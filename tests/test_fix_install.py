@@ -365,7 +365,7 @@ def test_the_driver_aware_torch_build_is_locked_with_its_index_line(
 
 
 DOCTOR_DEPENDENCIES = (("nvidia-ml-py", "12.560.30"), ("packaging", "24.1"), ("pyyaml", "6.0.2"))
-DOCTOR_DEPENDENCIES += (("rich", "13.7.1"), ("typer", "0.12.5"))
+DOCTOR_DEPENDENCIES += (("pyelftools", "0.33"), ("rich", "13.7.1"), ("typer", "0.12.5"))
 
 
 def _doctor_editable(venv: Venv) -> str:
