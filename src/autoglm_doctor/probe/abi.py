@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import shutil
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +60,8 @@ SYMBOLS_KEPT = 5
 """Missing symbols named per extension (the count is exact)."""
 DEMANGLE_TIMEOUT_S = 5.0
 _PRUNED = {"__pycache__", "include", "nvidia", "tests", "test"}
+_FILES = (".py", ".pyi", ".pyc", ".json", ".txt", ".md", ".h", ".hpp", ".cuh", ".cu", ".cpp", ".c", ".js", ".typed")
+"""Names that are files, not folders, in site-packages (most of its entries): never stat'ed."""
 _SYSTEM_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib")
 
 
@@ -168,36 +170,121 @@ class Installed:
     path_index: int = 0
 
 
-def gather(platform: str, torch_version_py: str, installed: list[Installed], ld_library_path: str) -> AbiFacts | None:
+@dataclass(slots=True)
+class Listing:
+    """The shared objects under one site-packages folder, each with its ``DT_NEEDED`` names (None: unread)."""
+
+    location: str
+    shared_objects: list[tuple[str, list[str] | None]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def list_shared_objects(location: str, deadline: float) -> Listing:
+    """Every ``*.so`` under ``location`` (outside torch itself, vendored library folders and metadata), pre-read.
+
+    Each file's ``DT_NEEDED`` names come from a ``struct`` read (probe/elf.py): only those that link
+    torch are read in full later. Bounded by :data:`MAX_ENTRIES`, :data:`MAX_EXTENSIONS` and ``deadline``.
+    """
+    from autoglm_doctor.probe.elf import needed_of
+
+    listing = Listing(location)
+    stack = [location]
+    seen: set[str] = set()
+    entries = 0
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as found:
+                items = list(found)
+        except OSError:
+            continue
+        entries += len(items)
+        if entries > MAX_ENTRIES:
+            listing.problems.append(f"{location}: stopped after {MAX_ENTRIES} entries")
+            break
+        if time.monotonic() > deadline:
+            listing.problems.append(f"{location}: the scan stopped after {SCAN_DEADLINE_S:g} s (a slow disk?)")
+            break
+        for item in items:
+            name = item.name
+            if name.endswith(_FILES):
+                continue  # a source or data file: asking the file system what it is costs more than the rest
+            try:
+                is_dir = item.is_dir()
+                linked = is_dir and item.is_symlink()
+            except OSError:
+                continue
+            if is_dir:
+                if name in _PRUNED or name.endswith((".dist-info", ".egg-info", ".libs", ".data")):
+                    continue
+                if name == "torch" and os.path.isfile(os.path.join(item.path, "version.py")):
+                    continue  # torch itself: its libraries are what the others are proven against
+                if linked:  # a linked folder is read once (a link loop ends here)
+                    real = os.path.realpath(item.path)
+                    if real in seen:
+                        continue
+                    seen.add(real)
+                stack.append(item.path)
+            elif name.endswith(".so"):
+                if len(listing.shared_objects) >= MAX_EXTENSIONS:
+                    listing.problems.append(f"{location}: stopped after {MAX_EXTENSIONS} shared objects")
+                    return listing
+                listing.shared_objects.append((item.path, needed_of(item.path, MAX_FILE_BYTES)))
+    return listing
+
+
+class Prefetch:
+    """Lists the target's likely site-packages while the probe runs (the doctor waits for it anyway).
+
+    The guess is the interpreter's own environment (a venv's ``pyvenv.cfg`` or a conda prefix):
+    ``PREFIX/lib/python3.*/site-packages``. The probe's answer decides which folders are scanned;
+    a folder listed here and named there is not listed again.
+    """
+
+    def __init__(self, interpreter: str) -> None:
+        self.listings: dict[str, Listing] = {}
+        prefix = Path(interpreter).parent.parent  # bin/python -> the environment (a venv's python links elsewhere)
+        guessed = []
+        if (prefix / "pyvenv.cfg").is_file() or (prefix / "conda-meta").is_dir():
+            guessed = sorted(str(p) for p in prefix.glob("lib/python3*/site-packages") if p.is_dir())
+        self.thread = threading.Thread(target=self._run, args=(guessed,), name="abi-prefetch", daemon=True)
+        self.thread.start()
+
+    def _run(self, locations: list[str]) -> None:
+        deadline = time.monotonic() + SCAN_DEADLINE_S
+        for location in locations:
+            self.listings[os.path.realpath(location)] = list_shared_objects(location, deadline)
+
+    def listing(self, location: str) -> Listing | None:
+        """The listing of ``location`` when it was prefetched (waits for the prefetch to end)."""
+        self.thread.join(SCAN_DEADLINE_S)
+        return self.listings.get(os.path.realpath(location)) if not self.thread.is_alive() else None
+
+
+def gather(
+    platform: str,
+    torch_version_py: str,
+    installed: list[Installed],
+    ld_library_path: str,
+    prefetched: Prefetch | None = None,
+) -> AbiFacts | None:
     """Read every extension linking torch in the target's site-packages (None without torch or off Linux).
 
     ``torch_version_py`` is the installed torch's ``version.py`` (its folder is torch's package);
-    ``ld_library_path`` is ``LD_LIBRARY_PATH`` as the target runs with it.
+    ``ld_library_path`` is ``LD_LIBRARY_PATH`` as the target runs with it; ``prefetched`` holds
+    folders already listed while the probe ran.
     """
     if (platform and platform != "linux") or not torch_version_py:
         return None
-    from autoglm_doctor.probe.elf import ElfError, SharedObject
-
     torch_pkg = Path(torch_version_py).parent
-    scan = _Scan(installed, torch_pkg, torch_pkg / "lib", ld_library_path, SharedObject.open, ElfError)
-    scan.run()
+    scan = _Scan(installed, torch_pkg / "lib", ld_library_path)
+    scan.run(prefetched)
     return scan.facts()
 
 
 class _Scan:
-    def __init__(
-        self,
-        installed: list[Installed],
-        torch_pkg: Path,
-        torch_lib: Path,
-        ld_library_path: str,
-        open_object: Callable[[str, int, Callable[[list[str]], bool] | None], SharedObject | None],
-        elf_error: type[ValueError],
-    ) -> None:
-        self.open_object = open_object
-        self.elf_error = elf_error
+    def __init__(self, installed: list[Installed], torch_lib: Path, ld_library_path: str) -> None:
         self.installed = installed
-        self.torch_pkg = os.path.realpath(torch_pkg)
         self.torch_lib = str(torch_lib)
         self.deadline = time.monotonic() + SCAN_DEADLINE_S
         self.problems: list[str] = []
@@ -219,6 +306,8 @@ class _Scan:
         return folders
 
     def facts(self) -> AbiFacts:
+        import shutil
+
         demangler = shutil.which("c++filt") or ""
         names = sorted({s.name for e in self.results for s in e.missing_symbols})
         readable = _demangle(demangler, names) if demangler and names else {}
@@ -236,79 +325,39 @@ class _Scan:
             problems=self.problems,
         )
 
-    def run(self) -> None:
+    def run(self, prefetched: Prefetch | None) -> None:
         owners = _owners(self.installed)
         try:
             for location in self.locations:
-                for path in self._walk(location):
-                    if self.scanned >= MAX_EXTENSIONS:
-                        self.problems.append(f"stopped after {MAX_EXTENSIONS} shared objects")
-                        return
+                listing = prefetched.listing(location) if prefetched is not None else None
+                if listing is None:
+                    listing = list_shared_objects(location, self.deadline)
+                self.problems += listing.problems
+                for path, needed in listing.shared_objects:
                     self.scanned += 1
+                    if needed is not None and not _links_torch(needed):
+                        continue  # links neither torch nor its CUDA libraries
                     ext = self._examine(path, location, owners)
                     if ext is not None:
                         self.results.append(ext)
-        except _OutOfTime:
-            self.problems.append(
-                f"the scan stopped after {SCAN_DEADLINE_S:g} s ({self.scanned} shared objects read): a slow disk?"
-            )
         finally:
             for obj in self.providers.values():
                 if obj is not None:
                     obj.close()
 
-    def _walk(self, location: str) -> Iterator[str]:
-        """Every ``*.so`` under ``location``, outside torch itself, vendored library folders and metadata."""
-        stack = [location]
-        seen: set[str] = set()
-        entries = 0
-        while stack:
-            folder = stack.pop()
-            try:
-                with os.scandir(folder) as listing:
-                    items = list(listing)
-            except OSError:
-                continue
-            entries += len(items)
-            if entries > MAX_ENTRIES:
-                self.problems.append(f"{location}: stopped after {MAX_ENTRIES} entries")
-                return
-            if time.monotonic() > self.deadline:
-                raise _OutOfTime
-            for item in items:
-                name = item.name
-                try:
-                    is_dir = item.is_dir()
-                    linked = is_dir and item.is_symlink()
-                except OSError:
-                    continue
-                if is_dir:
-                    if name in _PRUNED or name.endswith((".dist-info", ".egg-info", ".libs", ".data")):
-                        continue
-                    if name == "torch" or linked:  # torch itself is not an extension; a linked folder is read once
-                        real = os.path.realpath(item.path)
-                        if real == self.torch_pkg or real in seen:
-                            continue
-                        seen.add(real)
-                    stack.append(item.path)
-                elif name.endswith(".so"):
-                    yield item.path
-
     def _examine(self, path: str, location: str, owners: dict[str, tuple[str, str]]) -> ExtensionFacts | None:
-        if time.monotonic() > self.deadline:
-            raise _OutOfTime
+        from autoglm_doctor.probe.elf import ElfError, SharedObject
+
         owner = owners.get(_top_level(path, location), ("", ""))
         try:
-            obj = self.open_object(path, MAX_FILE_BYTES, _links_torch)
-        except (self.elf_error, OSError) as exc:
+            obj = SharedObject.open(path, MAX_FILE_BYTES)
+        except (ElfError, OSError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            if isinstance(exc, self.elf_error) and str(exc) == "not an ELF file":
+            if isinstance(exc, ElfError) and str(exc) == "not an ELF file":
                 return None  # a linker script or another platform's file named .so: not an extension
             return ExtensionFacts(
                 path=path, distribution=owner[0], version=owner[1], problem=f"cannot be read: {reason}"
             )
-        if obj is None:
-            return None  # links neither torch nor its CUDA libraries
         with obj:
             if not _links_torch(obj.needed):
                 return None
@@ -374,9 +423,11 @@ class _Scan:
     def _provider(self, path: str) -> SharedObject | None:
         real = os.path.realpath(path)
         if real not in self.providers:
+            from autoglm_doctor.probe.elf import ElfError, SharedObject
+
             try:
-                self.providers[real] = self.open_object(real, MAX_FILE_BYTES, None)
-            except (self.elf_error, OSError) as exc:
+                self.providers[real] = SharedObject.open(real, MAX_FILE_BYTES)
+            except (ElfError, OSError) as exc:
                 self.problems.append(f"{path}: cannot be read ({exc})")
                 self.providers[real] = None
         return self.providers[real]
@@ -405,10 +456,6 @@ class _Scan:
 
 def _links_torch(needed: list[str]) -> bool:
     return any(TORCH_LIBRARY.match(n) or CUDA_LIBRARY.match(n) for n in needed)
-
-
-class _OutOfTime(Exception):
-    pass
 
 
 def _exports(lib: SharedObject, name: str, version: str, version_file: str) -> bool:

@@ -17,7 +17,7 @@ from autoglm_doctor.gather_options import PROBE_TIMEOUT_S, GatherOptions
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
-    from autoglm_doctor.probe.abi import AbiFacts
+    from autoglm_doctor.probe.abi import AbiFacts, Prefetch
     from autoglm_doctor.probe.snapshot import Snapshot
 
 # The snapshot types (and every area's facts behind them) are imported where they are used, so
@@ -236,6 +236,7 @@ def gather(options: GatherOptions) -> Snapshot:
         probe: RunningProbe | None = RunningProbe(options.python, options.cwd, options.timeout)
     except ProbeError as exc:
         probe, failure = None, str(exc)
+    prefetch = _abi_prefetch(probe.exe) if probe is not None else None
     # The probe is fed and awaited in a thread of its own (it mostly waits, without the GIL),
     # so that it runs from the start while this thread gathers the host-side facts.
     answer: list[dict[str, object] | BaseException] = []
@@ -267,7 +268,7 @@ def gather(options: GatherOptions) -> Snapshot:
         libraries = dataclasses.replace(libraries, transformers=libraries.transformers.for_model(model_type))
     return dataclasses.replace(
         snap,
-        abi=_abi_facts(snap),
+        abi=_abi_facts(snap, prefetch),
         config=host_side.config,
         gpu=host_side.gpu,
         host=host_side.host,
@@ -276,13 +277,20 @@ def gather(options: GatherOptions) -> Snapshot:
     )
 
 
-def _abi_facts(snap: Snapshot) -> AbiFacts | None:
+def _abi_prefetch(interpreter: str) -> Prefetch | None:
+    """Start listing the target's shared objects while the probe runs (Linux only: they are read as ELF)."""
+    from autoglm_doctor.probe import abi
+
+    return abi.Prefetch(interpreter) if sys.platform.startswith("linux") else None
+
+
+def _abi_facts(snap: Snapshot, prefetch: Prefetch | None = None) -> AbiFacts | None:
     """The ELF facts of the target's compiled extensions; they need the probe's site-packages and torch."""
     from autoglm_doctor.probe import abi
 
     installed = [abi.Installed(d.name, d.version, d.location, d.top_level, d.path_index) for d in snap.distributions]
     torch = snap.torch.path if snap.torch is not None else ""
-    return abi.gather(snap.python.platform, torch, installed, os.environ.get("LD_LIBRARY_PATH", ""))
+    return abi.gather(snap.python.platform, torch, installed, os.environ.get("LD_LIBRARY_PATH", ""), prefetch)
 
 
 def _await_probe(probe: RunningProbe, answer: list[dict[str, object] | BaseException]) -> None:

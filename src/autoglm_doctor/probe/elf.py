@@ -21,7 +21,7 @@ Two tables are read with ``struct`` instead of pyelftools' objects, each for a m
   pyelftools' ``ELFFile`` builds its parsing structures anew for each file it opens, 1.4 ms a file,
   390 ms for the 279 shared objects of the test environment (transformers, tokenizers, pydantic...),
   none of which links torch; :func:`needed_names` reads the ELF header, the program headers and
-  the dynamic tags with ``struct`` in about 0.03 ms a file. Files that do link torch are then
+  the dynamic tags with ``struct`` and ``pread`` in about 0.02 ms a file. Files that do link torch are then
   read through pyelftools.
 
 Every offset comes from the file and is checked against its size: a truncated or corrupt file
@@ -34,7 +34,6 @@ import mmap
 import os
 import stat
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, cast
 
@@ -94,32 +93,13 @@ class SharedObject:
     # --- reading -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str, max_bytes: int, wanted: Callable[[list[str]], bool] | None = None) -> SharedObject | None:
-        """Map ``path`` and read its dynamic section; raises :class:`ElfError` or ``OSError``.
-
-        With ``wanted``, a file whose ``DT_NEEDED`` names it rejects is closed unread (None).
-        """
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(path, flags)
+    def open(cls, path: str, max_bytes: int) -> SharedObject:
+        """Map ``path`` and read its dynamic section; raises :class:`ElfError` or ``OSError``."""
+        fd = _open_regular(path, max_bytes)
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise ElfError("not a regular file")
-            if info.st_size > max_bytes:
-                raise ElfError(f"{info.st_size / (1 << 20):.0f} MiB, over the {max_bytes >> 20} MiB limit")
-            if info.st_size < 64:
-                raise ElfError(f"{info.st_size} bytes: too short for an ELF header")
             mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
-        if wanted is not None:
-            try:
-                names = needed_names(mapped)
-            except (struct.error, IndexError, ValueError, OverflowError):
-                names = None  # malformed: the full read below says how
-            if names is not None and not wanted(names):
-                mapped.close()
-                return None
         # pyelftools is imported only once a file that links torch is read (~30 ms, see above).
         from elftools.common.exceptions import ELFError
         from elftools.construct import ConstructError
@@ -397,34 +377,74 @@ def _gnu_hash(name: str) -> int:
     return GNUHashTable.gnu_hash(name)
 
 
-def needed_names(data: mmap.mmap) -> list[str]:
-    """The ``DT_NEEDED`` names of a mapped ELF shared object, read with ``struct`` (see the module's docstring).
+def _open_regular(path: str, max_bytes: int) -> int:
+    """A descriptor of ``path`` when it is a regular file of 64 bytes to ``max_bytes``; else ElfError.
+
+    Opened without blocking, so a FIFO named ``*.so`` is refused, never waited on.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ElfError("not a regular file")
+        if info.st_size > max_bytes:
+            raise ElfError(f"{info.st_size / (1 << 20):.0f} MiB, over the {max_bytes >> 20} MiB limit")
+        if info.st_size < 64:
+            raise ElfError(f"{info.st_size} bytes: too short for an ELF header")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def needed_of(path: str, max_bytes: int) -> list[str] | None:
+    """The ``DT_NEEDED`` names of the shared object at ``path``; None when it cannot be read this way.
+
+    None sends the file to :meth:`SharedObject.open`, which reports what is wrong with it (or
+    that it is not an ELF file at all).
+    """
+    try:
+        fd = _open_regular(path, max_bytes)
+    except (OSError, ElfError):
+        return None
+    try:
+        return needed_names(fd)
+    except (OSError, struct.error, IndexError, ValueError, OverflowError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def needed_names(fd: int) -> list[str]:
+    """The ``DT_NEEDED`` names of an ELF shared object, read with ``struct`` and ``pread`` (see the module's docstring).
 
     Raises ``ValueError`` (or ``struct.error``/``IndexError``) when the file is not a well-formed
     ELF shared object; the caller then reads it with pyelftools, which says what is wrong.
     """
-    if data[:4] != MAGIC or data[4] not in (1, 2) or data[5] not in (1, 2):
+    header = os.pread(fd, 64, 0)
+    if header[:4] != MAGIC or len(header) < 64 or header[4] not in (1, 2) or header[5] not in (1, 2):
         raise ValueError("not an ELF file")
-    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
+    wide, order = header[4] == 2, "<" if header[5] == 1 else ">"
     if wide:
-        phoff, phentsize, phnum = (
-            struct.unpack_from(order + "Q", data, 32)[0],
-            *struct.unpack_from(order + "HH", data, 54),
+        phoff, (phentsize, phnum) = (
+            struct.unpack_from(order + "Q", header, 32)[0],
+            struct.unpack_from(order + "HH", header, 54),
         )
         phdr, dyn = order + "IIQQQQ", order + "qQ"
     else:
-        phoff, phentsize, phnum = (
-            struct.unpack_from(order + "I", data, 28)[0],
-            *struct.unpack_from(order + "HH", data, 42),
+        phoff, (phentsize, phnum) = (
+            struct.unpack_from(order + "I", header, 28)[0],
+            struct.unpack_from(order + "HH", header, 42),
         )
         phdr, dyn = order + "IIIII", order + "iI"
+    if phentsize < struct.calcsize(phdr) or phnum > 4096:
+        raise ValueError("malformed program headers")
+    table = os.pread(fd, phnum * phentsize, phoff)
     loads: list[tuple[int, int, int]] = []
     dynamic = None
-    for n in range(min(phnum, 4096)):
-        fields = struct.unpack_from(phdr, data, phoff + n * phentsize)
-        kind, offset, vaddr, filesz = (
-            (fields[0], fields[2], fields[3], fields[5]) if wide else fields[:3] + (fields[4],)
-        )
+    for n in range(phnum):
+        fields = struct.unpack_from(phdr, table, n * phentsize)
+        kind, offset, vaddr, filesz = (fields[0], fields[2], fields[3], fields[5]) if wide else (*fields[:3], fields[4])
         if kind == 1:  # PT_LOAD
             loads.append((vaddr, offset, filesz))
         elif kind == 2:  # PT_DYNAMIC
@@ -432,10 +452,10 @@ def needed_names(data: mmap.mmap) -> list[str]:
     if dynamic is None:
         raise ValueError("no dynamic section")
     step = struct.calcsize(dyn)
+    tags = os.pread(fd, min(dynamic[1], MAX_DYNAMIC_TAGS * step), dynamic[0])
     needed: list[int] = []
     strtab = None
-    for n in range(min(dynamic[1] // step, MAX_DYNAMIC_TAGS)):
-        tag, value = struct.unpack_from(dyn, data, dynamic[0] + n * step)
+    for tag, value in struct.iter_unpack(dyn, tags[: len(tags) - len(tags) % step]):
         if tag == 0:  # DT_NULL
             break
         if tag == 1:  # DT_NEEDED
@@ -446,10 +466,11 @@ def needed_names(data: mmap.mmap) -> list[str]:
         raise ValueError("no dynamic string table")
     names = []
     for at in needed:
-        end = data.find(b"\0", strtab + at, strtab + at + 4096)
+        raw = os.pread(fd, 4096, strtab + at)
+        end = raw.find(b"\0")
         if end < 0:
             raise ValueError("an unterminated string")
-        names.append(data[strtab + at : end].decode("utf-8", "replace"))
+        names.append(raw[:end].decode("utf-8", "replace"))
     return names
 
 
