@@ -9,7 +9,9 @@ Two real venvs beside the CPU torch of this environment (linked in, with its dis
 For each it times, in fresh interpreters, interleaved: the whole ``check --no-smoke``, ``pip
 check`` (the peer: dependency consistency only), and what packages.abi adds to the check: the ELF
 gathering (``probe.abi.gather``, pyelftools' import included, run after the probe answers) plus
-the check itself (its ``duration_ms`` in the JSON report).
+the check itself (its ``duration_ms`` in the JSON report). The gathering is timed alone, after
+the probe: in a real run the target's site-packages is listed while the probe runs, so this is
+an upper bound of what the check adds.
 
 Targets: the stack's addition at most 0.15 s; the wide venv's at most 1 s.
 
