@@ -19,7 +19,7 @@ from autoglm_doctor.checks.packages import family_fix
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.knowledge.libraries import TORCH_FAMILY, family_pin
 from autoglm_doctor.model import Finding, Location, Skip, error, warning
-from autoglm_doctor.probe.abi import TORCH_LIBRARY, ExtensionFacts, proof
+from autoglm_doctor.probe.abi import TORCH_LIBRARY, ExtensionFacts, proof, short_path
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
 from autoglm_doctor.registry import check
 
@@ -72,7 +72,8 @@ def _findings(snap: Snapshot, extensions: list[ExtensionFacts]) -> Iterator[Find
     for ext in unreadable:
         yield warning(
             "packages.abi-unreadable",
-            f"{_who(ext)}: {ext.path} {ext.problem}: whether it loads with the installed torch cannot be proven",
+            f"{_who(ext)}: {short_path(ext.path)} {ext.problem}: "
+            "whether it loads with the installed torch cannot be proven",
             observed=ext.problem,
             expected="a readable ELF shared object",
             fix=_fix(snap, ext),
@@ -111,8 +112,8 @@ def _missing_libraries(snap: Snapshot, extensions: list[ExtensionFacts]) -> Find
     more = f" ({len(extensions)} extensions)" if len(extensions) > 1 else ""
     return error(
         "packages.abi-missing-library",
-        f"{_who(first)}: {first.path}{more} needs {', '.join(names)}, which the loader cannot find: {meaning}; "
-        f"importing it fails{symptom}{_table_note(snap, first)}",
+        f"{_who(first)}: {short_path(first.path)}{more} needs {', '.join(names)}, which the loader cannot find: "
+        f"{meaning}; importing it fails{symptom}{_table_note(snap, first)}",
         observed=proof(first),
         expected=f"every DT_NEEDED library found (torch {torch_version}: {snap.abi.torch_lib if snap.abi else ''})",
         fix=_fix(snap, first),
@@ -143,8 +144,8 @@ def _missing_symbols(snap: Snapshot, extensions: list[ExtensionFacts]) -> Findin
         meaning = f"it was built for another torch version (these signatures differ in torch {torch_version})"
     return error(
         code,
-        f"{_who(first)}: {first.path} needs {shown}{more}{raw} from torch, which torch {torch_version} does not "
-        f"export: {meaning}; importing it fails with 'undefined symbol'{_table_note(snap, first)}",
+        f"{_who(first)}: {short_path(first.path)} needs {shown}{more}{raw} from torch, which torch {torch_version} "
+        f"does not export: {meaning}; importing it fails with 'undefined symbol'{_table_note(snap, first)}",
         observed=proof(first),
         expected=f"every torch symbol exported by {', '.join(os.path.basename(p) for p in first.torch_libraries)}",
         fix=_fix(snap, first),

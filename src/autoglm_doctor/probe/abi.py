@@ -137,13 +137,22 @@ class AbiFacts:
     """Why the scan was incomplete (too many files, the deadline)."""
 
 
+def short_path(path: str) -> str:
+    """An extension's path inside its site-packages (``torchvision/_C.so``); the full path elsewhere."""
+    for marker in ("/site-packages/", "/dist-packages/"):
+        if marker in path:
+            return path.rsplit(marker, 1)[1]
+    return path
+
+
 def proof(ext: ExtensionFacts) -> str:
     """The ELF evidence for a broken extension, in one line (shared by every finding that cites it)."""
     parts = []
+    path = short_path(ext.path)
     if ext.problem:
-        parts.append(f"{ext.path}: {ext.problem}")
+        parts.append(f"{path}: {ext.problem}")
     if ext.missing_libraries:
-        parts.append(f"{ext.path} needs {', '.join(ext.missing_libraries)} (DT_NEEDED): not found by the loader")
+        parts.append(f"{path} needs {', '.join(ext.missing_libraries)} (DT_NEEDED): not found by the loader")
     if ext.missing_symbols:
         shown = "; ".join(s.shown for s in ext.missing_symbols)
         more = (
@@ -152,7 +161,7 @@ def proof(ext: ExtensionFacts) -> str:
             else ""
         )
         libs = ", ".join(os.path.basename(p) for p in ext.torch_libraries)
-        parts.append(f"{ext.path} needs {shown}{more}: not exported by {libs}")
+        parts.append(f"{path} needs {shown}{more}: not exported by {libs}")
     return "; ".join(parts)
 
 
