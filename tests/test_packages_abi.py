@@ -66,6 +66,7 @@ def test_extension_built_against_the_installed_torch_passes(
     assert ext["distribution"] == "abiext" and ext["checked_symbols"] >= 1
     assert ext["missing_libraries"] == [] and ext["missing_count"] == 0
     assert any(p.endswith("libc10.so") for p in ext["torch_libraries"])
+    assert ext["cxx11_abi"] is True  # read from the std::string it names (std::__cxx11::basic_string)
 
 
 def test_extension_built_for_another_torch_names_the_demangled_symbol(

@@ -19,7 +19,7 @@ from autoglm_doctor.checks.packages import family_fix
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.knowledge.libraries import TORCH_FAMILY, family_pin
 from autoglm_doctor.model import Finding, Location, Skip, error, warning
-from autoglm_doctor.probe.abi import TORCH_LIBRARY, ExtensionFacts, proof, short_path
+from autoglm_doctor.probe.abi import CXX11_STRING, TORCH_LIBRARY, ExtensionFacts, proof, short_path
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
 from autoglm_doctor.registry import check
 
@@ -130,13 +130,13 @@ def _missing_symbols(snap: Snapshot, extensions: list[ExtensionFacts]) -> Findin
     count = sum(e.missing_count for e in extensions)
     more = f" and {count - len(first.missing_symbols)} more" if count > len(first.missing_symbols) else ""
     if other_abi:
-        built = {True: "1", False: "0"}.get(first.cxx11_abi) if first.cxx11_abi is not None else None
-        other = {"1": "0", "0": "1"}.get(built or "", "")
-        abi = f"_GLIBCXX_USE_CXX11_ABI={built}" if built else "the other _GLIBCXX_USE_CXX11_ABI"
+        # The symbol it needs names the std::string of the ABI it was compiled with; torch exports the other.
+        built = "1" if any(CXX11_STRING in s.name or "B5cxx11" in s.name for s in other_abi) else "0"
+        other = "0" if built == "1" else "1"
         code = "packages.abi-cxx11"
         meaning = (
-            f"it was compiled with {abi}, and torch {torch_version} exports these symbols only as compiled with "
-            f"_GLIBCXX_USE_CXX11_ABI={other or '?'} (std::string is "
+            f"it was compiled with _GLIBCXX_USE_CXX11_ABI={built}, and torch {torch_version} exports these symbols "
+            f"only as compiled with _GLIBCXX_USE_CXX11_ABI={other} (std::string is "
             f"{'std::__cxx11::basic_string' if other == '1' else 'the pre-C++11 std::string'} there): another C++ ABI"
         )
     else:

@@ -504,7 +504,7 @@ def _abi_of(names: Iterator[str]) -> bool | None:
     for name in names:
         if "__cxx11" in name or "B5cxx11" in name:
             return True
-        if name.startswith("_Z") and re.search(r"(?:^|[^A-Za-z])Ss|RKSs|PSs", name):
+        if name.startswith(("_ZNSs", "_ZNKSs")) or (name.startswith("_Z") and re.search(r"[RP]K?Ss", name)):
             old = True
     return False if old else None
 
