@@ -322,3 +322,24 @@ def test_a_symbol_version_the_torch_library_does_not_define_is_named(
     )
     code, report = _abi(run_json, venv)
     assert (code, result(report, "packages.abi")["status"]) == (0, "pass")
+
+
+def test_an_editable_install_is_read_in_its_source_tree(
+    built: dict[str, Path], tmp_path: Path, workdir: Path, run_json: Run
+) -> None:
+    venv = venv_with_torch(tmp_path / "v")
+    source = tmp_path / "flashy-src"
+    (source / "src" / "flashy").mkdir(parents=True)
+    shutil.copyfile(built["standin"], source / "src" / "flashy" / "_C.so")  # built in place, for another torch
+    (source / "build" / "lib" / "flashy").mkdir(parents=True)
+    shutil.copyfile(built["old_abi"], source / "build" / "lib" / "flashy" / "_C.so")  # a stale build copy: not imported
+    dist_info = venv.add("flashy", "1.0", ["torch"], package="")
+    (dist_info / "direct_url.json").write_text(
+        json.dumps({"url": source.as_uri(), "dir_info": {"editable": True}}), encoding="utf-8"
+    )
+    (venv.site_packages / "__editable__.flashy-1.0.pth").write_text(str(source / "src") + "\n", encoding="utf-8")
+    code, report = _abi(run_json, venv)
+    [finding] = result(report, "packages.abi")["findings"]
+    assert finding["code"] == "packages.abi-missing-symbol"
+    assert finding["message"].startswith("flashy 1.0: ") and "flashy/_C.so needs" in finding["message"]
+    assert finding["location"]["file"] == str(source / "src" / "flashy" / "_C.so")

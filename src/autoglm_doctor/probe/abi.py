@@ -59,7 +59,8 @@ SCAN_DEADLINE_S = 20.0
 SYMBOLS_KEPT = 5
 """Missing symbols named per extension (the count is exact)."""
 DEMANGLE_TIMEOUT_S = 5.0
-_PRUNED = {"__pycache__", "include", "nvidia", "tests", "test"}
+_PRUNED = {"__pycache__", "include", "nvidia", "tests", "test", ".git", "node_modules", "build", "dist", ".tox"}
+"""Folders that hold no importable extension (``build`` and ``dist`` of a source tree hold stale copies)."""
 _FILES = (".py", ".pyi", ".pyc", ".json", ".txt", ".md", ".h", ".hpp", ".cuh", ".cu", ".cpp", ".c", ".js", ".typed")
 """Names that are files, not folders, in site-packages (most of its entries): never stat'ed."""
 _SYSTEM_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib")
@@ -188,6 +189,21 @@ class Listing:
     problems: list[str] = field(default_factory=list)
 
 
+def editable_root(direct_url: str) -> str:
+    """The source folder of an editable install (PEP 610 ``direct_url.json``); empty for any other install."""
+    import json
+    from urllib.parse import unquote, urlparse
+
+    try:
+        data = json.loads(direct_url) if direct_url else None
+    except ValueError:
+        return ""
+    if not isinstance(data, dict) or not isinstance(data.get("dir_info"), dict) or not data["dir_info"].get("editable"):
+        return ""
+    url = urlparse(str(data.get("url", "")))
+    return unquote(url.path) if url.scheme == "file" and os.path.isdir(unquote(url.path)) else ""
+
+
 def list_shared_objects(location: str, deadline: float) -> Listing:
     """Every ``*.so`` under ``location`` (outside torch itself, vendored library folders and metadata), pre-read.
 
@@ -226,6 +242,8 @@ def list_shared_objects(location: str, deadline: float) -> Listing:
             if is_dir:
                 if name in _PRUNED or name.endswith((".dist-info", ".egg-info", ".libs", ".data")):
                     continue
+                if os.path.isfile(os.path.join(item.path, "pyvenv.cfg")):
+                    continue  # another environment inside a source tree: not what this one imports
                 if name == "torch" and os.path.isfile(os.path.join(item.path, "version.py")):
                     continue  # torch itself: its libraries are what the others are proven against
                 if linked:  # a linked folder is read once (a link loop ends here)
@@ -510,9 +528,10 @@ def _abi_of(names: Iterator[str]) -> bool | None:
 
 
 def _top_level(path: str, location: str) -> str:
-    rel = os.path.relpath(path, location)
-    first = rel.split(os.sep, 1)[0]
-    return first.split(".", 1)[0] if first.endswith(".so") else first
+    parts = os.path.relpath(path, location).split(os.sep)
+    if parts[0] == "src" and len(parts) > 2:  # a source tree's src layout
+        parts = parts[1:]
+    return parts[0].split(".", 1)[0] if parts[0].endswith(".so") else parts[0]
 
 
 def _owners(distributions: list[Installed]) -> dict[str, tuple[str, str]]:

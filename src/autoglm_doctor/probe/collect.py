@@ -289,6 +289,11 @@ def _abi_facts(snap: Snapshot, prefetch: Prefetch | None = None) -> AbiFacts | N
     from autoglm_doctor.probe import abi
 
     installed = [abi.Installed(d.name, d.version, d.location, d.top_level, d.path_index) for d in snap.distributions]
+    installed += [  # `pip install -e` builds its extensions inside the source tree, outside site-packages
+        abi.Installed(d.name, d.version, root, d.top_level, d.path_index)
+        for d in snap.distributions
+        if d.key != "autoglm-doctor" and (root := abi.editable_root(d.direct_url))
+    ]
     torch = snap.torch.path if snap.torch is not None else ""
     return abi.gather(snap.python.platform, torch, installed, os.environ.get("LD_LIBRARY_PATH", ""), prefetch)
 
