@@ -242,7 +242,7 @@ def list_shared_objects(location: str, deadline: float) -> Listing:
             if is_dir:
                 if name in _PRUNED or name.endswith((".dist-info", ".egg-info", ".libs", ".data")):
                     continue
-                if os.path.isfile(os.path.join(item.path, "pyvenv.cfg")):
+                if (name.startswith(".") or "env" in name) and os.path.isfile(os.path.join(item.path, "pyvenv.cfg")):
                     continue  # another environment inside a source tree: not what this one imports
                 if name == "torch" and os.path.isfile(os.path.join(item.path, "version.py")):
                     continue  # torch itself: its libraries are what the others are proven against
