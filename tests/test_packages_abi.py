@@ -343,3 +343,14 @@ def test_an_editable_install_is_read_in_its_source_tree(
     assert finding["code"] == "packages.abi-missing-symbol"
     assert finding["message"].startswith("flashy 1.0: ") and "flashy/_C.so needs" in finding["message"]
     assert finding["location"]["file"] == str(source / "src" / "flashy" / "_C.so")
+
+
+def test_without_cxx_filt_symbols_stay_mangled_and_the_verdict_holds(
+    venvs: dict[str, Venv], tmp_path: Path, workdir: Path, run_json: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # binutils' c++filt is nowhere on it
+    code, report = _abi(run_json, venvs["old_abi"])
+    [finding] = result(report, "packages.abi")["findings"]
+    assert finding["code"] == "packages.abi-cxx11"
+    assert "_ZN3c106detail14torchCheckFailEPKcS2_jRKSs" in finding["message"]
+    assert "(mangled: c++filt was not found)" in finding["message"]
