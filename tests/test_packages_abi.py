@@ -354,3 +354,20 @@ def test_without_cxx_filt_symbols_stay_mangled_and_the_verdict_holds(
     assert finding["code"] == "packages.abi-cxx11"
     assert "_ZN3c106detail14torchCheckFailEPKcS2_jRKSs" in finding["message"]
     assert "(mangled: c++filt was not found)" in finding["message"]
+
+
+def test_a_torch_library_without_a_gnu_hash_table_is_read_through_dt_hash(
+    built: dict[str, Path], tmp_path: Path, workdir: Path, run_json: Run
+) -> None:
+    venv = make_venv(tmp_path / "v")
+    venv.add_torch("2.13.0")  # its libc10.so was linked with --hash-style=sysv
+    (venv.site_packages / "torch" / "lib").mkdir()
+    sysv = built["standin"].parent / "standin" / "sysv" / "libc10.so"
+    shutil.copyfile(sysv, venv.site_packages / "torch" / "lib" / "libc10.so")
+    add_extension(venv, built["standin"])  # needs the stand-in's signature: exported
+    code, report = _abi(run_json, venv)
+    assert (code, result(report, "packages.abi")["status"]) == (0, "pass")
+    add_extension(venv, built["matching"], name="other")  # needs the real torch's signature: not there
+    code, report = _abi(run_json, venv)
+    [finding] = result(report, "packages.abi")["findings"]
+    assert finding["code"] == "packages.abi-missing-symbol" and finding["message"].startswith("other 1.0: ")

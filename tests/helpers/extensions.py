@@ -113,6 +113,17 @@ def build_extensions(folder: Path) -> dict[str, Path]:
             "-o",
             standin / node / "libc10.so",
         )
+    # The stand-in libc10 linked with only the classic SysV hash table (DT_HASH, no DT_GNU_HASH).
+    (standin / "sysv").mkdir()
+    _gxx(
+        "-I",
+        standin / "include",
+        standin / "libc10.cpp",
+        "-Wl,-soname,libc10.so",
+        "-Wl,--hash-style=sysv",
+        "-o",
+        standin / "sysv" / "libc10.so",
+    )
     out["versioned"] = folder / "versioned.so"
     _gxx("-I", standin / "include", source, "-L", standin / "C10_1", "-lc10", "-o", out["versioned"])
     # Needs a library of its own, found through its RUNPATH ($ORIGIN/../abiext.libs) when it is there.

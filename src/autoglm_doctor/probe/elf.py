@@ -334,6 +334,8 @@ class SharedObject:
         The lookup the dynamic linker does: the bloom filter first, then one bucket's chain,
         comparing hashes before names; only the words a lookup touches are read.
         """
+        if _GNU_HASH not in self._tags and _HASH in self._tags:
+            return self._sysv_exports(name, version)
         at, nbuckets, symoffset, bloom_size, bloom_shift = self._gnu_hash()
         bits = 64 if self._wide else 32
         order = "<" if self._little else ">"
@@ -351,22 +353,42 @@ class SharedObject:
         if index < symoffset:
             return False
         encoded = name.encode("utf-8")
-        versym = self._table(_VERSYM) if version and _VERSYM in self._tags else None
         for _ in range(MAX_SYMBOLS):
             entry = self._u32(chain_at + 4 * (index - symoffset))
-            if (entry | 1) == (wanted | 1):
-                name_at, _info, shndx = self._symbol(index)
-                if shndx != 0 and self.string(name_at).encode("utf-8") == encoded:
-                    if versym is None:
-                        return True  # glibc: a library without versions satisfies a versioned reference
-                    raw = struct.unpack_from(order + "H", self.data, versym + 2 * index)[0]
-                    ndx, hidden = raw & 0x7FFF, bool(raw & 0x8000)
-                    # glibc's check_match: the named version, or an unversioned global definition
-                    if self._defined_versions().get(ndx) == version or (ndx <= 1 and not hidden):
-                        return True
+            if (entry | 1) == (wanted | 1) and self._matches(index, encoded, version):
+                return True
             if entry & 1:
                 return False
             index += 1
+        return False
+
+    def _matches(self, index: int, encoded: bytes, version: str) -> bool:
+        """Symbol ``index`` is a definition of ``encoded`` that satisfies ``version`` (as glibc's check_match)."""
+        name_at, _info, shndx = self._symbol(index)
+        if shndx == 0 or self.string(name_at).encode("utf-8") != encoded:
+            return False
+        if not version or _VERSYM not in self._tags:
+            return True
+        raw = struct.unpack_from("<H" if self._little else ">H", self.data, self._table(_VERSYM) + 2 * index)[0]
+        ndx, hidden = raw & 0x7FFF, bool(raw & 0x8000)
+        return self._defined_versions().get(ndx) == version or (ndx <= 1 and not hidden)
+
+    def _sysv_exports(self, name: str, version: str) -> bool:
+        """The classic ``DT_HASH`` lookup, for a library linked without a GNU hash table."""
+        at = self._table(_HASH)
+        nbucket, nchain = struct.unpack_from("<2I" if self._little else ">2I", self.data, at)
+        if nbucket == 0 or nchain > MAX_SYMBOLS:
+            raise ElfError("an empty or malformed SysV hash table")
+        from elftools.elf.hash import ELFHashTable
+
+        index = self._u32(at + 8 + 4 * (ELFHashTable.elf_hash(name) % nbucket))
+        encoded = name.encode("utf-8")
+        for _ in range(nchain):
+            if index == 0 or index >= nchain:
+                return False
+            if self._matches(index, encoded, version):
+                return True
+            index = self._u32(at + 8 + 4 * nbucket + 4 * index)
         return False
 
 
