@@ -197,7 +197,7 @@ def test_mutated_elf_files_never_crash_the_reader(
     built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[int, int]], cut: int
 ) -> None:
     """Corrupt headers, tags and tables (and truncation) give an ElfError or a result, never another exception."""
-    from autoglm_doctor.probe.elf import ElfError, SharedObject
+    from autoglm_doctor.probe.elf import ElfError, SharedObject, needed_of
 
     data = bytearray(built["matching"].read_bytes())
     for at, value in edits:
@@ -205,6 +205,8 @@ def test_mutated_elf_files_never_crash_the_reader(
             data[at] = value
     path = tmp_path_factory.mktemp("fuzz") / "x.so"
     path.write_bytes(bytes(data[: max(cut, 64)] if cut < len(data) else data))
+    names = needed_of(str(path), 1 << 30)  # the pre-read: a list, or None for the full read to explain
+    assert names is None or all(isinstance(n, str) for n in names)
     try:
         obj = SharedObject.open(str(path), 1 << 30)
     except ElfError:
