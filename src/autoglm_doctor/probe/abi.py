@@ -9,7 +9,10 @@ libraries torch ships) and answers the dynamic linker's two questions without lo
    torch`` has already loaded by soname (``torch/lib`` and the ``nvidia-*`` wheels' ``lib``
    folders, which torch loads), then the system's folders (``/etc/ld.so.conf`` and the defaults);
 2. is every torch symbol it needs exported by torch's libraries (looked up in their GNU hash
-   tables, at the symbol version it names)?
+   tables, else their classic ``DT_HASH``, at the symbol version it names)?
+
+The target's own site-packages is listed while the probe runs (:class:`Prefetch`), and the source
+tree of each editable install is read too (``pip install -e`` builds extensions in place).
 
 Missing symbols are demangled with ``c++filt`` (binutils; one call for the whole run, with a
 timeout); where it is absent they stay mangled and the finding says so. Nothing is cached
@@ -31,8 +34,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from autoglm_doctor.probe.elf import SharedObject, Undefined
 
-# probe.elf (and pyelftools) is imported only when a target with torch is scanned: the snapshot's
-# types live here, and reading a snapshot or checking a target without torch needs no ELF reader.
+# probe.elf is imported where shared objects are listed, and pyelftools (by probe.elf) only once a
+# file that links torch is read: the snapshot's types live here, and reading a snapshot needs neither.
 
 TORCH_LIBRARY = re.compile(r"^lib(?:c10|torch|shm)(?:_[a-z0-9_]+)?\.so$")
 """Libraries torch ships in ``torch/lib`` (``libc10.so``, ``libtorch_cuda.so``, ``libtorch_python.so``)."""
