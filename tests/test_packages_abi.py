@@ -220,14 +220,17 @@ def test_mutated_elf_files_never_crash_the_reader(
             pass
 
 
+def _vllm_pinned_to_torch_28(so: Path, tmp_path: Path, run_json: Run) -> tuple[int, dict[str, Any]]:
+    """packages.abi and packages.conflicts on a vLLM whose metadata pins torch 2.8.0 and whose _C is ``so``."""
+    venv = venv_with_torch(tmp_path / "v")
+    add_extension(venv, so, name="vllm", version="0.10.1", requires=("torch==2.8.0",), filename="_C.abi3.so")
+    return run_json("--python", str(venv.python), "--only", "packages.abi,packages.conflicts")
+
+
 def test_vllm_built_for_another_torch_is_one_finding_with_the_elf_proof(
     built: dict[str, Path], tmp_path: Path, workdir: Path, run_json: Run
 ) -> None:
-    venv = venv_with_torch(tmp_path / "v")
-    add_extension(
-        venv, built["standin"], name="vllm", version="0.10.1", requires=("torch==2.8.0",), filename="_C.abi3.so"
-    )
-    code, report = run_json("--python", str(venv.python), "--only", "packages.abi,packages.conflicts")
+    code, report = _vllm_pinned_to_torch_28(built["standin"], tmp_path, run_json)
     assert code == 1
     [finding] = result(report, "packages.abi")["findings"]
     assert finding["code"] == "packages.abi-missing-symbol"
@@ -242,11 +245,7 @@ def test_vllm_built_for_another_torch_is_one_finding_with_the_elf_proof(
 def test_a_torch_pin_without_elf_proof_stays_a_conflict(
     built: dict[str, Path], tmp_path: Path, workdir: Path, run_json: Run
 ) -> None:
-    venv = venv_with_torch(tmp_path / "v")
-    add_extension(
-        venv, built["matching"], name="vllm", version="0.10.1", requires=("torch==2.8.0",), filename="_C.abi3.so"
-    )
-    code, report = run_json("--python", str(venv.python), "--only", "packages.abi,packages.conflicts")
+    code, report = _vllm_pinned_to_torch_28(built["matching"], tmp_path, run_json)
     assert result(report, "packages.abi")["status"] == "pass"
     conflicts = [f for f in result(report, "packages.conflicts")["findings"] if "vllm" in f["message"]]
     assert [f["code"] for f in conflicts] == ["packages.dependency-conflict"]
