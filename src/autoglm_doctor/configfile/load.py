@@ -336,6 +336,7 @@ def parse_config(
         **base,
         data={str(k): v for k, v in data.items()},
         engine=engine_of(text, fmt, data),
+        words=parsed.words,
         parsed=True,
         positions=parsed.positions,
         diagnostics=_ordered(diagnostics),

@@ -110,6 +110,8 @@ class Parsed:
     """Key path (keys and list indexes) -> ``(line, column)``; YAML only, ``()`` is the document."""
     diagnostics: list[Diagnostic] = field(default_factory=list)
     """Problems, in the order they were found."""
+    words: list[list[Any]] = field(default_factory=list)
+    """A launch command's words after the shell's splitting, each ``[word, line, column]`` (flags only)."""
 
 
 def dotted(path: tuple[Any, ...]) -> str:
@@ -863,6 +865,9 @@ def parse_flags(source: Source) -> Parsed:
     """Parse a vLLM/SGLang launch command into ``{flag-name: value}`` (plus ``model``)."""
     out = Parsed()
     words, out.diagnostics = _shell_words(source)
+    for word, offset in words:
+        line, column = source.position(offset)
+        out.words.append([word, line, column])
     data: dict[str, Any] = {}
     first: dict[str, int] = {}
     i = 0

@@ -1,0 +1,215 @@
+"""The serving engines (vLLM, SGLang): one module each, one interface (``base.Engine``), picked here.
+
+Callers ask :func:`get` for an engine by name and ``engines.target.flags_for`` for its flag
+definitions (kept apart from this module so that the snapshot's gatherers may import this one); the
+two decide where they come from: the engine's own files in the target environment when they can
+be read, else the table generated from the released files of the version installed or named (else
+the newest), and says which and why. No caller knows which answered. A third engine is a new module
+beside these two, added to :data:`ENGINES`, with its table and its tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from autoglm_doctor.engines import sglang, vllm
+from autoglm_doctor.engines.base import Engine, EngineFlags, FlagSpec
+
+ENGINES: dict[str, Engine] = {vllm.ENGINE.name: vllm.ENGINE, sglang.ENGINE.name: sglang.ENGINE}
+"""Every engine the doctor knows, by name."""
+TABLES = Path(__file__).resolve().parents[1] / "knowledge" / "engines"
+"""The generated flag tables (``tools/engine_tables.py``)."""
+_MAX_FILE = 4 << 20
+
+
+def get(name: str) -> Engine:
+    """The engine called ``name`` (vLLM when unknown: its flags are what launch files name most)."""
+    return ENGINES.get(name, vllm.ENGINE)
+
+
+def detect(text: str, fmt: str = "flags", data: dict[str, Any] | None = None) -> str:
+    """``vllm``, ``sglang`` or empty: the program a launch file starts, else the flags only one engine has.
+
+    Stable entry point for role detection (a launch command found means a server).
+    """
+    if fmt == "flags":
+        head = text.split(" --", 1)[0]
+        words = re.findall(r"[A-Za-z0-9_.]+", head)
+        for engine in ENGINES.values():
+            if any(w == engine.name or w.startswith(engine.name + ".") for w in words):
+                return engine.name
+    names = {str(k).replace("_", "-").lstrip("-") for k in (data or {})}
+    sglang_only = {"model-path", "context-length", "tp-size", "mem-fraction-static", "chunked-prefill-size"}
+    vllm_only = {"max-model-len", "tensor-parallel-size", "gpu-memory-utilization", "limit-mm-per-prompt"}
+    vllm_only |= {"mm-encoder-tp-mode", "max-num-batched-tokens"}
+    if names & sglang_only:
+        return sglang.ENGINE.name
+    if names & vllm_only:
+        return vllm.ENGINE.name
+    return ""
+
+
+def table_data(
+    name: str, version: str, files: dict[str, str], requires: list[str], requires_python: str
+) -> dict[str, Any]:
+    """What a table holds for one release: its flags, dtype facts and pins, read from its files."""
+    engine = get(name)
+    flags, problems = engine.read_flags(files)
+    unsupported, fallback = vllm.float16_unsupported(files) if name == "vllm" else ([], "")
+    pins = {}
+    for line in requires:
+        found = re.match(r"\s*(torch|transformers)\s*([^;]*)", line)
+        if found and ";" not in line:
+            pins[found.group(1)] = found.group(2).strip().strip("()")
+    return {
+        "engine": name,
+        "version": version,
+        "files": sorted(files),
+        "problems": problems,
+        "flags": [_spec_data(s) for s in flags],
+        "float16_unsupported": unsupported,
+        "fallback_message": fallback,
+        "pins": pins,
+        "requires_python": requires_python,
+    }
+
+
+def _spec_data(spec: FlagSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {"names": spec.names, "kind": spec.kind}
+    for key in ("choices", "nargs", "deprecated", "optional", "bounds", "dest"):
+        value = getattr(spec, key)
+        if value:
+            data[key] = value
+    return data
+
+
+def _spec(data: dict[str, Any]) -> FlagSpec:
+    return FlagSpec(
+        names=[str(n) for n in data["names"]],
+        kind=str(data.get("kind", "str")),
+        choices=[str(c) for c in data.get("choices", [])],
+        nargs=str(data.get("nargs", "")),
+        deprecated=str(data.get("deprecated", "")),
+        optional=bool(data.get("optional", False)),
+        bounds={str(k): float(v) for k, v in data.get("bounds", {}).items()},
+        dest=str(data.get("dest", "")),
+    )
+
+
+def table_versions(name: str) -> list[str]:
+    """The versions a generated table exists for, oldest first."""
+    from packaging.version import InvalidVersion, Version
+
+    found = []
+    for path in TABLES.glob(f"{name}-*.json"):
+        try:
+            found.append((Version(path.stem.partition("-")[2]), path.stem.partition("-")[2]))
+        except InvalidVersion:
+            continue
+    return [text for _, text in sorted(found)]
+
+
+@cache
+def load_table(name: str, line: str) -> dict[str, Any]:
+    """The generated table of one engine release line."""
+    with open(TABLES / f"{name}-{line}.json", encoding="utf-8") as handle:
+        data: dict[str, Any] = json.load(handle)
+    return data
+
+
+def table_for(name: str, version: str) -> tuple[str, str]:
+    """(the table's release line, why it was chosen) for an engine version ("" : none named)."""
+    from packaging.version import InvalidVersion, Version
+
+    lines = table_versions(name)
+    if not lines:
+        return "", "no table is shipped"
+    if version:
+        try:
+            wanted = Version(version)
+        except InvalidVersion:
+            wanted = None
+        if wanted is not None:
+            same = [line for line in lines if Version(line).release == wanted.release[: len(Version(line).release)]]
+            if same:
+                return same[-1], f"{name} {version} is named"
+            older = [line for line in lines if Version(line) <= wanted]
+            if older:
+                return older[-1], f"{name} {version} is named; the nearest older table is {older[-1]}"
+    return lines[-1], "no version is installed or named: the newest table"
+
+
+def _read_installed(name: str, root: str) -> tuple[dict[str, str], list[str]]:
+    engine = get(name)
+    listing = []
+    base = Path(root)
+    for folder, _dirs, names in os.walk(base / name):
+        for entry in names:
+            if entry.endswith(".py"):
+                listing.append(str((Path(folder) / entry).relative_to(base)))
+    files: dict[str, str] = {}
+    problems: list[str] = []
+    for relative in engine.flag_files(listing):
+        path = base / relative
+        try:
+            if path.stat().st_size > _MAX_FILE:
+                problems.append(f"{path}: larger than {_MAX_FILE >> 20} MiB, not read")
+                continue
+            files[relative] = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror or exc}")
+    return files, problems
+
+
+@cache
+def installed_flags(name: str, root: str, version: str) -> EngineFlags | None:
+    """The flags of the engine installed under ``root`` (its site-packages), read from its files."""
+    files, problems = _read_installed(name, root)
+    if not files:
+        return None
+    flags, more = get(name).read_flags(files)
+    if not flags:
+        return None
+    where = str(Path(root) / name)
+    return EngineFlags(
+        engine=name,
+        version=version,
+        source="installed",
+        why=f"{name} {version} is installed in the target ({where})",
+        flags=flags,
+        files=sorted(str(Path(root) / f) for f in files),
+        problems=problems + more,
+    )
+
+
+def table_facts(name: str, version: str) -> dict[str, Any]:
+    """The generated table closest to ``version`` (dtype facts, pins), or empty."""
+    line, _ = table_for(name, version)
+    return load_table(name, line) if line else {}
+
+
+__all__ = ["ENGINES", "Engine", "EngineFlags", "FlagSpec", "detect", "get", "table_data"]
+
+
+FLOAT16_BROKEN_FAMILY = frozenset({"glm4", "glm4v", "glm4v_moe", "glm4_moe", "glm4v_text", "glm4v_moe_text"})
+"""GLM-4 model types that overflow in float16 (activations beyond float16's range: "!!!!!!!!" replies).
+
+Not stated by the engines for the vision models (vLLM 0.34's ``_FLOAT16_NOT_SUPPORTED_MODELS`` lists
+``glm4`` only), so the family rule comes with its sources: vllm-project/vllm#17154 (GLM-4 in float16
+answers "!!!!"), zai-org/GLM-4#755 (float16 overflow; use bfloat16 on an Ampere or newer GPU).
+"""
+
+
+def float16_broken(model_type: str) -> str:
+    """Why float16 breaks this model type (a source to quote), or empty when it does not."""
+    if model_type in FLOAT16_BROKEN_FAMILY:
+        return "vllm-project/vllm#17154, zai-org/GLM-4#755"
+    table = table_facts("vllm", "")
+    if model_type in table.get("float16_unsupported", []):
+        return f"vLLM's own _FLOAT16_NOT_SUPPORTED_MODELS ({table.get('version', '')})"
+    return ""
