@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autoglm_doctor.checks._util import installed_version, pip_install
-from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic
+from autoglm_doctor.configfile.facts import DOCTOR_KEYS, ConfigFacts, Diagnostic
 from autoglm_doctor import engines
 from autoglm_doctor.configfile.launch import TOKEN_COUNT_FLAGS, port_of, setting, token_count
 from autoglm_doctor.engines.launch import LaunchRecord, LaunchValue
@@ -300,27 +300,7 @@ def _pack_rules(facts: ConfigFacts, rules: tuple[ValueRule, ...]) -> Iterator[Fi
             )
 
 
-_VOCABULARY = {
-    "model_path",
-    "device",
-    "device_map",
-    "torch_dtype",
-    "dtype",
-    "model_max_length",
-    "max_new_tokens",
-    "trust_remote_code",
-    "attn_implementation",
-    "load_in_8bit",
-    "load_in_4bit",
-    "max_batch_size",
-    "request_timeout",
-    "host",
-    "port",
-    "auth",
-    "require_token",
-    "secret_key",
-    "low_cpu_mem_usage",
-}
+_VOCABULARY = DOCTOR_KEYS
 
 
 def _unknown_keys(facts: ConfigFacts, rules: tuple[ValueRule, ...], launch: LaunchRules) -> Iterator[Finding]:

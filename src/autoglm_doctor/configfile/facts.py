@@ -20,6 +20,34 @@ DISCOVERED_NAMES = ("autoglm.yaml", "autoglm.yml", "autoglm.json")
 """Files looked for in the working directory when neither --config nor AUTOGLM_CONFIG names one."""
 
 
+DOCTOR_KEYS = frozenset(
+    {
+        "model_path",
+        "device",
+        "device_map",
+        "torch_dtype",
+        "dtype",
+        "model_max_length",
+        "max_new_tokens",
+        "trust_remote_code",
+        "attn_implementation",
+        "load_in_8bit",
+        "load_in_4bit",
+        "max_batch_size",
+        "request_timeout",
+        "host",
+        "port",
+        "auth",
+        "require_token",
+        "secret_key",
+        "low_cpu_mem_usage",
+    }
+)
+"""The keys of the in-process deployment config (the doctor's own config), as its service reads them."""
+DOCTOR_ONLY_KEYS = frozenset({"model_path", "device", "device_map", "torch_dtype", "model_max_length", "max_new_tokens"})
+"""Keys that mark a mapping as the doctor's config, not a file of engine flags (no engine spells them so)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One problem found while reading the config (syntax or env interpolation)."""

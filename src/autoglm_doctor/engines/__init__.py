@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from autoglm_doctor.configfile.facts import DOCTOR_ONLY_KEYS
 from autoglm_doctor.engines import sglang, vllm
 from autoglm_doctor.engines.base import Engine, EngineFlags, FlagSpec
 
@@ -43,6 +44,8 @@ def detect(text: str, fmt: str = "flags", data: dict[str, Any] | None = None) ->
         for engine in ENGINES.values():
             if any(w == engine.name or w.startswith(engine.name + ".") for w in words):
                 return engine.name
+    if data and DOCTOR_ONLY_KEYS & {str(k) for k in data}:
+        return ""  # the doctor's own config (model_path, torch_dtype...), whatever else it holds
     names = {str(k).replace("_", "-").lstrip("-") for k in (data or {})}
     sglang_only = {"model-path", "context-length", "tp-size", "mem-fraction-static", "chunked-prefill-size"}
     vllm_only = {"max-model-len", "tensor-parallel-size", "gpu-memory-utilization", "limit-mm-per-prompt"}
