@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from autoglm_doctor import packs
+from autoglm_doctor import engines, packs
 from autoglm_doctor.configfile.load import parse_config
 from autoglm_doctor.configfile.rules import ValueRule, check_value, config_rules, env_rules, launch_rules
-from autoglm_doctor.knowledge.vllm import vllm_pin, vllm_pins
 from tests.helpers.config_lint import ENVIRON, PHONE_ENV, model_facts, run_checks, snapshot
 
 PACK_HEAD = "pack: t\npython: {range: '>=3.8'}\n"
@@ -149,11 +148,12 @@ def test_launch_memory_rows_of_a_users_pack_need_gpu_facts(tmp_path: Path) -> No
     assert finding.code == "config.launch-memory" and finding.fix == "--max-model-len 8192"
 
 
-def test_vllm_pins_from_the_knowledge_base() -> None:
-    assert len(vllm_pins()) >= 10
-    pin = vllm_pin("0.11.0")
-    assert pin is not None and pin.torch == "2.8.0"
-    assert vllm_pin("0.0.1") is None
+def test_vllm_pins_from_its_metadata_else_its_release_table() -> None:
+    found, python, source = engines.pins("vllm", "0.12.0", ["torch==2.9.0", "transformers<5,>=4.56.0"], ">=3.10")
+    assert found == {"torch": "==2.9.0", "transformers": "<5,>=4.56.0"} and "own metadata" in source
+    found, python, source = engines.pins("vllm", "0.12.0", [], "")
+    assert found["torch"] == "==2.9.0" and source.startswith("knowledge/engines/vllm-0.12.json")
+    assert engines.pins("vllm", "0.0.1", [], "")[0] == {}
     snap = snapshot(
         None,
         installed=["vllm", "torch", "transformers"],

@@ -123,7 +123,9 @@ def test_every_flag_the_installed_engine_defines_gives_no_finding(
     code, report = _check(run_json, launch, "--python", str(venv.python))
     note = next(f for f in result(report, "config.values")["findings"] if f["code"] == "config.launch-definitions")
     assert f"{engine} {version} is installed in the target" in note["message"], note
-    engine_findings = [f for f in _values(report) if f["code"].startswith(("config.launch-unknown", "config.launch-bad"))]
+    engine_findings = [
+        f for f in _values(report) if f["code"].startswith(("config.launch-unknown", "config.launch-bad"))
+    ]
     assert engine_findings == []
     # the SGLang README spellings, the ones the old table called "not a key the service reads"
     if engine == "sglang":
@@ -141,7 +143,9 @@ def test_the_generated_tables_accept_every_flag_they_list(workdir: Path, model: 
         launch = workdir / f"{engine}.sh"
         launch.write_text(_every_flag_command(program, flags, model))
         code, report = _check(run_json, launch)
-        assert [f for f in _values(report) if f["code"].startswith(("config.launch-unknown", "config.launch-bad"))] == []
+        assert [
+            f for f in _values(report) if f["code"].startswith(("config.launch-unknown", "config.launch-bad"))
+        ] == []
     launch = workdir / "sglang-readme.sh"
     launch.write_text(SGLANG_COMMAND.format(model=model))
     code, report = _check(run_json, launch)
@@ -197,8 +201,12 @@ def test_glm4v_in_float16_is_an_error_asked_for_or_reached_by_the_fallback(
     )
     monkeypatch.setenv(NVML_FIXTURE_ENV, str(fixture("t4")))
     code, report = run_json(
-        "--pack", "open-autoglm-server", "--config", str(write_launch(workdir, model, name="t4.sh")),
-        "--only", "config.*,cuda.memory",
+        "--pack",
+        "open-autoglm-server",
+        "--config",
+        str(write_launch(workdir, model, name="t4.sh")),
+        "--only",
+        "config.*,cuda.memory",
     )
     found = _finding(report, "config.launch-float16-family")
     assert "Falling back to torch.float16" in found["message"] and "Tesla T4" in found["message"]
@@ -210,8 +218,8 @@ def test_glm4v_in_float16_is_an_error_asked_for_or_reached_by_the_fallback(
 HOSTILE = [
     {"max_model_len": "9" * 400},
     {"mm_processor_kwargs": "'max_pixels=²'"},
-    {"mm_processor_kwargs": "'{\"max_pixels\": \"²\"}'"},
-    {"mm_processor_kwargs": "'{\"max_pixels\": " + "9" * 60 + "}'"},
+    {"mm_processor_kwargs": '\'{"max_pixels": "²"}\''},
+    {"mm_processor_kwargs": '\'{"max_pixels": ' + "9" * 60 + "}'"},
     {"tensor_parallel_size": "0"},
     {"tensor_parallel_size": "-3"},
     {"tensor_parallel_size": "1e30"},
@@ -230,9 +238,24 @@ def test_hostile_launch_values_are_findings_never_a_crash_or_a_hang(
     launch = write_launch(workdir, model, **flags)
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "autoglm_doctor", "check", "--pack", "open-autoglm-server", "--config", str(launch),
-         "--no-smoke", "--format", "json"],
-        capture_output=True, text=True, timeout=60, cwd=workdir, check=False,
+        [
+            sys.executable,
+            "-m",
+            "autoglm_doctor",
+            "check",
+            "--pack",
+            "open-autoglm-server",
+            "--config",
+            str(launch),
+            "--no-smoke",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=workdir,
+        check=False,
     )
     assert time.monotonic() - started < 30
     assert done.returncode in (0, 1, 2), done.stderr

@@ -12,7 +12,7 @@ post-release (SGLang adds and renames flags in patch releases: 0.5.6 has 292 ``a
 Three steps; only the first touches the network (PyPI, through pip itself):
 
     python tools/engine_tables.py download DIR        # sdists (vLLM: its wheel is ~400 MB) / wheels (SGLang)
-    python tools/engine_tables.py collect DIR         # DIR/<engine>-<version>/ -> tools/knowledge_sources/<engine>.tar.xz
+    python tools/engine_tables.py collect DIR         # DIR/<engine>-<version>/ -> knowledge_sources/<engine>.tar.xz
     python tools/engine_tables.py generate [--check]  # sources -> src/autoglm_doctor/knowledge/engines/*.json
 
 ``download`` leaves, per version, a folder ``DIR/<engine>-<version>/`` holding the release's files
@@ -51,7 +51,11 @@ METADATA_NAMES = ("PKG-INFO", "METADATA")
 
 def _versions(name: str) -> list[Version]:
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "index", "versions", name], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-m", "pip", "index", "versions", name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     line = next(line for line in out.splitlines() if line.startswith("Available versions:"))
     return [Version(v.strip()) for v in line.split(":", 1)[1].split(",")]
@@ -83,7 +87,18 @@ def download(folder: Path) -> None:
                 command = ["--only-binary", ":all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"]
             env = {"TMPDIR": str(work), "PATH": "/usr/bin:/bin"}
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(work), *command, f"{name}=={version}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "-q",
+                    "-d",
+                    str(work),
+                    *command,
+                    f"{name}=={version}",
+                ],
                 check=False,
                 timeout=900,
                 env=env,
@@ -142,7 +157,9 @@ def tables() -> dict[Path, str]:
     for name in ENGINES:
         for version, files in sorted(read_sources(name).items(), key=lambda kv: Version(kv[0])):
             data = table_data(name, version, files, requires_of(files), requires_python_of(files))
-            data["sources"] = [f"{name} {version} released files on PyPI, kept verbatim in tools/knowledge_sources/{name}.tar.xz"]
+            data["sources"] = [
+                f"{name} {version} released files on PyPI, kept verbatim in tools/knowledge_sources/{name}.tar.xz"
+            ]
             line = re.sub(r"^(\d+\.\d+).*", r"\1", version) if name == "vllm" else version
             out[TABLES / f"{name}-{line}.json"] = json.dumps(data, indent=0, sort_keys=True) + "\n"
     return out

@@ -11,12 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from autoglm_doctor import engines
 from autoglm_doctor.checks._util import installed_version, pip_install
 from autoglm_doctor.configfile.facts import DOCTOR_KEYS, ConfigFacts, Diagnostic
-from autoglm_doctor import engines
 from autoglm_doctor.configfile.launch import TOKEN_COUNT_FLAGS, port_of, setting, token_count
-from autoglm_doctor.engines.launch import LaunchRecord, LaunchValue
-from autoglm_doctor.engines.launch import read as read_record
 from autoglm_doctor.configfile.rules import (
     LaunchRules,
     RequestPolicy,
@@ -31,7 +29,8 @@ from autoglm_doctor.configfile.rules import (
     show,
 )
 from autoglm_doctor.context import CheckContext, need_reason
-from autoglm_doctor.knowledge import confidence_note
+from autoglm_doctor.engines.launch import LaunchRecord, LaunchValue
+from autoglm_doctor.engines.launch import read as read_record
 from autoglm_doctor.model import Finding, Location, Severity, Skip, error, info, warning
 from autoglm_doctor.packs import Condition
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
@@ -415,7 +414,13 @@ def _model_cross_checks(snap: Snapshot, facts: ConfigFacts) -> Iterator[Finding]
             expected="trust_remote_code: true",
             fix="set trust_remote_code: true (after reviewing the model folder's *.py files)",
         )
-    elif wants_remote and not facts.engine and not model.auto_map and model.exists and (model.has_config or model.model_type):
+    elif (
+        wants_remote
+        and not facts.engine
+        and not model.auto_map
+        and model.exists
+        and (model.has_config or model.model_type)
+    ):
         # (not for a launch command: the engines pass the flag on to the tokenizer and processor too,
         # and their own READMEs write it)
         assert remote is not None  # noqa: S101 - wants_remote implies it
@@ -715,7 +720,7 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
 
 
 def _vision_heads(model: ModelFacts | None, record: LaunchRecord, tp: int, location: Location) -> Iterator[Finding]:
-    """vLLM shards the vision tower over TP too, unless --mm-encoder-tp-mode data keeps it whole per GPU."""
+    """VLLM shards the vision tower over TP too, unless --mm-encoder-tp-mode data keeps it whole per GPU."""
     engine = engines.get(record.engine)
     if tp <= 1 or not engine.has("mm-encoder-tp-mode") or model is None:
         return
@@ -821,37 +826,44 @@ def _image_limit(facts: ConfigFacts, record: LaunchRecord) -> Iterator[Finding]:
 
 
 def _vllm_pins(snap: Snapshot, vllm: str) -> Iterator[Finding]:
-    from autoglm_doctor.knowledge.vllm import vllm_pin  # only configs that name a vLLM version need it
+    """The torch, transformers and Python an installed vLLM asks for in its own metadata (else its release's)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    pin = vllm_pin(vllm)
-    if pin is None:
+    dist = snap.effective().get("vllm")
+    requires = list(dist.requires) if dist is not None else []
+    found, python_range, source = engines.pins("vllm", vllm, requires, dist.requires_python if dist else "")
+    try:
+        torch_spec = SpecifierSet(found.get("torch", ""))
+        transformers_spec = SpecifierSet(found.get("transformers", ""))
+        python_spec = SpecifierSet(python_range)
+    except InvalidSpecifier:
         return
-    note = confidence_note(pin.confidence)
+    note = f" (read from {source})" if source else ""
     torch = installed_version(snap, "torch")
-    if torch is not None and torch.public != pin.torch:
+    if torch is not None and str(torch_spec) and not torch_spec.contains(torch, True):
         yield error(
             "config.vllm-torch-pin",
-            f"vllm {vllm} is built against torch {pin.torch}, but torch {torch} is installed: vllm's compiled ops "
+            f"vllm {vllm} is built against torch{torch_spec}, but torch {torch} is installed: vllm's compiled ops "
             f"fail to import (undefined symbol){note}",
             observed=f"vllm=={vllm}, torch=={torch}",
-            expected=f"torch=={pin.torch}",
-            fix=pip_install(snap, f"torch=={pin.torch}"),
+            expected=f"torch{torch_spec}",
+            fix=pip_install(snap, f"torch{torch_spec}"),
         )
     transformers = installed_version(snap, "transformers")
-    if transformers is not None and str(pin.transformers) and not pin.transformers.contains(transformers, True):
+    if transformers is not None and str(transformers_spec) and not transformers_spec.contains(transformers, True):
         yield error(
             "config.vllm-transformers-pin",
-            f"vllm {vllm} requires transformers{pin.transformers}, but transformers {transformers} is installed{note}",
+            f"vllm {vllm} requires transformers{transformers_spec}, but transformers {transformers} is installed{note}",
             observed=f"vllm=={vllm}, transformers=={transformers}",
-            expected=f"transformers{pin.transformers}",
-            fix=pip_install(snap, f"transformers{pin.transformers}"),
+            expected=f"transformers{transformers_spec}",
+            fix=pip_install(snap, f"transformers{transformers_spec}"),
         )
-    if snap.python.version and str(pin.python) and not pin.python.contains(snap.python.version, True):
+    if snap.python.version and str(python_spec) and not python_spec.contains(snap.python.version, True):
         yield error(
             "config.vllm-python",
-            f"vllm {vllm} supports Python {pin.python}, but the target runs Python {snap.python.version}{note}",
+            f"vllm {vllm} supports Python {python_spec}, but the target runs Python {snap.python.version}{note}",
             observed=f"Python {snap.python.version}",
-            expected=f"Python {pin.python}",
+            expected=f"Python {python_spec}",
             fix="create the environment with a supported Python (e.g. `uv venv --python 3.11`)",
         )
 

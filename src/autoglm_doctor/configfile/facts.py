@@ -44,7 +44,9 @@ DOCTOR_KEYS = frozenset(
     }
 )
 """The keys of the in-process deployment config (the doctor's own config), as its service reads them."""
-DOCTOR_ONLY_KEYS = frozenset({"model_path", "device", "device_map", "torch_dtype", "model_max_length", "max_new_tokens"})
+DOCTOR_ONLY_KEYS = frozenset(
+    {"model_path", "device", "device_map", "torch_dtype", "model_max_length", "max_new_tokens"}
+)
 """Keys that mark a mapping as the doctor's config, not a file of engine flags (no engine spells them so)."""
 
 

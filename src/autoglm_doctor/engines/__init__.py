@@ -64,11 +64,7 @@ def table_data(
     engine = get(name)
     flags, problems = engine.read_flags(files)
     unsupported, fallback = vllm.float16_unsupported(files) if name == "vllm" else ([], "")
-    pins = {}
-    for line in requires:
-        found = re.match(r"\s*(torch|transformers)\s*([^;]*)", line)
-        if found and ";" not in line:
-            pins[found.group(1)] = found.group(2).strip().strip("()")
+    pins = requirement_pins(requires)
     return {
         "engine": name,
         "version": version,
@@ -80,6 +76,46 @@ def table_data(
         "pins": pins,
         "requires_python": requires_python,
     }
+
+
+PINNED = ("torch", "transformers")
+"""The requirements of an engine whose range decides what else the environment may hold."""
+
+
+def requirement_pins(requires: list[str]) -> dict[str, str]:
+    """``{"torch": "==2.9.0", "transformers": "<5,>=4.56.0"}`` from Requires-Dist lines (no marker, no extra)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    pins: dict[str, str] = {}
+    for line in requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        name = req.name.lower().replace("_", "-")
+        if name in PINNED and req.marker is None and name not in pins:
+            pins[name] = str(req.specifier)
+    return pins
+
+
+def pins(name: str, version: str, requires: list[str], requires_python: str) -> tuple[dict[str, str], str, str]:
+    """(torch/transformers ranges, Requires-Python, where they were read) of an installed engine.
+
+    Its own metadata's Requires-Dist when it has one; else the generated table of the same release
+    line (a metadata file stripped of its requirements, a snapshot from elsewhere).
+    """
+    found = requirement_pins(requires)
+    if found:
+        return found, requires_python, f"{name} {version}'s own metadata"
+    line, _ = table_for(name, version)
+    table = load_table(name, line) if line else {}
+    if not table or str(table.get("version", "")).rsplit(".", 1)[0] != version.rsplit(".", 1)[0]:
+        return {}, requires_python, ""
+    return (
+        dict(table.get("pins", {})),
+        requires_python or str(table.get("requires_python", "")),
+        (f"knowledge/engines/{name}-{line}.json (the release's metadata)"),
+    )
 
 
 def _spec_data(spec: FlagSpec) -> dict[str, Any]:
@@ -108,13 +144,14 @@ def table_versions(name: str) -> list[str]:
     """The versions a generated table exists for, oldest first."""
     from packaging.version import InvalidVersion, Version
 
-    found = []
-    for path in TABLES.glob(f"{name}-*.json"):
+    def key(line: str) -> Version:
         try:
-            found.append((Version(path.stem.partition("-")[2]), path.stem.partition("-")[2]))
+            return Version(line)
         except InvalidVersion:
-            continue
-    return [text for _, text in sorted(found)]
+            return Version("0")
+
+    found = [path.stem.partition("-")[2] for path in TABLES.glob(f"{name}-*.json")]
+    return sorted(found, key=key)
 
 
 @cache
@@ -152,9 +189,7 @@ def _read_installed(name: str, root: str) -> tuple[dict[str, str], list[str]]:
     listing = []
     base = Path(root)
     for folder, _dirs, names in os.walk(base / name):
-        for entry in names:
-            if entry.endswith(".py"):
-                listing.append(str((Path(folder) / entry).relative_to(base)))
+        listing += [str((Path(folder) / entry).relative_to(base)) for entry in names if entry.endswith(".py")]
     files: dict[str, str] = {}
     problems: list[str] = []
     for relative in engine.flag_files(listing):

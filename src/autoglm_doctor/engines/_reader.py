@@ -141,8 +141,8 @@ def literal_values(node: ast.AST, aliases: dict[str, ast.AST], depth: int = 0) -
         return None
     if isinstance(node, ast.Subscript) and head_of(node) == "Literal":
         elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        values = [literal(e) for e in elts]
-        return [v for v in values if v is not None]
+        items = [literal(e) for e in elts]
+        return [v for v in items if v is not None]
     if isinstance(node, ast.Name) and node.id in aliases:
         values: list[Any] = []
         found = False

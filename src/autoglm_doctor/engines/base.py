@@ -141,7 +141,7 @@ def convert(spec: FlagSpec, text: str, *, engine_json_message: str) -> tuple[Any
 
 
 def token_count(text: str, *, auto: bool = False) -> int | None:
-    """vLLM's ``human_readable_int``: ``25480``, ``32k`` (x1000), ``32K`` (x1024), ``25.6k``; ``auto`` -> -1."""
+    """VLLM's ``human_readable_int``: ``25480``, ``32k`` (x1000), ``32K`` (x1024), ``25.6k``; ``auto`` -> -1."""
     value = text.strip()
     if auto and (value == "-1" or value.lower() == "auto"):
         return -1

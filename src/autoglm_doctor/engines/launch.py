@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.engines import get
-from autoglm_doctor.engines.target import flags_for
 from autoglm_doctor.engines.base import JSON_KINDS, EngineFlags, FlagSpec, convert
+from autoglm_doctor.engines.target import flags_for
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
@@ -60,7 +60,7 @@ class LaunchProblem:
     """A flag or value the engine rejects, or a value outside what the doctor can compute with."""
 
     code: str
-    """``config.launch-unknown-flag``, ``config.launch-bad-value``, ``config.launch-range``, ``config.launch-deprecated``."""
+    """``config.launch-unknown-flag``, ``-bad-value``, ``-range`` or ``-deprecated``."""
     severity: str
     """``error`` or ``warning``."""
     message: str
@@ -302,7 +302,9 @@ class _Reader:
                     self.accept(spec, option, None, True, (line, column, key))
                     continue
                 self.problems.append(
-                    self.bad_value(spec, option, "", f"argument {spec.display}: expected one argument", (line, column, key))
+                    self.bad_value(
+                        spec, option, "", f"argument {spec.display}: expected one argument", (line, column, key)
+                    )
                 )
                 continue
             value_line, value_column = taken[0][1], taken[0][2]
@@ -310,7 +312,9 @@ class _Reader:
                 for part in taken:
                     _, message = convert(spec, str(part[0]), engine_json_message=self.engine.json_message)
                     if message:
-                        self.problems.append(self.bad_value(spec, option, str(part[0]), message, (part[1], part[2], key)))
+                        self.problems.append(
+                            self.bad_value(spec, option, str(part[0]), message, (part[1], part[2], key))
+                        )
                         break
                 else:
                     self.accept(spec, option, None, [str(p[0]) for p in taken], (value_line, value_column, key))
@@ -328,7 +332,9 @@ class _Reader:
             where = (line, column, str(key))
             if isinstance(raw, bool) or raw is None:
                 if spec.takes_value and raw is not None and spec.kind not in ("any", "str", "optional-str"):
-                    self.problems.append(self.bad_value(spec, option, str(raw), f"argument {spec.display}: expected a value", where))
+                    self.problems.append(
+                        self.bad_value(spec, option, str(raw), f"argument {spec.display}: expected a value", where)
+                    )
                     continue
                 self.accept(spec, option, None, raw, where)
             elif isinstance(raw, (dict, list)) and (spec.kind in JSON_KINDS or spec.nargs or spec.kind == "any"):
@@ -353,7 +359,7 @@ class _Reader:
                                 "error",
                                 f"{option} sets {key} to {shown}: the image processor needs a whole number of "
                                 f"pixels from 1 to {PIXELS_MAX:,}",
-                                f'{option} \'{{"{key}": 5000000}}\'',
+                                f"{option} '{{\"{key}\": 5000000}}'",
                                 f"{key}: {shown}",
                                 f"1 <= {key} <= {PIXELS_MAX}",
                                 value.line,

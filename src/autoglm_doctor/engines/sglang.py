@@ -34,7 +34,9 @@ def _annotated(annotation: ast.AST) -> tuple[ast.AST, ast.AST | None] | None:
     return inner.elts[0], inner.elts[1]
 
 
-def _field_flag(name: str, annotation: ast.AST, constants: dict[str, Any], aliases: dict[str, ast.AST]) -> FlagSpec | None:
+def _field_flag(
+    name: str, annotation: ast.AST, constants: dict[str, Any], aliases: dict[str, ast.AST]
+) -> FlagSpec | None:
     found = _annotated(annotation)
     if found is None:
         return None
@@ -72,9 +74,13 @@ def _field_flag(name: str, annotation: ast.AST, constants: dict[str, Any], alias
         raw["kind"] = non_none[0]
     if "type_parser" in kws:
         parser = _reader.dotted_name(kws["type_parser"])
-        raw["kind"] = {"json.loads": "json-plain", "int": "int", "float": "float", "str": "str", "human_readable_int": "token-count"}.get(
-            parser, "json-plain" if parser.endswith("loads") else "any"
-        )
+        raw["kind"] = {
+            "json.loads": "json-plain",
+            "int": "int",
+            "float": "float",
+            "str": "str",
+            "human_readable_int": "token-count",
+        }.get(parser, "json-plain" if parser.endswith("loads") else "any")
     apply_keywords(raw, {k: v for k, v in kws.items() if k in ("choices", "nargs", "action")}, constants)
     if "choices" in kws and not raw.get("choices"):
         raw["kind"] = "any"
@@ -152,9 +158,7 @@ class Sglang(Engine):
 
     def flag_files(self, listing: list[str]) -> list[str]:
         """server_args.py and the argument-group field modules."""
-        return sorted(
-            p for p in listing if p == SERVER_ARGS or (p.startswith(FIELDS_FOLDER) and p.endswith(".py"))
-        )
+        return sorted(p for p in listing if p == SERVER_ARGS or (p.startswith(FIELDS_FOLDER) and p.endswith(".py")))
 
     def read_flags(self, files: dict[str, str]) -> tuple[list[FlagSpec], list[str]]:
         """See :func:`read_sglang_flags`."""

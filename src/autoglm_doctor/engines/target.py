@@ -53,5 +53,3 @@ def flags_for(snap: Snapshot, name: str, named_version: str = "") -> EngineFlags
         flags=[_spec(d) for d in data["flags"]],
         files=[f"knowledge/engines/{name}-{line}.json"],
     )
-
-

@@ -88,7 +88,7 @@ class _Types:
 
 
 def _kind_from_annotation(types: _Types, annotation: ast.AST | None, name: str, human: set[str]) -> dict[str, Any]:
-    """argparse kwargs, as ``_compute_kwargs`` derives them, from one dataclass field's annotation."""
+    """Argparse kwargs, as ``_compute_kwargs`` derives them, from one dataclass field's annotation."""
     members = types.members(annotation)
     heads = [_reader.head_of(m) for m in members]
     literals: list[Any] = []
@@ -310,7 +310,7 @@ def _frontend_flags(tree: ast.Module, types: _Types, human: set[str]) -> list[Fl
                 key = _reader.literal(target.slice)
                 if isinstance(field_name, str) and isinstance(key, str):
                     overrides.setdefault(field_name, {})[key] = node.value
-    out = []
+    out: list[FlagSpec] = []
     frontend = types.classes.get("FrontendArgs")
     if frontend is None:
         return out
@@ -342,7 +342,7 @@ def _frontend_flags(tree: ast.Module, types: _Types, human: set[str]) -> list[Fl
 
 
 def float16_unsupported(files: dict[str, str]) -> tuple[list[str], str]:
-    """(``_FLOAT16_NOT_SUPPORTED_MODELS``' model types, the fallback message) as ``vllm/config/model.py`` states them."""
+    """(``_FLOAT16_NOT_SUPPORTED_MODELS``' model types, the fallback message), as vllm/config/model.py states them."""
     text = files.get(MODEL_CONFIG, "")
     types: list[str] = []
     found = re.search(r"^_FLOAT16_NOT_SUPPORTED_MODELS\s*=\s*\{(.*?)\}", text, re.MULTILINE | re.DOTALL)
@@ -391,7 +391,7 @@ class Vllm(Engine):
         return read_vllm_flags(files)
 
     def dtype_on_gpu(self, *, dtype: str, model_type: str, bf16_supported: bool, files: dict[str, str]) -> str:
-        """vLLM's ``_resolve_auto_dtype`` / fallback: bfloat16 on a GPU without it becomes float16."""
+        """VLLM's ``_resolve_auto_dtype`` / fallback: bfloat16 on a GPU without it becomes float16."""
         return Engine.dtype_on_gpu(self, dtype=dtype, model_type=model_type, bf16_supported=bf16_supported, files=files)
 
 
