@@ -18,11 +18,28 @@ from pathlib import Path
 from typing import Any
 
 from autoglm_doctor.configfile.facts import DOCTOR_ONLY_KEYS
-from autoglm_doctor.engines import sglang, vllm
 from autoglm_doctor.engines.base import Engine, EngineFlags, FlagSpec
 
-ENGINES: dict[str, Engine] = {vllm.ENGINE.name: vllm.ENGINE, sglang.ENGINE.name: sglang.ENGINE}
-"""Every engine the doctor knows, by name."""
+_NOT_ENGINES = frozenset({"base", "launch", "target"})
+
+
+def _discover() -> dict[str, Engine]:
+    """Every module of this package that defines ``ENGINE``: a new engine is a new file, nothing else."""
+    import importlib
+    import pkgutil
+
+    found: dict[str, Engine] = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name.startswith("_") or module.name in _NOT_ENGINES:
+            continue
+        engine = getattr(importlib.import_module(f"{__name__}.{module.name}"), "ENGINE", None)
+        if isinstance(engine, Engine):
+            found[engine.name] = engine
+    return found
+
+
+ENGINES: dict[str, Engine] = _discover()
+"""Every engine the doctor knows, by name (vllm, sglang: one module each)."""
 TABLES = Path(__file__).resolve().parents[1] / "knowledge" / "engines"
 """The generated flag tables (``tools/engine_tables.py``)."""
 _MAX_FILE = 4 << 20
@@ -30,7 +47,7 @@ _MAX_FILE = 4 << 20
 
 def get(name: str) -> Engine:
     """The engine called ``name`` (vLLM when unknown: its flags are what launch files name most)."""
-    return ENGINES.get(name, vllm.ENGINE)
+    return ENGINES.get(name) or ENGINES["vllm"]
 
 
 def detect(text: str, fmt: str = "flags", data: dict[str, Any] | None = None) -> str:
@@ -47,13 +64,9 @@ def detect(text: str, fmt: str = "flags", data: dict[str, Any] | None = None) ->
     if data and DOCTOR_ONLY_KEYS & {str(k) for k in data}:
         return ""  # the doctor's own config (model_path, torch_dtype...), whatever else it holds
     names = {str(k).replace("_", "-").lstrip("-") for k in (data or {})}
-    sglang_only = {"model-path", "context-length", "tp-size", "mem-fraction-static", "chunked-prefill-size"}
-    vllm_only = {"max-model-len", "tensor-parallel-size", "gpu-memory-utilization", "limit-mm-per-prompt"}
-    vllm_only |= {"mm-encoder-tp-mode", "max-num-batched-tokens"}
-    if names & sglang_only:
-        return sglang.ENGINE.name
-    if names & vllm_only:
-        return vllm.ENGINE.name
+    for engine in ENGINES.values():
+        if names & engine.only_flags:
+            return engine.name
     return ""
 
 
@@ -63,7 +76,6 @@ def table_data(
     """What a table holds for one release: its flags, dtype facts and pins, read from its files."""
     engine = get(name)
     flags, problems = engine.read_flags(files)
-    unsupported, fallback = vllm.float16_unsupported(files) if name == "vllm" else ([], "")
     pins = requirement_pins(requires)
     return {
         "engine": name,
@@ -71,8 +83,7 @@ def table_data(
         "files": sorted(files),
         "problems": problems,
         "flags": [_spec_data(s) for s in flags],
-        "float16_unsupported": unsupported,
-        "fallback_message": fallback,
+        **engine.table_extras(files),
         "pins": pins,
         "requires_python": requires_python,
     }

@@ -182,6 +182,13 @@ class Engine:
     """How its parser words a JSON value it cannot read (``{value}`` is the value)."""
     positional_model = False
     """``vllm serve MODEL``: the model may come as the first word after the subcommand."""
+    only_flags: frozenset[str] = frozenset()
+    """Flag names (without dashes) that only this engine has: a YAML/JSON mapping using one is its flag file."""
+
+    def table_extras(self, files: dict[str, str]) -> dict[str, Any]:
+        """What else its generated table keeps from its files (vLLM: the float16 facts)."""
+        del files
+        return {}
 
     def flag(self, meaning: str) -> str:
         """The engine's own spelling of a setting (``--context-length`` for SGLang's max-model-len)."""

@@ -155,6 +155,7 @@ class Sglang(Engine):
     default_utilization = 0.88
     kv_block_tokens = 1
     json_message = "invalid loads value: {value!r}"
+    only_flags = frozenset({"model-path", "context-length", "tp-size", "mem-fraction-static", "chunked-prefill-size"})
 
     def flag_files(self, listing: list[str]) -> list[str]:
         """server_args.py and the argument-group field modules."""

@@ -380,6 +380,21 @@ class Vllm(Engine):
     kv_block_tokens = 16
     json_message = "Value {value} cannot be converted to <function loads>."
     positional_model = True
+    only_flags = frozenset(
+        {
+            "max-model-len",
+            "tensor-parallel-size",
+            "gpu-memory-utilization",
+            "limit-mm-per-prompt",
+            "mm-encoder-tp-mode",
+            "max-num-batched-tokens",
+        }
+    )
+
+    def table_extras(self, files: dict[str, str]) -> dict[str, Any]:
+        """``_FLOAT16_NOT_SUPPORTED_MODELS`` and the bfloat16 fallback message of ``vllm/config/model.py``."""
+        unsupported, fallback = float16_unsupported(files)
+        return {"float16_unsupported": unsupported, "fallback_message": fallback}
 
     def flag_files(self, listing: list[str]) -> list[str]:
         """arg_utils.py, the frontend's cli_args.py, serve.py and every config module."""

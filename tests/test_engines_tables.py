@@ -1,0 +1,56 @@
+"""The engines' generated flag tables: regenerated offline from the verbatim released files, small, used by name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from autoglm_doctor import engines
+from autoglm_doctor.engines import target
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = REPO / "tools" / "knowledge_sources"
+
+
+def test_tables_equal_what_the_committed_sources_give() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "engine_tables.py"), "generate", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_sources_are_small_and_cover_every_supported_line() -> None:
+    assert sum((SOURCES / f"{name}.tar.xz").stat().st_size for name in engines.ENGINES) < 1_500_000
+    vllm_lines = engines.table_versions("vllm")
+    assert vllm_lines[0] == "0.12" and vllm_lines[-1] == "0.34" and len(vllm_lines) >= 20
+    sglang_lines = engines.table_versions("sglang")
+    assert sglang_lines[0] == "0.5.6.post2" and sglang_lines[-1] == "0.5.23"
+
+
+def test_the_table_of_the_named_version_else_the_nearest_older_else_the_newest() -> None:
+    assert engines.table_for("vllm", "0.33.0") == ("0.33", "vllm 0.33.0 is named")
+    line, why = engines.table_for("vllm", "0.15.1")  # 0.15 has no source distribution on the index
+    assert line == "0.14" and "nearest older table is 0.14" in why
+    assert engines.table_for("vllm", "") == ("0.34", "no version is installed or named: the newest table")
+    assert engines.table_for("sglang", "0.5.8")[0] == "0.5.8.post1"
+
+
+def test_engines_are_discovered_one_module_each() -> None:
+    """A third engine is a new module defining ENGINE (plus its table and tests): nothing else changes."""
+    assert sorted(engines.ENGINES) == ["sglang", "vllm"]
+    package = Path(engines.__file__).parent
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__", "_reader", "base", "launch", "target"}
+    assert modules == set(engines.ENGINES)
+    assert target.flags_for.__module__ == "autoglm_doctor.engines.target"
+
+
+def test_the_doctors_own_config_is_not_an_engine_flag_file() -> None:
+    assert engines.detect("", "yaml", {"model_path": "/m", "device": "cuda:0"}) == ""
+    assert engines.detect("", "yaml", {"model-path": "/m", "context-length": 8192}) == "sglang"
+    assert engines.detect("", "yaml", {"max-model-len": 8192}) == "vllm"
+    assert engines.detect("CUDA_VISIBLE_DEVICES=0 python3 -m sglang.launch_server --port 1", "flags") == "sglang"
