@@ -265,3 +265,16 @@ def test_hostile_launch_values_are_findings_never_a_crash_or_a_hang(
     flag = "--" + next(iter(flags))
     named = [f for f in _values(report) if f["code"].startswith("config.launch-")]
     assert named and any(flag in f["message"] or flag.replace("_", "-") in f["message"] for f in named), named
+
+
+def test_the_model_named_by_the_command_is_used_else_what_was_not_checked_is_said(
+    workdir: Path, model: Path, run_json: RunJson
+) -> None:
+    """No --model: the command's own --model finds the folder; a model that is not here is named as unchecked."""
+    code, report = _check(run_json, write_launch(workdir, model, max_model_len="131072"))
+    assert "config.launch-exceeds-model-length" in _launch_codes(report)
+    absent = write_launch(workdir, workdir / "not-here", name="absent.sh", max_model_len="131072")
+    code, report = _check(run_json, absent)
+    notes = {f["code"]: f for f in result(report, "config.values")["findings"]}
+    assert "config.launch-exceeds-model-length" not in notes
+    assert "were not checked against its config.json" in notes["config.launch-model-absent"]["message"]

@@ -45,6 +45,8 @@ class CheckArgs:
     smoke_timeout: float = 600.0
     allow_remote_code: bool = False
     request: Path | None = None
+    discover: bool = True
+    """Look for a config when none is named (off when a run lints one request file of several)."""
     endpoint: str | None = None
     endpoint_timeout: float | None = None
     """``--endpoint-timeout``: seconds each served check may take; None: the pack's ``service.timeout``."""
@@ -174,7 +176,11 @@ def run(args: CheckArgs) -> int:
         from autoglm_doctor.background import Background
 
         wanted = GatherOptions(
-            python=target.python, config=args.config, model=args.model, verify_hashes=args.verify_hashes
+            python=target.python,
+            config=args.config,
+            model=args.model,
+            verify_hashes=args.verify_hashes,
+            discover=args.discover,
         )
         gathering = Background(gather, wanted)
     from autoglm_doctor import packs, registry, roles, runner

@@ -264,10 +264,25 @@ def check(
     configs = [*([config] if config is not None else []), *(files or [])]
     with _click_usage():
         if len(configs) < 2:
-            return check_command.run(dataclasses.replace(args, config=configs[0] if configs else None))
+            return check_command.run(_one_file(args, configs[0] if configs else None, named=config is not None))
         if any(path is not None for _fmt, path in outputs) or fix:
             raise UsageError("several configs give one report each, on stdout: --output and --fix take one config")
-        return max(check_command.run(dataclasses.replace(args, config=one)) for one in configs)
+        return max(check_command.run(_one_file(args, one, named=False)) for one in configs)
+
+
+def _one_file(args: check_command.CheckArgs, path: Path | None, *, named: bool) -> check_command.CheckArgs:
+    """The run for one file given to ``check``, linted as what its content shows it is.
+
+    A request JSON (an array of request items) is linted by config.request, with no config looked
+    for; a launch command or the doctor's config is the run's config. ``--config FILE`` is always a config.
+    """
+    from autoglm_doctor.configfile.load import REQUEST, kind_of_file
+
+    if path is None or named or args.request is not None or not path.is_file():
+        return dataclasses.replace(args, config=path)
+    if kind_of_file(path) == REQUEST:
+        return dataclasses.replace(args, config=None, request=path, discover=False)
+    return dataclasses.replace(args, config=path)
 
 
 @app.command("list")

@@ -657,6 +657,18 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
         return Location(facts.path, value.line, value.column) if value.line else _where(facts, value.key)
 
     model = snap.model
+    if model is None or not model.exists or not (model.has_config or model.model_type):
+        named = record.setting("model")
+        shown = str(named.value) if named is not None else "none"
+        yield info(
+            "config.launch-model-absent",
+            f"the model the command names ({shown}) is not on this machine (no folder, not in the Hugging Face "
+            f"cache): {flag('max-model-len')}, the image limit and the tensor-parallel split were not checked "
+            "against its config.json",
+            location=where(named),
+            fix="run the check where the model is, or pass --model PATH",
+        )
+        model = None
     length = record.setting("max-model-len")
     limit = model.max_position_embeddings if model is not None else None
     if length is not None and isinstance(length.value, int) and limit and length.value > limit:

@@ -164,6 +164,8 @@ def discover(options: GatherOptions) -> tuple[Path, str] | None:
     if options.config is not None:
         path = options.config if options.config.is_absolute() else options.cwd / options.config
         return path, "--config"
+    if not options.discover:
+        return None
     named = os.environ.get("AUTOGLM_CONFIG")
     if named:
         path = Path(named).expanduser()
