@@ -390,9 +390,10 @@ LAUNCH, REQUEST, CONFIG = "launch", "request", "config"
 
 
 def file_kind(name: str, text: str) -> str:
-    """``launch`` (a vLLM/SGLang command, or a YAML/JSON mapping of its flags), ``request`` (a JSON array of
-    request items, as ``--request`` takes) or ``config`` (the doctor's own deployment config).
+    """What a file is, by its content: ``launch``, ``request`` or ``config``.
 
+    ``launch``: a vLLM/SGLang command, or a YAML/JSON mapping of its flags; ``request``: a JSON array
+    of request items, as ``--request`` takes; ``config``: the doctor's own deployment config.
     Stable entry point: role detection calls it too (a launch command found means a server).
     """
     fmt = detect_format(name, text)
