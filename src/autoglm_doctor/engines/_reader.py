@@ -177,7 +177,7 @@ def class_fields(cls: ast.ClassDef) -> dict[str, ast.AnnAssign]:
     out: dict[str, ast.AnnAssign] = {}
     for stmt in cls.body:
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-            if "ClassVar" in ast.dump(stmt.annotation)[:200]:
+            if head_of(stmt.annotation) == "ClassVar":
                 continue
             out[stmt.target.id] = stmt
     return out

@@ -234,7 +234,7 @@ def read_vllm_flags(files: dict[str, str]) -> tuple[list[FlagSpec], list[str]]:
     if "human_readable_int_or_auto" in files.get(ARG_FILES[0], ""):
         human.add(_AUTO_LENGTH)
     kwargs_of: dict[str, str] = {}
-    for tree in trees.values():
+    for tree in (trees[p] for p in ARG_FILES if p in trees):
         for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Assign)
