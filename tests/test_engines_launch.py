@@ -283,3 +283,18 @@ def test_the_model_named_by_the_command_is_used_else_what_was_not_checked_is_sai
     notes = {f["code"]: f for f in result(report, "config.values")["findings"]}
     assert "config.launch-exceeds-model-length" not in notes
     assert "were not checked against its config.json" in notes["config.launch-model-absent"]["message"]
+
+
+def test_the_version_the_launch_file_names_picks_its_table(workdir: Path, model: Path, run_json: RunJson) -> None:
+    """No engine installed: `vllm/vllm-openai:v0.12.0` in the command reads it against vLLM 0.12's flags."""
+    launch = workdir / "docker.sh"
+    launch.write_text(
+        f"docker run --gpus all vllm/vllm-openai:v0.12.0 \\\n  --model {model} \\\n  --disable-log-requests \\\n"
+        "  --attention-backend FLASH_ATTN\n"
+    )
+    code, report = _check(run_json, launch)
+    note = next(f for f in result(report, "config.values")["findings"] if f["code"] == "config.launch-definitions")
+    assert "vLLM 0.12.0" in note["message"] and "vllm 0.12.0 is named in the launch file" in note["message"]
+    unknown = [f for f in _values(report) if f["code"] == "config.launch-unknown-flag"]
+    assert [f["location"]["line"] for f in unknown] == [4]  # --attention-backend came later than 0.12
+    assert "--attention-backend is not a flag of vLLM 0.12.0" in unknown[0]["message"]

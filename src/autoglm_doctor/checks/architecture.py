@@ -15,6 +15,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from autoglm_doctor import engines
 from autoglm_doctor.checks._util import parse_version, pip_install
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.knowledge import libraries as kb
@@ -28,7 +29,7 @@ _UNKNOWN_TYPE = (
     "ValueError: The checkpoint you are trying to load has model type `{mt}` but Transformers does not "
     "recognize this architecture"
 )
-_ENGINES = {"vllm": "vLLM", "sglang": "SGLang"}
+_ENGINES = {name: engine.title for name, engine in engines.ENGINES.items()}
 
 
 @check(

@@ -56,11 +56,10 @@ def detect(text: str, fmt: str = "flags", data: dict[str, Any] | None = None) ->
     Stable entry point for role detection (a launch command found means a server).
     """
     if fmt == "flags":
-        head = text.split(" --", 1)[0]
-        words = re.findall(r"[A-Za-z0-9_.]+", head)
-        for engine in ENGINES.values():
-            if any(w == engine.name or w.startswith(engine.name + ".") for w in words):
-                return engine.name
+        for word in text[: 1 << 16].split():
+            for engine in ENGINES.values():
+                if starts_engine(word, engine.name):
+                    return engine.name
     if data and DOCTOR_ONLY_KEYS & {str(k) for k in data}:
         return ""  # the doctor's own config (model_path, torch_dtype...), whatever else it holds
     names = {str(k).replace("_", "-").lstrip("-") for k in (data or {})}
@@ -68,6 +67,16 @@ def detect(text: str, fmt: str = "flags", data: dict[str, Any] | None = None) ->
         if names & engine.only_flags:
             return engine.name
     return ""
+
+
+def starts_engine(word: str, name: str) -> bool:
+    """Whether a shell word starts engine ``name``.
+
+    ``vllm``, ``sglang.launch_server``, ``/usr/bin/vllm``, or an image: ``vllm/vllm-openai:v0.12.0``,
+    ``lmsysorg/sglang:v0.5.9``.
+    """
+    parts = re.split(r"[/:]", word.strip("'\""))
+    return any(p == name or p.startswith(name + ".") or p == f"{name}-openai" for p in parts)
 
 
 def table_data(

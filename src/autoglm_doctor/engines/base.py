@@ -168,8 +168,6 @@ class Engine:
     """``vllm``, ``sglang``."""
     title = ""
     """How messages name it (``vLLM``)."""
-    modules: tuple[str, ...] = ()
-    """Words that name its program in a launch command (``vllm``, ``sglang.launch_server``)."""
     settings: dict[str, tuple[str, ...]] = {}  # noqa: RUF012  (read-only class data)
     """Setting by meaning (vLLM's flag name without dashes) -> this engine's flag names for it."""
     default_port = 0

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from autoglm_doctor.engines import get
+from autoglm_doctor.engines import get, starts_engine
 from autoglm_doctor.engines.base import JSON_KINDS, EngineFlags, FlagSpec, convert
 from autoglm_doctor.engines.target import flags_for
 
@@ -257,7 +257,7 @@ class _Reader:
         )
 
     def words(self, words: list[list[Any]]) -> None:
-        start = _program_end(words, self.engine.modules)
+        start = _program_end(words, self.engine.name)
         i = start
         positional_seen = False
         while i < len(words):
@@ -393,12 +393,10 @@ def _is_number(word: str) -> bool:
     return True
 
 
-def _program_end(words: list[list[Any]], modules: tuple[str, ...]) -> int:
-    """Index of the first word after the engine's program (``vllm serve``, ``-m sglang.launch_server``)."""
+def _program_end(words: list[list[Any]], name: str) -> int:
+    """Index of the first word after the engine's program (``vllm serve``, ``-m sglang.launch_server``, an image)."""
     for i, (word, *_rest) in enumerate(words):
-        text = str(word)
-        base = text.rsplit("/", 1)[-1]
-        if base in modules or any(text == m or text.startswith(m + ".") for m in modules):
+        if starts_engine(str(word), name):
             nxt = i + 1
             if nxt < len(words) and str(words[nxt][0]) == "serve":
                 nxt += 1
@@ -428,9 +426,17 @@ def read(snap: Snapshot) -> LaunchRecord | None:
 
 
 def _named_version(snap: Snapshot, engine: str) -> str:
-    """An engine version a pack or requirement names (``vllm==0.33.0`` in the config's folder), else empty."""
-    del snap, engine
-    return ""
+    """The engine version the launch file itself names, else empty.
+
+    ``pip install vllm==0.33.0`` before the command, or an image tag: ``vllm/vllm-openai:v0.33.0``,
+    ``lmsysorg/sglang:v0.5.9-cu126``.
+    """
+    import re
+
+    words = " ".join(str(w[0]) for w in snap.config.words[:2000]) if snap.config is not None else ""
+    pattern = rf"\b{re.escape(engine)}(?:-openai)?(?:==|:v?)(\d+\.\d+(?:\.\d+)?(?:\.post\d+)?)"
+    found = re.search(pattern, words)
+    return found.group(1) if found else ""
 
 
 def read_config(config: ConfigFacts, flags: EngineFlags) -> LaunchRecord:

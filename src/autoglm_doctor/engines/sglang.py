@@ -133,7 +133,6 @@ class Sglang(Engine):
 
     name = "sglang"
     title = "SGLang"
-    modules = ("sglang", "sglang.launch_server")
     settings = {  # noqa: RUF012
         "model": ("model-path", "model"),
         "served-model-name": ("served-model-name",),

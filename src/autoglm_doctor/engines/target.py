@@ -38,6 +38,8 @@ def flags_for(snap: Snapshot, name: str, named_version: str = "") -> EngineFlags
         if found is not None:
             return found
     line, why = table_for(name, version or named_version)
+    if not version and named_version:
+        why = why.replace(f"{name} {named_version} is named", f"{name} {named_version} is named in the launch file")
     if version and not root:
         why = f"{name} {version} is installed but its files were not read here; the table of {line}"
     elif version:

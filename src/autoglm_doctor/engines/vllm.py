@@ -357,7 +357,6 @@ class Vllm(Engine):
 
     name = "vllm"
     title = "vLLM"
-    modules = ("vllm", "vllm.entrypoints.openai.api_server")
     settings = {  # noqa: RUF012
         "model": ("model",),
         "served-model-name": ("served-model-name",),
