@@ -298,3 +298,17 @@ def test_the_version_the_launch_file_names_picks_its_table(workdir: Path, model:
     unknown = [f for f in _values(report) if f["code"] == "config.launch-unknown-flag"]
     assert [f["location"]["line"] for f in unknown] == [4]  # --attention-backend came later than 0.12
     assert "--attention-backend is not a flag of vLLM 0.12.0" in unknown[0]["message"]
+
+
+def test_tensor_parallel_must_split_or_replicate_the_kv_heads(workdir: Path, run_json: RunJson) -> None:
+    config = json.loads(json.dumps(CONFIG))
+    config["text_config"].update(num_attention_heads=24, num_key_value_heads=3)
+    model = build_autoglm_phone(workdir / "kv3", config=config)
+    code, report = _check(run_json, write_launch(workdir, model, tensor_parallel_size="2"))
+    found = [f for f in _values(report) if "KV heads" in f["message"]]
+    assert found and "'3 is not divisible by 2'" in found[0]["message"]
+    assert found[0]["fix"] == "--tensor-parallel-size 1"
+    # AutoGLM-Phone-9B: 2 KV heads, TP 8 replicates each 4 times, which vLLM accepts
+    model = build_autoglm_phone(workdir / "phone")
+    code, report = _check(run_json, write_launch(workdir, model, name="tp8.sh", tensor_parallel_size="8"))
+    assert not [f for f in _values(report) if "KV heads" in f["message"]]

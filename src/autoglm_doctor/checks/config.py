@@ -710,6 +710,22 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
             expected=f"a divisor of {heads}",
             fix=f"{flag('tensor-parallel-size')} {fitting}",
         )
+    kv_heads = model.num_key_value_heads if model is not None else None
+    if tp_found is not None and heads and not heads % tp and kv_heads and tp > 1:
+        # vLLM's QKVParallelLinear: below the KV head count each GPU takes kv/tp heads; above it,
+        # each GPU holds one head, replicated tp/kv times (the memory estimate counts that).
+        bad = (kv_heads % tp) if tp <= kv_heads else (tp % kv_heads)
+        if bad:
+            big, small = (kv_heads, tp) if tp <= kv_heads else (tp, kv_heads)
+            yield error(
+                "config.launch-tensor-parallel",
+                f"{flag('tensor-parallel-size')} {tp} cannot split or replicate the model's {kv_heads} KV heads: "
+                f"{title} stops with '{big} is not divisible by {small}'",
+                location=where(tp_found),
+                observed=f"{flag('tensor-parallel-size')} {tp}, num_key_value_heads {kv_heads}",
+                expected=f"a divisor or a multiple of {kv_heads}",
+                fix=f"{flag('tensor-parallel-size')} {max(d for d in range(1, tp + 1) if heads % d == 0 and (kv_heads % d == 0 or d % kv_heads == 0))}",
+            )
     yield from _vision_heads(model, record, tp, where(tp_found))
     yield from _float16_family(snap, facts, record, where(record.setting("dtype")))
     port = port_of(facts.data, engine)
