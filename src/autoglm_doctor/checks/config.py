@@ -717,6 +717,7 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
         bad = (kv_heads % tp) if tp <= kv_heads else (tp % kv_heads)
         if bad:
             big, small = (kv_heads, tp) if tp <= kv_heads else (tp, kv_heads)
+            fits = max(d for d in range(1, tp + 1) if heads % d == 0 and (kv_heads % d == 0 or d % kv_heads == 0))
             yield error(
                 "config.launch-tensor-parallel",
                 f"{flag('tensor-parallel-size')} {tp} cannot split or replicate the model's {kv_heads} KV heads: "
@@ -724,7 +725,7 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
                 location=where(tp_found),
                 observed=f"{flag('tensor-parallel-size')} {tp}, num_key_value_heads {kv_heads}",
                 expected=f"a divisor or a multiple of {kv_heads}",
-                fix=f"{flag('tensor-parallel-size')} {max(d for d in range(1, tp + 1) if heads % d == 0 and (kv_heads % d == 0 or d % kv_heads == 0))}",
+                fix=f"{flag('tensor-parallel-size')} {fits}",
             )
     yield from _vision_heads(model, record, tp, where(tp_found))
     yield from _float16_family(snap, facts, record, where(record.setting("dtype")))
