@@ -312,3 +312,18 @@ def test_tensor_parallel_must_split_or_replicate_the_kv_heads(workdir: Path, run
     model = build_autoglm_phone(workdir / "phone")
     code, report = _check(run_json, write_launch(workdir, model, name="tp8.sh", tensor_parallel_size="8"))
     assert not [f for f in _values(report) if "KV heads" in f["message"]]
+
+
+def test_a_yaml_of_engine_flags_is_read_by_the_same_definitions(workdir: Path, model: Path, run_json: RunJson) -> None:
+    launch = workdir / "vllm.yaml"  # vLLM's own --config file: flag names as keys
+    launch.write_text(
+        f"model: {model}\ngpu-memory-utilisation: 0.9\nmax_model_len: 25480\ntrust-remote-code: true\n"
+        "limit-mm-per-prompt: image=10\nmm-encoder-tp-mode: data\nserved-model-name: autoglm-phone-9b\n"
+    )
+    code, report = _check(run_json, launch)
+    assert code == 1
+    by_code = {f["code"]: f for f in _values(report)}
+    typo = by_code["config.launch-unknown-flag"]
+    assert typo["location"]["line"] == 2 and "did you mean --gpu-memory-utilization?" in typo["message"]
+    assert by_code["config.launch-bad-value"]["location"]["line"] == 5
+    assert sorted(by_code) == ["config.launch-bad-value", "config.launch-unknown-flag"]
