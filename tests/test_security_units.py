@@ -510,14 +510,15 @@ def test_fix_and_verify_without_a_writable_temp_dir_through_the_cli(
 
 def test_hostile_json_from_servers_and_children_is_not_json() -> None:
     """An endpoint body, a smoke protocol line or a JSON flag nested 100k deep or with a 5000-digit number."""
-    from autoglm_doctor.checks._served import json_flag
     from autoglm_doctor.checks.service import Answer
+    from autoglm_doctor.engines.base import FlagSpec, convert
     from autoglm_doctor.smoke.protocol import MARKER, parse_line
 
     for text in ("[" * 100_000 + "]" * 100_000, '{"a": ' + "9" * 5000 + "}"):
         assert Answer(status=200, body=text.encode()).json() is None
         assert parse_line(MARKER + text) is None
-        assert json_flag(text) == {}
+        value, message = convert(FlagSpec(names=["--x"], kind="json"), text, engine_json_message="bad {value}")
+        assert value is None if message else isinstance(value, dict)
 
 
 class _EndlessLine(http.server.BaseHTTPRequestHandler):

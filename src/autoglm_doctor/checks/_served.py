@@ -44,7 +44,6 @@ from autoglm_doctor.model import Breakdown
 from autoglm_doctor.probe.gpu import GpuDevice
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.probe.weights import ModelFacts
-from autoglm_doctor.safeio import loads_json
 
 GiB = 1024**3
 
@@ -136,25 +135,6 @@ class Launch:
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def json_flag(value: Any) -> dict[str, Any]:
-    """A flag holding JSON (``'{"image":10}'``) or vLLM's older ``image=10,video=1`` form, as a dict."""
-    if isinstance(value, dict):
-        return value
-    text = str(value).strip()
-    try:
-        parsed = loads_json(text)
-    except ValueError:  # not JSON, nested too deeply, a number too long to read
-        parsed = None
-    if isinstance(parsed, dict):
-        return parsed
-    out: dict[str, Any] = {}
-    for part in text.split(","):
-        key, eq, raw = part.partition("=")
-        if eq and key.strip():
-            out[key.strip()] = int(raw) if raw.strip().isdigit() else raw.strip()
-    return out
 
 
 def read_launch(snap: Snapshot) -> Launch | None:

@@ -659,11 +659,15 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
     model = snap.model
     if model is None or not model.exists or not (model.has_config or model.model_type):
         named = record.setting("model")
-        shown = str(named.value) if named is not None else "none"
+        said = (
+            f"the model the command names ({named.value}) is not on this machine (no folder, not in the Hugging "
+            "Face cache)"
+            if named is not None
+            else "the command names no model"
+        )
         yield info(
             "config.launch-model-absent",
-            f"the model the command names ({shown}) is not on this machine (no folder, not in the Hugging Face "
-            f"cache): {flag('max-model-len')}, the image limit and the tensor-parallel split were not checked "
+            f"{said}: {flag('max-model-len')}, the image limit and the tensor-parallel split were not checked "
             "against its config.json",
             location=where(named),
             fix="run the check where the model is, or pass --model PATH",
