@@ -327,3 +327,30 @@ def test_a_yaml_of_engine_flags_is_read_by_the_same_definitions(workdir: Path, m
     assert typo["location"]["line"] == 2 and "did you mean --gpu-memory-utilization?" in typo["message"]
     assert by_code["config.launch-bad-value"]["location"]["line"] == 5
     assert sorted(by_code) == ["config.launch-bad-value", "config.launch-unknown-flag"]
+
+
+def test_a_snapshot_keeps_the_installed_engines_definitions(
+    workdir: Path, model: Path, run_json: RunJson, venv: Venv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Made where vLLM is installed (patched: its own parse is kept), replayed where it is not."""
+    import shutil
+
+    from autoglm_doctor.cli import main
+
+    install_release(venv, "vllm", "0.34.0")
+    arg_utils = venv.site_packages / "vllm" / "engine" / "arg_utils.py"
+    arg_utils.write_text(
+        arg_utils.read_text(encoding="utf-8").replace('"--max-model-len"', '"--max-model-len", "--context-len"'),
+        encoding="utf-8",
+    )
+    launch = write_launch(workdir, model, context_len="8192")
+    saved = workdir / "snap.json"
+    assert main(["snapshot", "--python", str(venv.python), "--config", str(launch), "-o", str(saved)]) == 0
+    capsys.readouterr()
+    kept = json.loads(saved.read_text())["engines"]["vllm"]
+    assert kept["source"] == "installed" and kept["table"] == "" and len(kept["flags"]) > 250
+    shutil.rmtree(venv.root)
+    code, report = run_json("--snapshot", str(saved), "--pack", "open-autoglm-server", "--only", "config.values")
+    note = next(f for f in result(report, "config.values")["findings"] if f["code"] == "config.launch-definitions")
+    assert "vllm 0.34.0 is installed in the target" in note["message"]
+    assert "config.launch-unknown-flag" not in _launch_codes(report)  # --context-len: this install's own alias

@@ -240,8 +240,10 @@ def installed_flags(name: str, root: str, version: str) -> EngineFlags | None:
         # Parsing vLLM 0.34's 40 argument and config modules takes ~0.2 s, hashing them ~3 ms.
         flags, more = [_spec(d) for d in released["flags"]], list(released.get("problems", []))
         why += "; its argument files are byte-identical to the release's, whose parse the table keeps"
+        line = table_for(name, version)[0]
     else:
         flags, more = get(name).read_flags(files)
+        line = ""
     if not flags:
         return None
     return EngineFlags(
@@ -252,6 +254,7 @@ def installed_flags(name: str, root: str, version: str) -> EngineFlags | None:
         flags=flags,
         files=sorted(str(Path(root) / f) for f in files),
         problems=problems + more,
+        table=line,
     )
 
 

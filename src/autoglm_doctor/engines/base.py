@@ -76,6 +76,9 @@ class EngineFlags:
     """The files the definitions were read from."""
     problems: list[str] = field(default_factory=list)
     """Files that could not be read or held nothing recognisable."""
+    table: str = ""
+    """The generated table (release line) whose flags these are, when the installed files are byte-identical
+    to the release's: a snapshot then keeps this name instead of the flags."""
 
     def index(self) -> dict[str, FlagSpec]:
         """Option string -> flag (``--no-X`` of a BooleanOptionalAction included)."""

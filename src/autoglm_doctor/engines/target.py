@@ -1,11 +1,13 @@
 """Which flag definitions of an engine a target gets: its installed files, else a generated table.
 
-Apart from ``engines/__init__.py`` because it reads the snapshot, which the gatherers that build the
-snapshot must not import back.
+:func:`gather` runs on the host side while the snapshot is made; :func:`flags_for` is what checks
+call, from the snapshot alone. Apart from ``engines/__init__.py`` because it reads the snapshot,
+which the modules that build the snapshot import.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from autoglm_doctor.engines import _spec, installed_flags, load_table, table_for
@@ -29,21 +31,42 @@ def installed_version(snap: Snapshot, name: str) -> str:
     return dist.version if dist is not None else ""
 
 
+def gather(snap: Snapshot) -> dict[str, EngineFlags]:
+    """Host side, once per run: the launch command's engine, read from its files in the target.
+
+    Only when the config is a launch command. Kept in the snapshot (``--snapshot`` replays it on
+    another machine); a release's unchanged files keep only the name of its table.
+    """
+    config = snap.config
+    name = config.engine if config is not None and config.parsed else ""
+    version = installed_version(snap, name) if name else ""
+    root = _installed_root(snap, name) if version else ""
+    if not root or not Path(root, name).is_dir():
+        return {}
+    found = installed_flags(name, root, version)
+    if found is None:
+        return {}
+    return {name: replace(found, flags=[]) if found.table else found}
+
+
 def flags_for(snap: Snapshot, name: str, named_version: str = "") -> EngineFlags:
-    """The engine's flag definitions: its installed files, else the table of the version installed or named."""
+    """The engine's flag definitions: as read from its installed files, else a table.
+
+    The table is that of the version installed, else named in the launch file, else the newest.
+    """
+    kept = snap.engines.get(name)
+    if kept is not None:
+        if kept.table and not kept.flags:
+            return replace(kept, flags=[_spec(d) for d in load_table(name, kept.table)["flags"]])
+        return kept
     version = installed_version(snap, name)
-    root = _installed_root(snap, name)
-    if version and root and Path(root, name).is_dir():
-        found = installed_flags(name, root, version)
-        if found is not None:
-            return found
     line, why = table_for(name, version or named_version)
     if not version and named_version:
         why = why.replace(f"{name} {named_version} is named", f"{name} {named_version} is named in the launch file")
-    if version and not root:
-        why = f"{name} {version} is installed but its files were not read here; the table of {line}"
     elif version:
-        why = f"{name} {version} is installed but its files are not on this machine; the table of {line}"
+        why = f"{name} {version} is installed but its files were not read (not found where the probe saw it); " + (
+            f"the table of {line}"
+        )
     if not line:
         return EngineFlags(engine=name, version="", source="none", why=why)
     data = load_table(name, line)

@@ -264,7 +264,7 @@ def gather(options: GatherOptions) -> Snapshot:
     if libraries is not None and libraries.transformers is not None:
         model_type = host_side.model.model_type if host_side.model is not None else ""
         libraries = dataclasses.replace(libraries, transformers=libraries.transformers.for_model(model_type))
-    return dataclasses.replace(
+    snap = dataclasses.replace(
         snap,
         config=host_side.config,
         gpu=host_side.gpu,
@@ -272,6 +272,9 @@ def gather(options: GatherOptions) -> Snapshot:
         model=host_side.model,
         libraries=libraries,
     )
+    from autoglm_doctor.engines import target  # the launch command's engine, read from its files
+
+    return dataclasses.replace(snap, engines=target.gather(snap))
 
 
 def _await_probe(probe: RunningProbe, answer: list[dict[str, object] | BaseException]) -> None:
