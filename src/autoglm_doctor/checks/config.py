@@ -788,11 +788,13 @@ def _float16_family(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord, lo
     without_bf16 = [g for g in gpus if g.cc is not None and g.cc < (8, 0)]
     if asked == "auto" and model.torch_dtype == "float16":
         return  # the checkpoint's own dtype: not the family's bfloat16
-    served = engine.dtype_on_gpu(dtype=asked, model_type=model.model_type, bf16_supported=not without_bf16, files={})
+    gpu = without_bf16[0].name if without_bf16 else ""
+    served, fallback = engine.dtype_on_gpu(
+        dtype=asked, bf16_supported=not without_bf16, gpu=gpu, version=record.flags.version
+    )
     family = engines.float16_broken(model.model_type)
     if served != "float16" or not family:
         return
-    gpu = without_bf16[0].name if without_bf16 else ""
     if asked in ("float16", "half"):
         message = (
             f"--dtype {asked} serves {model.model_type} (GLM-4 family) in float16, which overflows: the model answers "
@@ -801,10 +803,9 @@ def _float16_family(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord, lo
         fix = "--dtype bfloat16 (on an Ampere or newer GPU)" if not without_bf16 else "use an Ampere or newer GPU"
     else:
         message = (
-            f"{gpu} (compute capability {without_bf16[0].compute_capability}) "
-            f"has no bfloat16, so {engine.title} falls back to float16 ('Your device {gpu} doesn't support "
-            f"torch.bfloat16. Falling back to torch.float16 for compatibility.'), and {model.model_type} (GLM-4 "
-            f"family) in float16 answers '!!!!!!!!' or garbage ({family})"
+            f"{gpu} (compute capability {without_bf16[0].compute_capability}) has no bfloat16, so "
+            f"{engine.title} falls back to float16 ({fallback}), and {model.model_type} (GLM-4 family) in float16 "
+            f"answers '!!!!!!!!' or garbage ({family})"
         )
         fix = "use an Ampere or newer GPU (A10, A100, L4, L40, RTX 30xx/40xx, H100): bfloat16 is what the model needs"
     yield error(

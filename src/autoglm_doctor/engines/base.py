@@ -208,9 +208,13 @@ class Engine:
         """Which of the package's files (relative paths) hold its flag definitions."""
         raise NotImplementedError
 
-    def dtype_on_gpu(self, *, dtype: str, model_type: str, bf16_supported: bool, files: dict[str, str]) -> str:
-        """The dtype the engine runs at: ``dtype`` as asked (``auto``: bfloat16), or its fallback on this GPU."""
-        del model_type, files
+    def dtype_on_gpu(self, *, dtype: str, bf16_supported: bool, gpu: str, version: str) -> tuple[str, str]:
+        """(the dtype the engine runs at, what it logs when it falls back; empty when it does not).
+
+        ``--dtype auto`` asks for the checkpoint's bfloat16; on a GPU without bfloat16 the engines
+        fall back to float16. An explicit ``--dtype bfloat16`` is refused there instead (not a fallback).
+        """
+        del gpu, version
         if dtype == "auto" and not bf16_supported:
-            return "float16"
-        return {"half": "float16", "float": "float32", "auto": "bfloat16"}.get(dtype, dtype)
+            return "float16", f"{self.title} falls back to float16"
+        return {"half": "float16", "float": "float32", "auto": "bfloat16"}.get(dtype, dtype), ""

@@ -404,9 +404,17 @@ class Vllm(Engine):
         """See :func:`read_vllm_flags`."""
         return read_vllm_flags(files)
 
-    def dtype_on_gpu(self, *, dtype: str, model_type: str, bf16_supported: bool, files: dict[str, str]) -> str:
-        """VLLM's ``_resolve_auto_dtype`` / fallback: bfloat16 on a GPU without it becomes float16."""
-        return Engine.dtype_on_gpu(self, dtype=dtype, model_type=model_type, bf16_supported=bf16_supported, files=files)
+    def dtype_on_gpu(self, *, dtype: str, bf16_supported: bool, gpu: str, version: str) -> tuple[str, str]:
+        """VLLM's fallback, in the words ``vllm/config/model.py`` of that release logs it."""
+        served, said = Engine.dtype_on_gpu(self, dtype=dtype, bf16_supported=bf16_supported, gpu=gpu, version=version)
+        if not said:
+            return served, said
+        from autoglm_doctor.engines import table_facts
+
+        logged = str(table_facts(self.name, version).get("fallback_message", ""))
+        if logged.count("%s") == 3:
+            said = "vLLM logs '" + logged % (gpu or "...", "torch.bfloat16", "torch.float16") + "'"
+        return served, said
 
 
 ENGINE = Vllm()
