@@ -354,3 +354,24 @@ def test_a_snapshot_keeps_the_installed_engines_definitions(
     note = next(f for f in result(report, "config.values")["findings"] if f["code"] == "config.launch-definitions")
     assert "vllm 0.34.0 is installed in the target" in note["message"]
     assert "config.launch-unknown-flag" not in _launch_codes(report)  # --context-len: this install's own alias
+
+
+def test_a_script_around_the_command_is_not_read_as_its_flags(workdir: Path, model: Path, run_json: RunJson) -> None:
+    """Other commands, redirections and a background '&' end the engine's command; CRLF continuations join."""
+    script = workdir / "start.sh"
+    script.write_text(
+        "#!/bin/bash\nset -e\nexport CUDA_VISIBLE_DEVICES=0\n"
+        f"nohup vllm serve {model} \\\n  --port 8000 --served-model-name autoglm-phone-9b \\\n"
+        "  --limit-mm-per-prompt '{\"image\":10}' --max-model-len 25480 > /var/log/vllm.log 2>&1 &\n"
+        'echo "started"\nsleep 5; tail -f /var/log/vllm.log | grep -m1 "Uvicorn running"\n'
+    )
+    code, report = _check(run_json, script)
+    assert _launch_codes(report) == [], _values(report)
+    crlf = workdir / "crlf.sh"
+    crlf.write_bytes(
+        f"vllm serve {model} \\\r\n  --served-model-name autoglm-phone-9b \\\r\n"
+        "  --limit-mm-per-prompt '{\"image\":10}' \\\r\n  --max-model-lenght 25480\r\n".encode()
+    )
+    code, report = _check(run_json, crlf)
+    (typo,) = [f for f in _values(report) if f["code"].startswith("config.launch-unknown")]
+    assert typo["location"]["line"] == 4

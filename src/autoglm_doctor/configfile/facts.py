@@ -145,8 +145,9 @@ class ConfigFacts:
     """``vllm`` or ``sglang`` when the config is a launch command (the program it starts, or flags only
     that engine has); empty for an in-process deployment config."""
     words: list[list[Any]] = field(default_factory=list)
-    """A launch command file's words as the shell splits them, each ``[word, line, column]``: the engine
-    reads them with its own flag definitions (``engines.launch``)."""
+    """A launch command file's words as the shell splits them, each ``[word, line, column]``, and
+    ``[None, line, column]`` where a command ends: the engine reads them with its own flag definitions
+    (``engines.launch``)."""
 
     def position(self, key: str) -> tuple[int | None, int | None]:
         """Line and column of ``key`` (or of its nearest parent that has one)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -258,6 +259,19 @@ class _Reader:
 
     def words(self, words: list[list[Any]]) -> None:
         start = _program_end(words, self.engine.name)
+        end = next((k for k in range(start, len(words)) if words[k][0] is None), len(words))
+        kept: list[list[Any]] = []
+        skip_target = False
+        for entry in words[:end]:
+            shown = str(entry[0])
+            if skip_target:
+                skip_target = False
+                continue
+            if _redirection(shown):
+                skip_target = re.fullmatch(r"\d*(>>?|<)", shown) is not None  # `> log`: the target is the next word
+                continue
+            kept.append(entry)
+        words = kept
         i = start
         positional_seen = False
         while i < len(words):
@@ -374,7 +388,6 @@ class _Reader:
 def _json_example(text: str) -> str:
     """The JSON a user most likely meant: ``image=10,video=1`` -> ``{"image": 10, "video": 1}``."""
     import json
-    import re
 
     pairs = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*[=:]\s*([A-Za-z0-9_.]+)", text)
     if not pairs:
@@ -383,6 +396,11 @@ def _json_example(text: str) -> str:
     for name, raw in pairs[:8]:
         out[name] = int(raw) if raw.isdigit() and len(raw) < 19 else raw
     return json.dumps(out, separators=(",", ":"))
+
+
+def _redirection(word: str) -> bool:
+    """A shell redirection (``>log``, ``2>``, ``>>``): not a word the engine sees."""
+    return bool(re.match(r"^\d*(>>?|<)", word))
 
 
 def _is_number(word: str) -> bool:
@@ -396,12 +414,12 @@ def _is_number(word: str) -> bool:
 def _program_end(words: list[list[Any]], name: str) -> int:
     """Index of the first word after the engine's program (``vllm serve``, ``-m sglang.launch_server``, an image)."""
     for i, (word, *_rest) in enumerate(words):
-        if starts_engine(str(word), name):
+        if word is not None and starts_engine(str(word), name):
             nxt = i + 1
             if nxt < len(words) and str(words[nxt][0]) == "serve":
                 nxt += 1
             return nxt
-    first = next((i for i, w in enumerate(words) if str(w[0]).startswith("-")), len(words))
+    first = next((i for i, w in enumerate(words) if w[0] is not None and str(w[0]).startswith("-")), len(words))
     return first
 
 
@@ -431,8 +449,6 @@ def _named_version(snap: Snapshot, engine: str) -> str:
     ``pip install vllm==0.33.0`` before the command, or an image tag: ``vllm/vllm-openai:v0.33.0``,
     ``lmsysorg/sglang:v0.5.9-cu126``.
     """
-    import re
-
     words = " ".join(str(w[0]) for w in snap.config.words[:2000]) if snap.config is not None else ""
     pattern = rf"\b{re.escape(engine)}(?:-openai)?(?:==|:v?)(\d+\.\d+(?:\.\d+)?(?:\.post\d+)?)"
     found = re.search(pattern, words)
