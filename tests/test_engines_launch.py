@@ -375,3 +375,15 @@ def test_a_script_around_the_command_is_not_read_as_its_flags(workdir: Path, mod
     code, report = _check(run_json, crlf)
     (typo,) = [f for f in _values(report) if f["code"].startswith("config.launch-unknown")]
     assert typo["location"]["line"] == 4
+
+
+def test_vllm_spellings_its_parser_accepts(workdir: Path, model: Path, run_json: RunJson) -> None:
+    """-O3, -tp, --max_num_seqs=4, a JSON flag's dotted key, --no-X, a unique prefix (argparse's abbreviation)."""
+    launch = workdir / "spellings.sh"
+    launch.write_text(
+        f"vllm serve {model} -O3 --served-model-name autoglm-phone-9b --limit-mm-per-prompt '{{\"image\":10}}' "
+        "--max-model-len 8192 -tp 1 --max_num_seqs=4 --compilation-config.cudagraph_mode FULL "
+        "--no-enable-prefix-caching --max-num-batched 4096\n"
+    )
+    code, report = _check(run_json, launch)
+    assert [f for f in _values(report) if f["code"].startswith(("config.launch-unknown", "config.launch-bad"))] == []

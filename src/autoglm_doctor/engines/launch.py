@@ -181,6 +181,8 @@ class _Reader:
                     key,
                 )
             )
+        if text is not None and "." in option.split("=", 1)[0]:
+            value, text = text, None  # --compilation-config.cudagraph_mode FULL: one key, vLLM keeps the word
         if text is not None:
             value, message = convert(spec, text, engine_json_message=self.engine.json_message)
             if message:
@@ -284,6 +286,11 @@ class _Reader:
                     continue
                 self.unknown(word, line, column)
                 continue
+            shorthand = re.fullmatch(r"-O=?(\S+)", word) if self.engine.name == "vllm" else None
+            if shorthand and "--optimization-level" in self.index:  # vLLM: -O3 is --optimization-level 3
+                word = "--optimization-level=" + shorthand.group(1)
+            elif word == "-O" and "--optimization-level" in self.index:
+                word = "--optimization-level"
             option, eq, inline = word.partition("=")
             spec, name = self.lookup(option)
             if spec is None:
