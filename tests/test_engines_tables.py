@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from autoglm_doctor import engines
 from autoglm_doctor.engines import target
 
@@ -54,3 +56,47 @@ def test_the_doctors_own_config_is_not_an_engine_flag_file() -> None:
     assert engines.detect("", "yaml", {"model-path": "/m", "context-length": 8192}) == "sglang"
     assert engines.detect("", "yaml", {"max-model-len": 8192}) == "vllm"
     assert engines.detect("CUDA_VISIBLE_DEVICES=0 python3 -m sglang.launch_server --port 1", "flags") == "sglang"
+
+
+def _every_flag_words(flags: list[engines.FlagSpec]) -> list[list[object]]:
+    words: list[list[object]] = [["serve", 1, 1], ["/m", 1, 7]]
+    for spec in flags:
+        if spec.deprecated or spec.names[0] in ("--help", "--version"):
+            continue
+        words.append([spec.names[0], 2, 1])
+        if not spec.takes_value:
+            continue
+        low = spec.bounds.get("ge", spec.bounds.get("gt", 0))
+        if spec.choices:
+            value = spec.choices[-1] if spec.choices[-1] != "None" else spec.choices[0]
+        elif spec.kind in ("int", "token-count", "token-count-or-auto"):
+            value = str(max(int(low) + 1, 1))
+        elif spec.kind == "float":
+            value = str((low + spec.bounds.get("le", 1.0)) / 2)
+        elif spec.kind in ("json", "json-plain", "dataclass-json", "json-or-str"):
+            value = "{}"
+        else:
+            value = "x"
+        words.append([value, 2, 20])
+    return words
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_every_release_line_reads_every_flag_it_defines(engine: str) -> None:
+    """The same parser over every generated table: each release accepts all of its own flags."""
+    from autoglm_doctor.configfile.facts import ConfigFacts
+    from autoglm_doctor.engines.launch import read_config
+
+    for line in engines.table_versions(engine):
+        data = engines.load_table(engine, line)
+        assert data["problems"] == [], (line, data["problems"])
+        flags = engines.EngineFlags(
+            engine, str(data["version"]), "table", "test", [engines._spec(d) for d in data["flags"]]
+        )
+        assert len(flags.flags) > 150, line
+        config = ConfigFacts(
+            path="serve.sh", format="flags", parsed=True, engine=engine, words=_every_flag_words(flags.flags)
+        )
+        record = read_config(config, flags)
+        rejected = [p.message for p in record.problems if p.code != "config.launch-deprecated"]
+        assert rejected == [], (line, rejected[:3])

@@ -84,13 +84,14 @@ def table_data(
 ) -> dict[str, Any]:
     """What a table holds for one release: its flags, dtype facts and pins, read from its files."""
     engine = get(name)
-    flags, problems = engine.read_flags(files)
+    read = {path: text for path, text in files.items() if path in engine.flag_files(list(files))}
+    flags, problems = engine.read_flags(read)
     pins = requirement_pins(requires)
     return {
         "engine": name,
         "version": version,
         "files": sorted(files),
-        "digests": file_digests({p: t for p, t in files.items() if p in engine.flag_files(list(files))}),
+        "digests": file_digests(read),
         "problems": problems,
         "flags": [_spec_data(s) for s in flags],
         **engine.table_extras(files),
