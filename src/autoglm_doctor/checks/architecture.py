@@ -29,7 +29,6 @@ _UNKNOWN_TYPE = (
     "ValueError: The checkpoint you are trying to load has model type `{mt}` but Transformers does not "
     "recognize this architecture"
 )
-_ENGINES = {name: engine.title for name, engine in engines.ENGINES.items()}
 
 
 @check(
@@ -56,10 +55,10 @@ def weights_architecture(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]
     files = snap.libraries.transformers if snap.libraries is not None else None
     tf = installed.get("transformers")
     yield from _transformers_knows(snap, m, tf, files)
-    for key, name in _ENGINES.items():
-        served = getattr(snap.libraries, key, None) if snap.libraries is not None else None
+    for key, engine in engines.ENGINES.items():
+        served = engine.registry(snap.libraries)
         if served is not None and key in installed:
-            yield from _engine_serves(snap, m, name, installed[key], served)
+            yield from _engine_serves(snap, m, engine.title, installed[key], served)
     yield from _processor_needs(snap, m, tf, files, installed)
     yield from _tokenizer_needs(snap, m, installed)
 

@@ -186,6 +186,13 @@ class Engine:
     only_flags: frozenset[str] = frozenset()
     """Flag names (without dashes) that only this engine has: a YAML/JSON mapping using one is its flag file."""
 
+    def registry(self, libraries: Any) -> Any:
+        """Its model registry as the probe read it from its files, or None when it is not installed.
+
+        ``LibraryFacts.<name>``: the architectures it serves and the file that was read.
+        """
+        return getattr(libraries, self.name, None) if libraries is not None else None
+
     def table_extras(self, files: dict[str, str]) -> dict[str, Any]:
         """What else its generated table keeps from its files (vLLM: the float16 facts)."""
         del files
