@@ -28,10 +28,12 @@ import argparse
 import io
 import json
 import lzma
+import os
 import re
 import subprocess
 import sys
 import tarfile
+import zipfile
 from email.parser import Parser
 from pathlib import Path
 
@@ -73,37 +75,45 @@ def chosen_versions(name: str, available: list[Version]) -> list[Version]:
 
 
 def download(folder: Path) -> None:
-    """Fetch the released files (network: PyPI through pip) into ``folder/<engine>-<version>/``."""
+    """Fetch the released files (network: PyPI through pip) into ``folder/<engine>-<version>/``.
+
+    vLLM: the source distribution (its wheels are ~400 MB); pip cannot build its metadata without
+    CUDA, so ``--no-clean`` keeps the unpacked tree it downloaded. 0.15.x was published as wheels
+    only: that line is read with 0.14's table, and the report says so. SGLang: the wheel.
+    """
+    import shutil
+
     for name in ENGINES:
         for version in chosen_versions(name, _versions(name)):
             dest = folder / f"{name}-{version}"
             if dest.exists():
                 continue
             work = folder / "work"
-            work.mkdir(parents=True, exist_ok=True)
-            if name == "vllm":  # the sdist's metadata build fails without CUDA; --no-clean keeps the tree
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            if name == "vllm":
                 command = ["--no-binary", ":all:", "--no-build-isolation", "--no-clean"]
             else:
                 command = ["--only-binary", ":all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"]
-            env = {"TMPDIR": str(work), "PATH": "/usr/bin:/bin"}
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "-q",
-                    "-d",
-                    str(work),
-                    *command,
-                    f"{name}=={version}",
-                ],
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(work), *command]
+                + [f"{name}=={version}"],
                 check=False,
                 timeout=900,
-                env=env,
+                env={**os.environ, "TMPDIR": str(work)},
             )
-            print(f"downloaded {name} {version} into {work}: unpack it into {dest}")
+            trees = sorted(work.glob(f"pip-download-*/{name}_*")) + sorted(work.glob(f"pip-download-*/{name}-*"))
+            wheels = sorted(work.glob(f"{name}-*.whl"))
+            if trees:
+                shutil.copytree(trees[0], dest)
+            elif wheels:
+                with zipfile.ZipFile(wheels[0]) as archive:
+                    archive.extractall(dest)
+                for meta in dest.glob("*.dist-info/METADATA"):
+                    shutil.copy(meta, dest / "METADATA")
+            else:
+                print(f"{name} {version}: no release files of the kind wanted on the index", file=sys.stderr)
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def collect(folder: Path) -> None:
