@@ -25,6 +25,7 @@ from autoglm_doctor.report import Format
 
 if TYPE_CHECKING:
     from autoglm_doctor.fix.command import FixOptions
+    from autoglm_doctor.probe.snapshot import Snapshot
     from autoglm_doctor.runner import Progress
     from autoglm_doctor.target import Target
 
@@ -101,15 +102,55 @@ def _check_bounds(args: CheckArgs) -> None:
         raise UsageError(
             f"--endpoint-concurrency is at most {ENDPOINT_CONCURRENCY_MAX} (got {args.endpoint_concurrency})"
         )
-    for _fmt, path in [(args.output_format, args.output), *args.more_outputs]:
-        if path is not None:
-            check_output_target(path, _read_by_run(args))
 
 
 def _read_by_run(args: CheckArgs) -> list[Path | None]:
     """Files this run reads, which --output must never replace."""
     packs = [Path(p.strip()) for p in (args.pack or "").split(",") if p.strip() and Path(p.strip()).is_file()]
     return [args.config, args.request, args.snapshot, *packs]
+
+
+@dataclass(frozen=True, slots=True)
+class Guarded:
+    """What ``--output`` and ``--fix-output`` must never replace: files the run reads, folders it inspects."""
+
+    files: tuple[Path | None, ...]
+    """The config, the request, the snapshot, the packs, the interpreter (and the config the probe found)."""
+    folders: tuple[tuple[str, Path | None], ...]
+    """(what, folder): the model folder and the target environment, as given and as the probe found them."""
+
+    def check(self, output: Path | None, flag: str = "--output") -> Path | None:
+        """``output`` resolved (links followed); a usage error when it would replace something guarded."""
+        return None if output is None else check_output_target(output, self.files, flag, self.folders)
+
+
+def guarded(args: CheckArgs, target: Target | None, snap: Snapshot | None = None) -> Guarded:
+    """What this run reads: known from the options before any work, and from the snapshot once gathered."""
+    import shutil
+
+    from autoglm_doctor.target import environment_of
+
+    files: list[Path | None] = list(_read_by_run(args))
+    folders: list[tuple[str, Path | None]] = []
+    if target is not None:
+        # a bare name (`--python python3`) is the interpreter PATH finds, not a file in the working folder
+        found = target.python if os.sep in target.python else shutil.which(target.python)
+        if found:
+            files.append(Path(found))
+            folders.append(("the target environment", environment_of(found)))
+    if args.model and Path(args.model).expanduser().is_dir():
+        folders.append(("the model folder", Path(args.model).expanduser()))
+    if snap is not None and target is not None:  # gathered here (a --snapshot file names another machine's paths)
+        if snap.python.executable:
+            files.append(Path(snap.python.executable))
+        if snap.python.prefix and (prefix := environment_of(snap.python.prefix)) is not None:
+            folders.append(("the target environment", prefix))
+        if snap.model is not None and snap.model.path:
+            folders.append(("the model folder", Path(snap.model.path)))
+        config = snap.config
+        if config is not None and config.path:
+            files.append(Path(config.cwd or ".", config.path))
+    return Guarded(tuple(files), tuple(folders))
 
 
 def plan_outputs(formats: list[str], outputs: list[Path]) -> list[tuple[Format, Path | None]]:
@@ -156,14 +197,18 @@ def plan_outputs(formats: list[str], outputs: list[Path]) -> list[tuple[Format, 
 def run(args: CheckArgs) -> int:
     """Run every selected check, write the report (and the --fix file); the exit code."""
     _check_bounds(args)
-    fix_options = _fix_options(args)
+    from autoglm_doctor.target import choose
+
+    target = choose(args.python) if args.snapshot is None else None
+    before = guarded(args, target)  # refused before any work: what the options alone show the run reads
+    for _fmt, path in [(args.output_format, args.output), *args.more_outputs]:
+        before.check(path)
+    fix_options = _fix_options(args, before)
     if isinstance(fix_options, int):
         return fix_options
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather
-    from autoglm_doctor.target import choose
 
-    target = choose(args.python) if args.snapshot is None else None
     gathering = None
     launch_found = _launch_in_working_directory(args)
     if launch_found is not None:
@@ -309,15 +354,13 @@ def run(args: CheckArgs) -> int:
     if stream is not None:
         stream.finish(report)
     status = report.status(strict=args.strict).value
+    # the snapshot adds what the probe found: the config it read, the real model folder and environment
+    after = guarded(args, target, snap)
     for fmt, path in outputs:
         if fmt is Format.RICH and path is None:
             continue  # streamed above
         color = fmt is Format.RICH and path is None and options.color
-        config = snap.config
-        config_path = Path(config.cwd or ".", config.path) if config is not None and config.path else None
-        write_output(
-            render(report, fmt, dataclasses.replace(options, color=color)), path, [*_read_by_run(args), config_path]
-        )
+        write_output(render(report, fmt, dataclasses.replace(options, color=color)), path, after.files, after.folders)
         if path is not None and fmt is not Format.RICH and stderr_is_terminal():
             print(f"report written to {path}: {status}", file=sys.stderr)
     fix_code = EXIT_OK
@@ -333,7 +376,7 @@ def run(args: CheckArgs) -> int:
     return EXIT_FAIL if status == "fail" else fix_code
 
 
-def _fix_options(args: CheckArgs) -> FixOptions | int | None:
+def _fix_options(args: CheckArgs, guard: Guarded) -> FixOptions | int | None:
     """The --fix options, checked before any work: an existing output file without --force exits 2 at once."""
     if not args.fix:
         flags = (
@@ -368,8 +411,8 @@ def _fix_options(args: CheckArgs) -> FixOptions | int | None:
             no_index=args.no_index,
         ),
     )
-    # like --output: never a device, FIFO or folder, nor a file this run reads (usage error)
-    check_output_target(options.output, [*_read_by_run(args), args.output], flag="--fix-output")
+    # like --output: never a device, FIFO or folder, nor a file this run reads or a folder it inspects (usage error)
+    dataclasses.replace(guard, files=(*guard.files, args.output)).check(options.output, "--fix-output")
     try:
         precheck(options)
     except FixError as exc:  # a refusal to replace a file is a usage error (exit 2), not a failed check

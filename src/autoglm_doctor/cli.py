@@ -342,12 +342,19 @@ def snapshot_command(
     from autoglm_doctor.target import choose
     from autoglm_doctor.textsafe import escape_control
 
+    from autoglm_doctor.check_command import CheckArgs, guarded
+
     # the same target as `check`: --python, else the active environment, else the python on PATH
-    snap = gather(GatherOptions(python=choose(python).python, config=config, model=model))
+    target = choose(python)
+    args = CheckArgs(config=config, model=model, python=python)
+    with _click_usage():
+        guarded(args, target).check(output)  # never into what it inspects: refused before the probe runs
+    snap = gather(GatherOptions(python=target.python, config=config, model=model))
     for problem in snap.probe_errors:
         typer.echo(escape_control(f"error: {problem}"), err=True)
+    after = guarded(args, target, snap)
     with _click_usage():
-        write_output(snap.to_json() + "\n", output, [config])
+        write_output(snap.to_json() + "\n", output, after.files, after.folders)
     return EXIT_FAIL if not snap.python.version else EXIT_OK
 
 

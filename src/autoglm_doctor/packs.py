@@ -16,7 +16,8 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from autoglm_doctor import yamlpos
+from autoglm_doctor import packs_schema, yamlpos
+from autoglm_doctor.packs_schema import PackSettings
 from autoglm_doctor.probe.snapshot import canonical_name
 
 DEFAULT_PACK = "open-autoglm"
@@ -110,6 +111,8 @@ class Pack:
     """The parsed file with positions, for errors that point at a line."""
     names: tuple[str, ...] = ()
     """Every pack merged into this one, in the order given (just ``name`` for a single pack)."""
+    settings: PackSettings = field(default_factory=PackSettings)
+    """The ``service``/``devices``/``smoke`` sections, typed and range-checked at load (what the checks read)."""
 
 
 def builtin_dir() -> Path:
@@ -199,6 +202,8 @@ def merge(loaded: list[Pack]) -> Pack:
         sections=sections,
         source=loaded[0].source,
         names=tuple(n for p in loaded for n in p.names),
+        # each pack's values passed at load; merged key by key, the result holds only values that passed
+        settings=packs_schema.parse(sections),
     )
 
 
@@ -295,6 +300,10 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
     from autoglm_doctor.configfile.rules import validate_sections  # config area: config/env/launch/request
 
     validate_sections(doc)
+    try:
+        settings = packs_schema.parse(data)
+    except packs_schema.SectionError as exc:
+        raise doc.error(exc.path, str(exc)) from None
     return Pack(
         name=name,
         path=str(path),
@@ -306,6 +315,7 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
         sections={k: data[k] for k in RAW_SECTIONS if k in data},
         source=doc,
         names=(name,),
+        settings=settings,
     )
 
 
