@@ -376,7 +376,7 @@ def run(args: CheckArgs) -> int:
     return EXIT_FAIL if status == "fail" else fix_code
 
 
-def _fix_options(args: CheckArgs, guard: Guarded) -> FixOptions | int | None:
+def _fix_options(args: CheckArgs, guard: Guarded | None = None) -> FixOptions | int | None:
     """The --fix options, checked before any work: an existing output file without --force exits 2 at once."""
     if not args.fix:
         flags = (
@@ -412,6 +412,7 @@ def _fix_options(args: CheckArgs, guard: Guarded) -> FixOptions | int | None:
         ),
     )
     # like --output: never a device, FIFO or folder, nor a file this run reads or a folder it inspects (usage error)
+    guard = guard or guarded(args, None)
     dataclasses.replace(guard, files=(*guard.files, args.output)).check(options.output, "--fix-output")
     try:
         precheck(options)
