@@ -117,7 +117,9 @@ _GOOD_VALUE = st.one_of(st.floats(min_value=0.1, max_value=5.0), st.integers(min
 
 def _section(name: str) -> st.SearchStrategy[dict[str, object]]:
     keys = sorted(SCHEMA[name][1])
-    return st.dictionaries(st.sampled_from(keys), st.one_of(_GOOD_VALUE, _GOOD_VALUE, _GOOD_VALUE, _ANY_VALUE), max_size=2)
+    return st.dictionaries(
+        st.sampled_from(keys), st.one_of(_GOOD_VALUE, _GOOD_VALUE, _GOOD_VALUE, _ANY_VALUE), max_size=2
+    )
 
 
 _PACKS = st.fixed_dictionaries(
@@ -127,9 +129,17 @@ _PACKS = st.fixed_dictionaries(
         "devices": _section("devices"),
         "smoke": _section("smoke"),
         "request": st.dictionaries(st.just("max_items"), _ANY_VALUE, max_size=1),
-        "config": st.fixed_dictionaries({"keys": st.fixed_dictionaries({"port": st.fixed_dictionaries(
-            {}, optional={"min": _ANY_VALUE, "max": _ANY_VALUE, "type": st.just("int")}
-        )})}),
+        "config": st.fixed_dictionaries(
+            {
+                "keys": st.fixed_dictionaries(
+                    {
+                        "port": st.fixed_dictionaries(
+                            {}, optional={"min": _ANY_VALUE, "max": _ANY_VALUE, "type": st.just("int")}
+                        )
+                    }
+                )
+            }
+        ),
     },
 )
 
@@ -193,7 +203,11 @@ def test_any_pack_section_is_a_usage_error_or_a_clean_run(tmp_path: Path, sectio
     specs = registry.load(plugins=False).checks
     snap = Snapshot(
         python=PythonFacts(
-            version="3.11.7", implementation="cpython", executable=sys.executable, prefix="", base_prefix="",
+            version="3.11.7",
+            implementation="cpython",
+            executable=sys.executable,
+            prefix="",
+            base_prefix="",
             env_kind="venv",
         ),
         env={"PHONE_AGENT_BASE_URL": "http://127.0.0.1:9/v1"},
@@ -243,8 +257,11 @@ def test_output_into_what_the_run_inspects_is_refused(deployment: dict[str, Path
     after = {name: tree_state(path) for name, path in (("model", model), ("venv", venv), ("app", root / "app"))}
     assert after == before
     # beside them is fine: the documented CI recipe writes the report next to the config
-    run = doctor([*base, "--config", str(deployment["config"]), "--output", str(root / "app" / "report.txt")],
-                 cwd=root, bound_s=60)
+    run = doctor(
+        [*base, "--config", str(deployment["config"]), "--output", str(root / "app" / "report.txt")],
+        cwd=root,
+        bound_s=60,
+    )
     assert run.code in (0, 1) and (root / "app" / "report.txt").is_file()
 
 

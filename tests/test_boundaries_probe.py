@@ -19,12 +19,20 @@ DEEP = "[" * 20_000 + "]" * 20_000
 def test_deeply_nested_library_registries_are_named_not_fatal(tmp_path: Path) -> None:
     """configuration_auto.py and vLLM's registry.py of 20,000 nested brackets killed the probe (RecursionError)."""
     venv = make_venv(tmp_path / "venv")
-    venv.add("transformers", "4.57.1", files={
-        "transformers/models/auto/configuration_auto.py": f"CONFIG_MAPPING_NAMES = OrderedDict(\n{DEEP}\n)\n",
-    })
-    venv.add("vllm", "0.11.0", files={
-        "vllm/model_executor/models/registry.py": "_TEXT_GENERATION_MODELS = {\n" + DEEP + "\n}\n",
-    })
+    venv.add(
+        "transformers",
+        "4.57.1",
+        files={
+            "transformers/models/auto/configuration_auto.py": f"CONFIG_MAPPING_NAMES = OrderedDict(\n{DEEP}\n)\n",
+        },
+    )
+    venv.add(
+        "vllm",
+        "0.11.0",
+        files={
+            "vllm/model_executor/models/registry.py": "_TEXT_GENERATION_MODELS = {\n" + DEEP + "\n}\n",
+        },
+    )
     run = doctor(["snapshot", "--python", str(venv.python)], cwd=tmp_path, bound_s=60)
     assert run.code == 0, run.stderr
     snap = json.loads(run.stdout)

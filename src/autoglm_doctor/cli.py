@@ -337,12 +337,11 @@ def snapshot_command(
     ] = None,
 ) -> int:
     """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`."""
+    from autoglm_doctor.check_command import CheckArgs, guarded
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather
     from autoglm_doctor.target import choose
     from autoglm_doctor.textsafe import escape_control
-
-    from autoglm_doctor.check_command import CheckArgs, guarded
 
     # the same target as `check`: --python, else the active environment, else the python on PATH
     target = choose(python)

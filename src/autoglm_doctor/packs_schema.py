@@ -131,9 +131,7 @@ def text(longest: int, pattern: str = "") -> Callable[[tuple[Any, ...], Any], st
         if ok:
             return str(value)
         what = "a name without spaces or control characters" if regex is not None else "text"
-        raise SectionError(
-            path, f"'{_key(path)}' must be {what}, 1 to {longest} characters long (got {shown(value)})"
-        )
+        raise SectionError(path, f"'{_key(path)}' must be {what}, 1 to {longest} characters long (got {shown(value)})")
 
     return convert
 

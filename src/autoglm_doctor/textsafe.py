@@ -76,7 +76,7 @@ def _walk(obj: Any, name: bool = False, defuse: bool = True) -> Any:
 
 
 def escape_report(report: T, *, defuse: bool = True) -> T:
-    """A copy of a report (any dataclass tree) safe to print: control characters escaped in every string.
+    r"""A copy of a report (any dataclass tree) safe to print: control characters escaped in every string.
 
     Inspected names (a location's file, the config, the packs) stay on one line (line feeds and tabs
     escaped too), and no ``::`` is left where a CI runner would read a workflow command: a file named
