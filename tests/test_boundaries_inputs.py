@@ -79,3 +79,26 @@ def test_nul_bytes_in_a_launch_file_are_findings(tmp_path: Path) -> None:
     )
     run = doctor(["check", "--no-smoke", "--format", "json", "serve.sh"], cwd=tmp_path, bound_s=60)
     assert run.code in (0, 1) and "error" not in _statuses(run).values()
+
+
+def test_the_pre_commit_form_probes_the_target_once(tmp_path: Path) -> None:
+    """One probe for 60 files (it was one per file: 1,000 files took 164 s); every file still gets its report."""
+    count = tmp_path / "probes"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho probe >> "{count}"\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    names = []
+    for i in range(60):
+        name = f"autoglm{i}.yaml"
+        body = "model_path: /models/glm\nport: 8000\n" if i % 2 else "model_path: /models/glm\n\tport: 8000\n"
+        (tmp_path / name).write_text(body)
+        names.append(name)
+    run = doctor(
+        ["check", "--only", "config", "--no-smoke", "--no-env", "--python", str(python), *names],
+        cwd=tmp_path,
+        bound_s=60,
+    )
+    assert run.code == 1  # the files with a tab fail, each in its own report
+    assert count.read_text().count("probe") == 1
+    assert run.text.count("autoglm-doctor 0.1.0 · pack") == 60
+    assert run.text.count("line 2 is indented with a tab") == 30

@@ -24,8 +24,12 @@ from autoglm_doctor.output import check_output_target, color_wanted, stderr_is_t
 from autoglm_doctor.report import Format
 
 if TYPE_CHECKING:
+    from autoglm_doctor.background import Background, Ready
     from autoglm_doctor.fix.command import FixOptions
+    from autoglm_doctor.packs import Pack
+    from autoglm_doctor.probe.collect import TargetMemo
     from autoglm_doctor.probe.snapshot import Snapshot
+    from autoglm_doctor.registry import Registry
     from autoglm_doctor.runner import Progress
     from autoglm_doctor.target import Target
 
@@ -194,14 +198,42 @@ def plan_outputs(formats: list[str], outputs: list[Path]) -> list[tuple[Format, 
     return planned
 
 
-def run(args: CheckArgs) -> int:
-    """Run every selected check, write the report (and the --fix file); the exit code."""
+@dataclass
+class RunMemo:
+    """What a run over several files (pre-commit's list) works out once: the target's facts, the pack, the checks.
+
+    Each file is still its own report; only what cannot differ between them is shared, so that the
+    run stays linear in the number of files (10,000 files: see benchmarks/bench_precommit.py).
+    """
+
+    target: TargetMemo = dataclasses.field(default_factory=lambda: _target_memo())
+    """The probed target and its GPU facts."""
+    pack: Pack | None = None
+    """The loaded pack."""
+    loaded: Registry | None = None
+    """The loaded checks (built-ins and plugins)."""
+
+
+def _target_memo() -> TargetMemo:
+    from autoglm_doctor.probe.collect import TargetMemo
+
+    return TargetMemo()
+
+
+def run(args: CheckArgs, memo: RunMemo | None = None) -> int:
+    """Run every selected check, write the report (and the --fix file); the exit code.
+
+    ``memo``, for a run over several files, carries what the first file's run worked out to the next.
+    """
     _check_bounds(args)
     from autoglm_doctor.target import choose
 
     target = choose(args.python) if args.snapshot is None else None
-    before = guarded(args, target)  # refused before any work: what the options alone show the run reads
-    for _fmt, path in [(args.output_format, args.output), *args.more_outputs]:
+    files_out = [path for _fmt, path in [(args.output_format, args.output), *args.more_outputs] if path is not None]
+    # refused before any work: what the options alone show the run reads (only when something is written)
+    before = guarded(args, target) if files_out or args.fix else None
+    for path in files_out:
+        assert before is not None
         before.check(path)
     fix_options = _fix_options(args, before)
     if isinstance(fix_options, int):
@@ -209,19 +241,22 @@ def run(args: CheckArgs) -> int:
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather
 
-    gathering = None
+    gathering: Background | Ready | None = None
     launch_found = _launch_in_working_directory(args)
     if launch_found is not None:
         args = dataclasses.replace(args, config=launch_found)
     if target is not None:
         # Facts are gathered in the background while the pack and the checks load: start it
         # before importing them, so that the probe's interpreter starts as early as it can.
-        from autoglm_doctor.background import Background
+        from autoglm_doctor.background import Background, Ready
 
         wanted = GatherOptions(
             python=target.python, config=args.config, model=args.model, verify_hashes=args.verify_hashes
         )
-        gathering = Background(gather, wanted)
+        if memo is not None and memo.target.known:  # no probe to wait for: the file's own facts, at once
+            gathering = Ready(gather(wanted, memo.target))
+        else:
+            gathering = Background(gather, wanted, memo.target if memo is not None else None)
     from autoglm_doctor import packs, registry, roles, runner
     from autoglm_doctor.context import CheckContext, Options
     from autoglm_doctor.model import CheckResult, Report
@@ -229,8 +264,12 @@ def run(args: CheckArgs) -> int:
     from autoglm_doctor.report import RenderOptions, render
 
     try:
-        chosen_pack = packs.load(args.pack) if args.pack is not None else None
-        loaded = registry.load()
+        chosen_pack = None  # without --pack, the role found below picks the packs, file by file
+        if args.pack is not None:
+            chosen_pack = memo.pack if memo is not None and memo.pack is not None else packs.load(args.pack)
+        loaded = memo.loaded if memo is not None and memo.loaded is not None else registry.load()
+        if memo is not None:
+            memo.pack, memo.loaded = chosen_pack, loaded
         selected = runner.select(loaded.checks, args.only, args.skip)
     except (packs.PackError, runner.SelectionError) as exc:
         if gathering is not None:
@@ -355,7 +394,7 @@ def run(args: CheckArgs) -> int:
         stream.finish(report)
     status = report.status(strict=args.strict).value
     # the snapshot adds what the probe found: the config it read, the real model folder and environment
-    after = guarded(args, target, snap)
+    after = guarded(args, target, snap) if files_out else Guarded((), ())
     for fmt, path in outputs:
         if fmt is Format.RICH and path is None:
             continue  # streamed above

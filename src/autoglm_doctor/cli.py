@@ -267,7 +267,8 @@ def check(
             return check_command.run(dataclasses.replace(args, config=configs[0] if configs else None))
         if any(path is not None for _fmt, path in outputs) or fix:
             raise UsageError("several configs give one report each, on stdout: --output and --fix take one config")
-        return max(check_command.run(dataclasses.replace(args, config=one)) for one in configs)
+        memo = check_command.RunMemo()  # the target probed once, the pack and checks loaded once, for every file
+        return max(check_command.run(dataclasses.replace(args, config=one), memo) for one in configs)
 
 
 @app.command("list")
