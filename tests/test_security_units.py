@@ -431,6 +431,28 @@ def test_security_doc_states_the_endpoint_reply_and_tool_bounds() -> None:
     assert f"`{procs.MARK_VARIABLE}`" in doc
 
 
+def test_security_doc_states_the_pack_and_fix_bounds_in_force() -> None:
+    """The pack ranges, the resolver's archive cap and the probe's nesting limit, as the code has them."""
+    from autoglm_doctor import packs_schema as ps
+    from autoglm_doctor.configfile import rules
+    from autoglm_doctor.fix.resolve import ARCHIVE_SIZE_LIMIT
+    from autoglm_doctor.probe import _script
+
+    doc = (Path(__file__).parent.parent / "docs" / "security.md").read_text(encoding="utf-8")
+    assert f"**{ps.SECONDS_MIN:g} to {ps.DEVICE_SECONDS_MAX:g}**" in doc
+    assert f"**{ps.SECONDS_MIN:g} to {ps.SERVICE_SECONDS_MAX:g}**" in doc
+    assert f"**1 to {ps.MAX_TOKENS_MAX}**" in doc and f"**1 to {ps.SMOKE_TOKENS_MAX}**" in doc
+    assert f"**{ps.NAME_MAX}**" in doc and f"**{ps.TEXT_MAX}**" in doc
+    assert f"**±{float(rules.NUMBER_LIMIT):g}**" in doc and f"**1 to {rules.MAX_ITEMS_LIMIT}**" in doc
+    assert f"**{ARCHIVE_SIZE_LIMIT >> 30} GiB**" in doc
+    assert f"**{_script.NESTING_LIMIT}**" in doc
+    # every key of the schema is in the table, and the table names no key the schema lacks
+    table = doc.split("### Packs: typed when they load", 1)[1].split("###", 1)[0]
+    for section, (_record, validators) in ps.SCHEMA.items():
+        for key in validators:
+            assert f"`{key}`" in table, (section, key)
+
+
 SECRET_URL = "http://u:p@ss@word@127.0.0.1:9/v1"
 
 
