@@ -1,4 +1,4 @@
-"""Issue 23: --fix takes the resolver's answer as input: paths checked, types checked, output redacted, deadline kept."""
+"""Issue 23: --fix reads the resolver's answer as input: paths and types checked, output redacted, deadline kept."""
 
 from __future__ import annotations
 

@@ -232,9 +232,9 @@ def run(args: CheckArgs, memo: RunMemo | None = None) -> int:
     files_out = [path for _fmt, path in [(args.output_format, args.output), *args.more_outputs] if path is not None]
     # refused before any work: what the options alone show the run reads (only when something is written)
     before = guarded(args, target) if files_out or args.fix else None
-    for path in files_out:
+    for written in files_out:
         assert before is not None
-        before.check(path)
+        before.check(written)
     fix_options = _fix_options(args, before)
     if isinstance(fix_options, int):
         return fix_options
