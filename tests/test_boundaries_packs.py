@@ -271,3 +271,31 @@ def test_snapshot_output_into_the_model_folder_is_refused(deployment: dict[str, 
     run = doctor(["snapshot", "--model", str(model), "-o", str(model / "config.json")], cwd=deployment["root"])
     assert run.code == 2 and "inside the model folder" in run.stderr
     assert tree_state(model) == before
+
+
+def test_output_into_a_hub_cache_snapshot_is_refused(tmp_path: Path) -> None:
+    """A snapshot's config.json links into blobs/: replacing the link's target would rewrite the cached model."""
+    from tests.helpers.model_folders import build_hf_cache
+
+    snapshot = build_hf_cache(tmp_path / "hub", "zai-org/AutoGLM-Phone-9B", build_model(tmp_path / "src"))
+    repo = snapshot.parent.parent
+    before = tree_state(repo)
+    for output in (snapshot / "config.json", repo / "blobs" / "report.json"):
+        run = doctor(
+            [
+                "check",
+                "--no-smoke",
+                "--only",
+                "weights.*",
+                "--model",
+                "zai-org/AutoGLM-Phone-9B",
+                "--output",
+                str(output),
+            ],
+            cwd=tmp_path,
+            env={"HF_HUB_CACHE": str(tmp_path / "hub")},
+            bound_s=60,
+        )
+        assert run.code == 2, run.stderr
+        assert "lies inside the model" in run.stderr, run.stderr
+    assert tree_state(repo) == before

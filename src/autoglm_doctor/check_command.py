@@ -151,6 +151,8 @@ def guarded(args: CheckArgs, target: Target | None, snap: Snapshot | None = None
             folders.append(("the target environment", prefix))
         if snap.model is not None and snap.model.path:
             folders.append(("the model folder", Path(snap.model.path)))
+        if snap.model is not None and snap.model.hub_repo_dir:  # its snapshot's files link into blobs/
+            folders.append(("the model's Hugging Face cache folder", Path(snap.model.hub_repo_dir)))
         config = snap.config
         if config is not None and config.path:
             files.append(Path(config.cwd or ".", config.path))

@@ -115,11 +115,14 @@ def check_output_target(
     pairs: the model folder, the target environment), whether named directly or through a link.
     """
     target = Path(os.path.realpath(output))
+    # the path as named (its folders resolved, not the file itself) and where it leads: a model folder's
+    # config.json may be a link into the hub cache's blobs/, and replacing the link's target rewrites the model
+    named = Path(os.path.realpath(output.parent)) / output.name
     for what, folder in folders:
         if folder is None:
             continue
         root = Path(os.path.realpath(folder))
-        if target == root or root in target.parents:
+        if any(place == root or root in place.parents for place in (target, named)):
             raise UsageError(
                 f"{flag} {output} lies inside {what} ({folder}), which this run inspects and never modifies; "
                 "write the report elsewhere"
