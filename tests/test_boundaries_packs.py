@@ -8,6 +8,7 @@ and runs every check that reads them in-process, so that it stays cheap.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import sys
@@ -18,11 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autoglm_doctor import packs, registry, runner
-from autoglm_doctor.context import CheckContext, Options
-from autoglm_doctor.model import Status
+from autoglm_doctor import check_command, packs
+from autoglm_doctor.check_command import CheckArgs, RunMemo
+from autoglm_doctor.exits import UsageError
 from autoglm_doctor.packs_schema import SCHEMA
-from autoglm_doctor.probe.snapshot import PythonFacts, Snapshot
+from autoglm_doctor.probe.collect import TargetMemo
+from autoglm_doctor.report import Format
 from tests.helpers.hostile import doctor, fake_interpreter, tree_state
 from tests.helpers.model_folders import build_model
 from tests.helpers.venvs import make_venv
@@ -112,14 +114,30 @@ _ANY_VALUE = st.one_of(
     st.lists(st.integers(), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=1),
 )
-_GOOD_VALUE = st.one_of(st.floats(min_value=0.1, max_value=5.0), st.integers(min_value=1, max_value=4))
+_GOOD_NUMBER = st.one_of(st.floats(min_value=0.1, max_value=2.0), st.integers(min_value=1, max_value=2))
+_GOOD_TEXT = {"model": "autoglm-phone-9b", "keyboard": "com.android.adbkeyboard/.AdbIME", "prompt": "Hi"}
+_GOOD_TEXT["auto_class"] = "AutoModelForCausalLM"
+
+
+def _value(key: str) -> st.SearchStrategy[object]:
+    """Mostly a value the key accepts (so that most packs load and their checks run), sometimes anything."""
+    if key in _GOOD_TEXT:
+        good: st.SearchStrategy[object] = st.just(_GOOD_TEXT[key])
+    elif key in ("action_required", "require_token"):
+        good = st.booleans()
+    else:
+        good = _GOOD_NUMBER
+    return _mostly(good)
+
+
+def _mostly(good: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """``good`` seven times in eight, anything (NaN, infinities, strings, lists, huge integers) the eighth."""
+    return st.integers(0, 7).flatmap(lambda n: _ANY_VALUE if n == 0 else good)
 
 
 def _section(name: str) -> st.SearchStrategy[dict[str, object]]:
     keys = sorted(SCHEMA[name][1])
-    return st.dictionaries(
-        st.sampled_from(keys), st.one_of(_GOOD_VALUE, _GOOD_VALUE, _GOOD_VALUE, _ANY_VALUE), max_size=2
-    )
+    return st.fixed_dictionaries({}, optional={key: _value(key) for key in keys})
 
 
 _PACKS = st.fixed_dictionaries(
@@ -128,13 +146,13 @@ _PACKS = st.fixed_dictionaries(
         "service": _section("service"),
         "devices": _section("devices"),
         "smoke": _section("smoke"),
-        "request": st.dictionaries(st.just("max_items"), _ANY_VALUE, max_size=1),
+        "request": st.fixed_dictionaries({}, optional={"max_items": _mostly(st.integers(1, 100))}),
         "config": st.fixed_dictionaries(
             {
                 "keys": st.fixed_dictionaries(
                     {
                         "port": st.fixed_dictionaries(
-                            {}, optional={"min": _ANY_VALUE, "max": _ANY_VALUE, "type": st.just("int")}
+                            {}, optional={"min": _mostly(st.integers(0, 10)), "max": _mostly(st.floats(10, 1e6))}
                         )
                     }
                 )
@@ -143,7 +161,7 @@ _PACKS = st.fixed_dictionaries(
     },
 )
 
-# checks that read the pack's sections; each runs against a synthetic snapshot in-process
+# the checks that read the pack's sections
 _READERS = ("devices.adb", "devices.hdc", "devices.ios", "service.endpoint", "service.auth", "config.values")
 
 
@@ -184,6 +202,10 @@ def _yaml(value: object) -> str:
     return json.dumps(value)
 
 
+_SHARED_TARGET = TargetMemo()
+"""The test venv probed once for every example (as the pre-commit form does), so each example costs milliseconds."""
+
+
 @settings(
     derandomize=True,
     max_examples=int(os.environ.get("AUTOGLM_FUZZ_EXAMPLES", "60")),
@@ -192,31 +214,31 @@ def _yaml(value: object) -> str:
 )
 @given(sections=_PACKS)
 def test_any_pack_section_is_a_usage_error_or_a_clean_run(tmp_path: Path, sections: dict[str, object]) -> None:
-    """Whatever the pack says: it loads (and no check that reads it ends in `error`) or it is a usage error."""
+    """Whatever the pack says, a run exits 0, 1 or 2 and no check that reads the pack ends in `error`.
+
+    In-process through check_command.run (what the CLI calls), with adb and hdc answering at once
+    and an endpoint that refuses: a usage error names the file; otherwise the JSON report is read.
+    """
     pack = tmp_path / "p.yaml"
     pack.write_text(PHONE_HEAD + "".join(f"{name}: {_yaml(body)}\n" for name, body in sections.items()))
-    try:
-        loaded = packs.load(str(pack))
-    except packs.PackError as exc:  # exit 2: it names the file and a line
-        assert str(exc).startswith(f"{pack}:"), exc
-        return
-    specs = registry.load(plugins=False).checks
-    snap = Snapshot(
-        python=PythonFacts(
-            version="3.11.7",
-            implementation="cpython",
-            executable=sys.executable,
-            prefix="",
-            base_prefix="",
-            env_kind="venv",
-        ),
-        env={"PHONE_AGENT_BASE_URL": "http://127.0.0.1:9/v1"},
+    args = CheckArgs(
+        pack=str(pack),
+        only=",".join(_READERS),
+        smoke=False,
+        endpoint="http://127.0.0.1:9/v1",
+        output_format=Format.JSON,
     )
-    ctx = CheckContext(pack=loaded, options=Options(endpoint="http://127.0.0.1:9/v1"))
-    with _fake_phone_tools(tmp_path / "bin"):
-        for check_id in _READERS:
-            result = runner.run_check(specs[check_id], snap, ctx)
-            assert result.status is not Status.ERROR, (check_id, result.findings)
+    out = io.StringIO()
+    with _fake_phone_tools(tmp_path / "bin"), contextlib.redirect_stdout(out):
+        try:
+            code = check_command.run(args, RunMemo(target=_SHARED_TARGET))
+        except UsageError as exc:  # exit 2: it names the file and a line
+            assert str(exc).startswith(f"{pack}:"), exc
+            return
+    assert code in (0, 1)
+    report = json.loads(out.getvalue())
+    assert report["counts"]["error"] == 0, [r for r in report["results"] if r["status"] == "error"]
+    assert {r["id"] for r in report["results"]} == set(_READERS)
 
 
 # --------------------------------------------------------------------------- --output never replaces an input
