@@ -119,3 +119,40 @@ def test_a_stalled_resolver_is_killed_with_its_group_at_its_deadline(tmp_path: P
     assert isinstance(outcome, NotLocked) and not isinstance(outcome, Lock)
     assert "did not finish within 2 s" in outcome.reason
     assert not still_running(mark)
+
+
+FAKE_PIP = """
+out=""; prev=""
+for a in "$@"; do
+  if [ "$prev" = "--report" ]; then out="$a"; fi
+  prev="$a"
+done
+cat "$FAKE_PIP_ANSWER" > "$out"
+"""
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        "[1, 2]",
+        '{"install": "all"}',
+        '{"install": [1, {"metadata": "x", "download_info": []}], "pip_version": 26}',
+        '{"install": [{"metadata": {"name": "torch", "version": 2}, "download_info": {"url": "file:///dev/zero",'
+        ' "archive_info": {"hashes": []}}}]}',
+    ],
+)
+def test_pips_report_of_the_wrong_shape_is_read_safely(tmp_path: Path, report: str) -> None:
+    """pip's --report is typed entry by entry: a wrong type is skipped, /dev/zero is never hashed."""
+    from autoglm_doctor.fix.resolve import _resolve_pip
+
+    pip = fake_interpreter(tmp_path / "pip", FAKE_PIP)
+    (tmp_path / "answer.json").write_text(report)
+    stated = tmp_path / "req.txt"
+    stated.write_text("torch==2.5.1\n")
+    env = {**os.environ, "FAKE_PIP_ANSWER": str(tmp_path / "answer.json")}
+    started = time.monotonic()
+    outcome = _resolve_pip([str(pip)], stated, IndexOptions(find_links=("/dev",)), "", tmp_path, 30, env)
+    assert time.monotonic() - started < 10
+    assert isinstance(outcome, (Lock, NotLocked))
+    if isinstance(outcome, Lock):
+        assert all(not f.sha256 for p in outcome.packages for f in p.files)
