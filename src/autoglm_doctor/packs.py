@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -19,6 +19,9 @@ from packaging.version import InvalidVersion, Version
 from autoglm_doctor import packs_schema, yamlpos
 from autoglm_doctor.packs_schema import PackSettings
 from autoglm_doctor.probe.snapshot import canonical_name
+
+if TYPE_CHECKING:
+    from autoglm_doctor.configfile.rules import PackRules
 
 DEFAULT_PACK = "open-autoglm"
 
@@ -113,6 +116,14 @@ class Pack:
     """Every pack merged into this one, in the order given (just ``name`` for a single pack)."""
     settings: PackSettings = field(default_factory=PackSettings)
     """The ``service``/``devices``/``smoke`` sections, typed and range-checked at load (what the checks read)."""
+    rules: PackRules = field(default_factory=lambda: _no_rules())
+    """The ``config``/``env``/``launch``/``request`` rules, typed at load (what the config checks read)."""
+
+
+def _no_rules() -> PackRules:
+    from autoglm_doctor.configfile.rules import PackRules
+
+    return PackRules()
 
 
 def builtin_dir() -> Path:
@@ -204,7 +215,19 @@ def merge(loaded: list[Pack]) -> Pack:
         names=tuple(n for p in loaded for n in p.names),
         # each pack's values passed at load; merged key by key, the result holds only values that passed
         settings=packs_schema.parse(sections),
+        rules=_merged_rules(sections, loaded),
     )
+
+
+def _merged_rules(sections: dict[str, Any], loaded: list[Pack]) -> PackRules:
+    """The merged sections' rules, typed (a merge of valid sections stays valid: each rule key is valid alone)."""
+    from autoglm_doctor.configfile.rules import RuleError, pack_rules
+
+    try:
+        return pack_rules(sections)
+    except RuleError as exc:
+        where = ".".join(map(str, exc.path))
+        raise PackError(f"{', '.join(p.path for p in loaded)}: merged, {where}: {exc}") from None
 
 
 def _merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +322,7 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
         )
     from autoglm_doctor.configfile.rules import validate_sections  # config area: config/env/launch/request
 
-    validate_sections(doc)
+    rules_typed = validate_sections(doc)
     try:
         settings = packs_schema.parse(data)
     except packs_schema.SectionError as exc:
@@ -316,6 +339,7 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
         source=doc,
         names=(name,),
         settings=settings,
+        rules=rules_typed,
     )
 
 

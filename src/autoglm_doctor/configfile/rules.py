@@ -372,19 +372,42 @@ def request_policy(sections: Mapping[str, Any]) -> RequestPolicy:
     )
 
 
-def validate_sections(doc: yamlpos.Positioned) -> None:
-    """Check a pack's config/env/launch/request sections; raises :class:`yamlpos.YamlError` with the line."""
+@dataclass(frozen=True, slots=True)
+class PackRules:
+    """A pack's rule sections, typed once when it loads: what the config checks read."""
+
+    config: tuple[ValueRule, ...] = ()
+    """``config.keys``."""
+    secrets: SecretPolicy = SecretPolicy()
+    """``config.secrets``."""
+    env: tuple[ValueRule, ...] = ()
+    """``env``."""
+    launch: LaunchRules = LaunchRules()
+    """``launch``."""
+    request: RequestPolicy = RequestPolicy()
+    """``request``."""
+
+
+def pack_rules(sections: Mapping[str, Any]) -> PackRules:
+    """Every rule section of a pack, typed; raises :class:`RuleError` (with where) at the first malformed one."""
+    config = _section(sections, "config")
+    unknown = sorted(set(map(str, config)) - {"keys", "secrets"})
+    if unknown:
+        raise RuleError(("config", unknown[0]), f"unknown key {unknown[0]!r} (known: keys, secrets)")
+    return PackRules(
+        config=config_rules(sections),
+        secrets=secret_policy(sections),
+        env=env_rules(sections),
+        launch=launch_rules(sections),
+        request=request_policy(sections),
+    )
+
+
+def validate_sections(doc: yamlpos.Positioned) -> PackRules:
+    """A pack's config/env/launch/request sections, typed; raises :class:`yamlpos.YamlError` with the line."""
     data = doc.data if isinstance(doc.data, dict) else {}
     try:
-        config = _section(data, "config")
-        unknown = sorted(set(map(str, config)) - {"keys", "secrets"})
-        if unknown:
-            raise RuleError(("config", unknown[0]), f"unknown key {unknown[0]!r} (known: keys, secrets)")
-        config_rules(data)
-        secret_policy(data)
-        env_rules(data)
-        launch_rules(data)
-        request_policy(data)
+        return pack_rules(data)
     except RuleError as exc:
         raise doc.error(exc.path, str(exc)) from None
 
