@@ -16,9 +16,9 @@ module's parse of two sections; typer is held below 0.29 for the same reason (py
 dependency, and its gain (speed on large documents) does not apply to three sections of a few keys.
 A few dozen lines give messages that say the accepted range in the user's terms.
 
-The other sections (``config``, ``env``, ``launch``, ``request``) are rules, checked by
-:func:`autoglm_doctor.configfile.rules.validate_sections` with the same refusals (NaN, infinities,
-absurd sizes).
+The other sections (``config``, ``env``, ``launch``, ``request``) are rules, typed by
+:func:`autoglm_doctor.configfile.rules.validate_sections` into ``Pack.rules`` with the same
+refusals (NaN, infinities, absurd sizes).
 """
 
 from __future__ import annotations
