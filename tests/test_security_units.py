@@ -411,7 +411,7 @@ def test_security_doc_states_the_bounds_in_force() -> None:
 def test_security_doc_states_the_endpoint_reply_and_tool_bounds() -> None:
     """The bounds of issue 23 (endpoint JSON, the model's reply, device tools) as the code has them."""
     from autoglm_doctor.checks.devices import SCREENSHOT_CAP_BYTES, TOOL_TEXT_CAP_BYTES, WDA_BODY_CAP_BYTES
-    from autoglm_doctor.checks.service import DEFAULT_TIMEOUT_S
+    from autoglm_doctor.packs_schema import ServiceSettings
     from autoglm_doctor.phone import actions, chat, openai_shapes
 
     doc = (Path(__file__).parent.parent / "docs" / "security.md").read_text(encoding="utf-8")
@@ -420,7 +420,7 @@ def test_security_doc_states_the_endpoint_reply_and_tool_bounds() -> None:
     assert f"{SCREENSHOT_CAP_BYTES // mib} MiB for a screenshot" in doc
     assert f"| {safeio.LIMITS['screenshot'] // mib} MiB |" in doc
     assert f"{WDA_BODY_CAP_BYTES / mib:.1f} MiB" in doc
-    assert f"default\n{DEFAULT_TIMEOUT_S:g} s" in doc
+    assert f"default\n{ServiceSettings().timeout:g} s" in doc
     assert f"event lines up to {chat.STREAM_LINE_MAX_BYTES // mib} MiB" in doc
     assert f"the stream up to {chat.STREAM_MAX_BYTES // mib} MiB" in doc
     assert f"**{openai_shapes.MODELS_MAX}** models" in doc

@@ -25,6 +25,7 @@ import shlex
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from autoglm_doctor import safeio
 from autoglm_doctor.checks._util import pip_install

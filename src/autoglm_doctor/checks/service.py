@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.phone.actions import has_action_marker, judge_reply
-from autoglm_doctor.phone.chat import CLIENT_MAX_TOKENS, StepExchange, agent_payload, error_message, stream_chat
+from autoglm_doctor.phone.chat import StepExchange, agent_payload, error_message, stream_chat
 from autoglm_doctor.phone.openai_shapes import MODELS_MAX, ModelCard, NotOpenAIShape, model_list, quote
 from autoglm_doctor.phone.prompt import DOCTOR_PROMPT, TASK, client_prompt
 from autoglm_doctor.phone.screenshot import PHONE_SIZE, image_size, synthetic_png
@@ -315,10 +315,10 @@ class StepSettings:
 
 
 def step_settings(ctx: CheckContext) -> StepSettings:
-    """The pack's service settings with their defaults."""
+    """The pack's service settings with their defaults; --endpoint-timeout over the pack's timeout."""
     service = ctx.pack.settings.service  # typed and range-checked when the pack loaded
     return StepSettings(
-        timeout=service.timeout,
+        timeout=_timeout(ctx),
         max_tokens=service.max_tokens,
         step_budget=service.step_budget,
         action_required=service.action_required,
