@@ -30,10 +30,16 @@ def _codes(results, check_id: str = "config.values") -> list[str]:  # type: igno
         ("config:\n  keys:\n    port:\n      recommend: {above: 3}\n", 6, "'recommend' is a mapping"),
         ("config:\n  keys:\n    port: {pattern: '('}\n", 5, "bad regular expression"),
         ("config:\n  rules: {}\n", 4, "unknown key 'rules'"),
-        ("config:\n  secrets: {min_length: 0}\n", 4, "'min_length' must be a positive integer"),
+        ("config:\n  secrets: {min_length: 0}\n", 4, "'config.secrets.min_length' must be a whole number from 1"),
         ("env:\n  BAD-NAME: {required: true}\n", 4, "not an environment variable name"),
         ("launch:\n  memory:\n    - {flag: max-model-len}\n", 5, "a memory row needs"),
-        ("request:\n  max_items: -1\n", 4, "'max_items' must be a positive integer"),
+        ("request:\n  max_items: -1\n", 4, "'request.max_items' must be a whole number from 1 to 1000000 (got -1)"),
+        ("request:\n  max_items: 1e400\n", 4, "'request.max_items' must be a whole number"),
+        ("config:\n  keys:\n    port: {min: .nan}\n", 5, "'config.keys.port.min' must be a finite number"),
+        ("config:\n  keys:\n    port: {max: .inf}\n", 5, "(got .inf)"),
+        ("env:\n  N: {max: 1" + "0" * 400 + "}\n", 4, "(got an integer of more than 60 digits)"),
+        ("launch:\n  memory:\n    - {below_gib: .nan, flag: max-model-len, max: 2}\n", 5, "(got .nan)"),
+        ("launch:\n  memory:\n    - {below_gib: -1, flag: max-model-len, max: 2}\n", 5, "positive number of GiB"),
     ],
 )
 def test_malformed_rules_are_pack_errors_with_file_and_line(tmp_path: Path, body: str, line: int, words: str) -> None:

@@ -82,12 +82,12 @@ def test_isolated_child_does_not_import_the_working_directory(tmp_path: Path) ->
 
 @LINUX
 def test_adb_flood_and_hang_are_bounded(tmp_path: Path) -> None:
-    from autoglm_doctor.checks.devices import TOOL_OUTPUT_CAP_BYTES, AdbTimeout, run_adb
+    from autoglm_doctor.checks.devices import TOOL_TEXT_CAP_BYTES, AdbTimeout, run_adb
 
     flood = fake_interpreter(tmp_path / "adb", "yes adb")
     started = time.monotonic()
     code, text = run_adb(str(flood), "devices", timeout=5)
-    assert code != 0 and "it was stopped" in text and len(text) < TOOL_OUTPUT_CAP_BYTES
+    assert code != 0 and "it was stopped" in text and len(text) < TOOL_TEXT_CAP_BYTES
     hang = fake_interpreter(tmp_path / "adb2", "setsid sleep 150 &\nsleep 150")
     with pytest.raises(AdbTimeout):
         run_adb(str(hang), "devices", timeout=1)
@@ -406,6 +406,51 @@ def test_security_doc_states_the_bounds_in_force() -> None:
     assert f"{SMOKE_TIMEOUT_MAX:,.0f} s" in doc
     assert f"**{MAX_REFERENCES}**" in doc and f"**{MAX_ENV_DIAGNOSTICS}**" in doc
     assert f"{procs.OUTPUT_CAP_BYTES >> 20} MiB" in doc and f"{procs.REAP_WAIT_S:g} s" in doc
+
+
+def test_security_doc_states_the_endpoint_reply_and_tool_bounds() -> None:
+    """The bounds of issue 23 (endpoint JSON, the model's reply, device tools) as the code has them."""
+    from autoglm_doctor.checks.devices import SCREENSHOT_CAP_BYTES, TOOL_TEXT_CAP_BYTES, WDA_BODY_CAP_BYTES
+    from autoglm_doctor.packs_schema import ServiceSettings
+    from autoglm_doctor.phone import actions, chat, openai_shapes
+
+    doc = (Path(__file__).parent.parent / "docs" / "security.md").read_text(encoding="utf-8")
+    mib = safeio.MiB
+    assert "1 MiB for the text a device tool prints" in doc and TOOL_TEXT_CAP_BYTES == 1 * mib
+    assert f"{SCREENSHOT_CAP_BYTES // mib} MiB for a screenshot" in doc
+    assert f"| {safeio.LIMITS['screenshot'] // mib} MiB |" in doc
+    assert f"{WDA_BODY_CAP_BYTES / mib:.1f} MiB" in doc
+    assert f"default\n{ServiceSettings().timeout:g} s" in doc
+    assert f"event lines up to {chat.STREAM_LINE_MAX_BYTES // mib} MiB" in doc
+    assert f"the stream up to {chat.STREAM_MAX_BYTES // mib} MiB" in doc
+    assert f"**{openai_shapes.MODELS_MAX}** models" in doc
+    assert f"at most **{openai_shapes.QUOTE_CHARS}**" in doc and f"cut at {openai_shapes.MESSAGE_CHARS}" in doc
+    assert f"**{actions.REPLY_MAX_CHARS:,}** characters" in doc
+    assert f"**{actions.ACTION_MAX_CHARS:,}** characters" in doc
+    assert f"**{actions.ACTION_MAX_STRUCTURE}** brackets" in doc
+    assert f"`{procs.MARK_VARIABLE}`" in doc
+
+
+def test_security_doc_states_the_pack_and_fix_bounds_in_force() -> None:
+    """The pack ranges, the resolver's archive cap and the probe's nesting limit, as the code has them."""
+    from autoglm_doctor import packs_schema as ps
+    from autoglm_doctor.configfile import rules
+    from autoglm_doctor.fix.resolve import ARCHIVE_SIZE_LIMIT
+    from autoglm_doctor.probe import _script
+
+    doc = (Path(__file__).parent.parent / "docs" / "security.md").read_text(encoding="utf-8")
+    assert f"**{ps.SECONDS_MIN:g} to {ps.DEVICE_SECONDS_MAX:g}**" in doc
+    assert f"**{ps.SECONDS_MIN:g} to {ps.SERVICE_SECONDS_MAX:g}**" in doc
+    assert f"**1 to {ps.MAX_TOKENS_MAX}**" in doc and f"**1 to {ps.SMOKE_TOKENS_MAX}**" in doc
+    assert f"**{ps.NAME_MAX}**" in doc and f"**{ps.TEXT_MAX}**" in doc
+    assert f"**±{float(rules.NUMBER_LIMIT):g}**" in doc and f"**1 to {rules.MAX_ITEMS_LIMIT}**" in doc
+    assert f"**{ARCHIVE_SIZE_LIMIT >> 30} GiB**" in doc
+    assert f"**{_script.NESTING_LIMIT}**" in doc
+    # every key of the schema is in the table, and the table names no key the schema lacks
+    table = doc.split("### Packs: typed when they load", 1)[1].split("###", 1)[0]
+    for section, (_record, validators) in ps.SCHEMA.items():
+        for key in validators:
+            assert f"`{key}`" in table, (section, key)
 
 
 SECRET_URL = "http://u:p@ss@word@127.0.0.1:9/v1"

@@ -26,10 +26,16 @@ ERROR_BODY_BYTES = 1 << 16
 """The most of an HTTP error's body read (it is quoted in a finding)."""
 
 
-class _Watchdog:
-    """Shuts down every socket of one request when its deadline passes."""
+class Watchdog:
+    """Shuts down every socket of one exchange when its deadline passes.
+
+    It holds each socket itself: http.client drops ``conn.sock`` once a response that ends with
+    the connection (HTTP/1.0, no length) is under way, and a watchdog that looked there found
+    nothing to shut, so a stream trickled a byte a second ran on for minutes past the deadline.
+    """
 
     def __init__(self, timeout: float) -> None:
+        """Start the timer: ``timeout`` seconds from now every watched socket is shut down."""
         self.deadline = time.monotonic() + timeout
         self.fired = False
         self._sockets: list[socket.socket] = []
@@ -39,6 +45,7 @@ class _Watchdog:
         self._timer.start()
 
     def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down at the deadline (at once when it has passed)."""
         with self._lock:
             self._sockets.append(sock)
             fired = self.fired
@@ -46,6 +53,7 @@ class _Watchdog:
             self._shut(sock)
 
     def remaining(self) -> float:
+        """Seconds left (at least a millisecond, so that a socket timeout stays valid)."""
         return max(0.001, self.deadline - time.monotonic())
 
     def _fire(self) -> None:
@@ -60,11 +68,19 @@ class _Watchdog:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
 
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline has passed (whether or not the timer has run yet)."""
+        return self.fired or time.monotonic() >= self.deadline
+
     def cancel(self) -> None:
+        """Stop the timer (the exchange is over)."""
         self._timer.cancel()
 
 
-def _connection_class(base: type[http.client.HTTPConnection], watchdog: _Watchdog) -> Any:
+def watched_connection(base: type[http.client.HTTPConnection], watchdog: Watchdog) -> Any:
+    """A subclass of ``base`` whose sockets ``watchdog`` shuts down at its deadline; connecting counts too."""
+
     class Watched(base):  # type: ignore[valid-type,misc]
         def connect(self) -> None:
             self.timeout = watchdog.remaining()  # connecting counts against the same deadline
@@ -115,9 +131,9 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
-def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
-    watched_http = _connection_class(http.client.HTTPConnection, watchdog)
-    watched_https = _connection_class(http.client.HTTPSConnection, watchdog)
+def _opener(watchdog: Watchdog) -> urllib.request.OpenerDirector:
+    watched_http = watched_connection(http.client.HTTPConnection, watchdog)
+    watched_https = watched_connection(http.client.HTTPSConnection, watchdog)
 
     class HTTPHandler(urllib.request.HTTPHandler):
         def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
@@ -139,7 +155,7 @@ def urlopen(req: urllib.request.Request, timeout: float) -> Iterator[http.client
     that fails once the deadline has passed. Reads of the response inside the ``with`` block
     are under the same deadline.
     """
-    watchdog = _Watchdog(timeout)
+    watchdog = Watchdog(timeout)
     try:
         try:
             with _opener(watchdog).open(req, timeout=timeout) as resp:  # noqa: S310 - the user's own endpoint

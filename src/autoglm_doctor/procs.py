@@ -11,7 +11,12 @@ A child (:class:`Child`) is
   pipes is found through ``/proc`` and killed too, so the run ends on time (before, a
   ``setsid sleep 150 &`` in a probed interpreter held the run for 150 s);
 - registered while it runs, so that SIGINT/SIGTERM (:func:`kill_all`, called by the CLI) leaves
-  nothing behind.
+  nothing behind;
+- marked: its environment carries :data:`MARK_VARIABLE` with a value of its own, which everything
+  it starts inherits. When it is killed for its deadline or its cap, every process still carrying
+  the mark is killed too (found through ``/proc``): a hung tool's daemon that left the group and
+  closed the pipes (``setsid sleep 150 >/dev/null &``) outlived the run before. A child that ends
+  by itself keeps what it started on purpose outside its group (adb's server stays, as adb means).
 
 Python children run with ``PYTHONDONTWRITEBYTECODE=1`` (:func:`child_environment`), which
 reaches every Python they start too: the doctor never writes ``__pycache__`` into what it inspects.
@@ -30,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +46,8 @@ EXIT_GRACE_S = 1.0
 """After the child exits, how long its pipes may stay open (held by something it started)."""
 REAP_WAIT_S = 5.0
 """How long to wait for a killed child to be reaped before giving up on it."""
+MARK_VARIABLE = "AUTOGLM_DOCTOR_CHILD"
+"""Environment variable marking a child and everything it starts (a random value per child)."""
 
 _live: dict[int, subprocess.Popen[bytes]] = {}
 _lock = threading.Lock()
@@ -114,6 +122,9 @@ class Child:
         """Start ``argv``; raises OSError when it cannot be started."""
         self.started = time.monotonic()
         self.feed = feed
+        self.mark = uuid.uuid4().hex
+        marked = dict(os.environ if env is None else env)
+        marked[MARK_VARIABLE] = self.mark
         if _stopping.is_set():
             raise OSError(errno.ECANCELED, "the doctor is stopping (interrupted)")
         self.proc = subprocess.Popen(  # noqa: S603 - every caller passes a resolved tool or interpreter
@@ -122,7 +133,7 @@ class Child:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=marked,
             start_new_session=os.name == "posix",
         )
         with _lock:
@@ -162,6 +173,8 @@ class Child:
                 with contextlib.suppress(OSError):
                     pipe.close()
         killed = timed_out or truncated
+        if killed:
+            kill_marked(self.mark)
         return Completed(
             returncode=None if killed else proc.returncode,
             stdout=bytes(outs.get(out_fd, b"")),
@@ -303,6 +316,34 @@ def kill_all(*, final: bool = False) -> int:
     return len(procs)
 
 
+def kill_marked(mark: str) -> list[int]:
+    """SIGKILL every process (of ours to read, Linux ``/proc``) whose environment carries ``mark``; their pids."""
+    needle = f"{MARK_VARIABLE}={mark}".encode()
+    killed = []
+    for pid in _other_processes():
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if needle not in handle.read():
+                    continue
+            os.kill(pid, signal.SIGKILL)
+        except OSError:  # gone, or not ours to read or signal
+            continue
+        killed.append(pid)
+    _await_gone(killed)
+    return killed
+
+
+def _other_processes() -> list[int]:
+    """Every process but this one, from Linux ``/proc`` (none elsewhere, or when it cannot be listed)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    me = os.getpid()
+    try:
+        return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
+    except OSError:
+        return []
+
+
 def _await_gone(pids: list[int], bound_s: float = 1.0) -> None:
     """Wait (at most ``bound_s``) until killed processes that are not our children have exited."""
     deadline = time.monotonic() + bound_s
@@ -323,15 +364,8 @@ def _pipe_holders(fds: list[int]) -> list[int]:
     for fd in fds:
         with contextlib.suppress(OSError):
             wanted.add(f"pipe:[{os.fstat(fd).st_ino}]")
-    me = os.getpid()
     found = []
-    try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return []
-    for pid in pids:
-        if pid == me:
-            continue
+    for pid in _other_processes():
         folder = f"/proc/{pid}/fd"
         try:
             links = os.listdir(folder)

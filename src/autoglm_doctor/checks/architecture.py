@@ -77,7 +77,8 @@ def _knows(files: TransformersFiles | None, tf: Distribution, model_type: str) -
         return model_type in files.model_types, f"its registry ({files.path}/models/auto)"
     first = kb.first_release_knowing(model_type)
     version = parse_version(tf.version)
-    where = "knowledge/transformers_registry.yaml (its own files could not be read)"
+    why = f": {'; '.join(files.problems)}" if files is not None and files.problems else ""
+    where = f"knowledge/transformers_registry.yaml (its own files could not be read{why})"
     if first is None or version is None:
         return None, where
     return version >= Version(first), where

@@ -21,11 +21,6 @@ from autoglm_doctor.configfile.rules import (
     SecretPolicy,
     ValueRule,
     check_value,
-    config_rules,
-    env_rules,
-    launch_rules,
-    request_policy,
-    secret_policy,
     show,
 )
 from autoglm_doctor.context import CheckContext, need_reason
@@ -137,7 +132,7 @@ def config_syntax(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 def config_env(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Every ${VAR} in the config is well formed and set (or has a default); the pack's env variables are valid."""
     facts = snap.config
-    rules = env_rules(ctx.pack.sections)
+    rules = ctx.pack.rules.env  # typed when the pack loaded
     if (facts is None or not facts.path) and not rules:
         raise Skip(need_reason("config", ctx))
     unset_is_fine = ctx.options.no_env
@@ -251,13 +246,11 @@ def config_values(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     if not parsed and vllm is None:
         raise _unparsed_skip(facts, ctx)
     if facts is not None and facts.parsed:
-        sections = ctx.pack.sections
-        rules = config_rules(sections)
-        launch = launch_rules(sections)
+        rules, launch = ctx.pack.rules.config, ctx.pack.rules.launch  # typed when the pack loaded
         yield from _pack_rules(facts, rules)
         if not facts.engine:  # a launch command's flags are the engine's to judge (_launch)
             yield from _unknown_keys(facts, rules, launch)
-        yield from _secrets(facts, secret_policy(sections))
+        yield from _secrets(facts, ctx.pack.rules.secrets)
         yield from _model_cross_checks(snap, facts)
         yield from _implied_packages(snap, ctx, facts)
         yield from _bf16_on_cpu(snap, facts)
@@ -917,7 +910,7 @@ def config_request(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     path = ctx.options.request
     if path is None:
         raise Skip("no sample request (pass --request FILE)")
-    yield from lint_request(path, request_policy(ctx.pack.sections))
+    yield from lint_request(path, ctx.pack.rules.request)
 
 
 def lint_request(path: Path, policy: RequestPolicy) -> Iterator[Finding]:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from autoglm_doctor import safeio
 from autoglm_doctor.checks._util import pip_install
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.model import Finding, Skip, error, info, warning
@@ -35,8 +36,6 @@ from autoglm_doctor.registry import check
 from autoglm_doctor.safeio import loads_json
 
 PHONE_PACK = "open-autoglm-phone"
-ADB_TIMEOUT_S = 5.0
-ADB_KEYBOARD = "com.android.adbkeyboard/.AdbIME"
 SECURITY_SWITCH = (
     'turn on "USB debugging (Security settings)" in Developer options (Xiaomi/Redmi/POCO: MIUI/HyperOS; '
     "it needs a signed-in Mi account and a SIM), then replug the phone"
@@ -59,47 +58,54 @@ class Device:
     """model:..., transport_id:..., as adb printed them."""
 
 
-def _section(ctx: CheckContext) -> dict[str, Any]:
-    section = ctx.pack.sections.get("devices")
-    return section if isinstance(section, dict) else {}
-
-
 def run_adb(adb: str, *args: str, timeout: float) -> tuple[int, str]:
     """Run one adb command; (exit status, stdout+stderr). Raises AdbTimeout after ``timeout`` seconds."""
     code, out = _run([adb, *args], timeout, merge_stderr=True)
     return code, out.decode("utf-8", errors="replace")
 
 
-TOOL_OUTPUT_CAP_BYTES = 32 << 20
-"""The most of a device tool's output read: a phone screenshot is a few MiB, adb once printed 6 GB in 5 s."""
+TOOL_TEXT_CAP_BYTES = 1 << 20
+"""The most of a device tool's text output read (device lists, input methods, hdc's messages): a real one
+is a few KiB; adb once printed 6 GB in 5 s."""
+SCREENSHOT_CAP_BYTES = safeio.LIMITS["screenshot"]
+"""The most of a screenshot read, however it arrives (adb's streamed PNG, the file hdc receives, the image in
+WebDriverAgent's JSON): a 1440x3200 phone's PNG is 2 to 10 MiB, larger than any text a tool prints."""
+WDA_BODY_CAP_BYTES = SCREENSHOT_CAP_BYTES * 4 // 3 + (1 << 20)
+"""The most of a WebDriverAgent answer read: a screenshot's base64 and its JSON around it."""
 
 
-def _run(argv: list[str], timeout: float, *, merge_stderr: bool) -> tuple[int, bytes]:
+def _run(argv: list[str], timeout: float, *, merge_stderr: bool, cap: int = TOOL_TEXT_CAP_BYTES) -> tuple[int, bytes]:
     """Run a device tool through :mod:`autoglm_doctor.procs` (own group, one deadline, capped output).
 
-    On timeout its whole group is killed and AdbTimeout raised; past the cap it is stopped (exit 1).
+    On timeout its whole group is killed and AdbTimeout raised; past ``cap`` it is stopped (exit 1).
     """
     from autoglm_doctor import procs
 
     try:
-        done = procs.run(argv, timeout=timeout, merge_stderr=merge_stderr, cap=TOOL_OUTPUT_CAP_BYTES)
+        done = procs.run(argv, timeout=timeout, merge_stderr=merge_stderr, cap=cap)
     except OSError as exc:
         return 127, f"cannot run {argv[0]}: {exc.strerror or exc}".encode()
     tool = os.path.basename(argv[0])
     if done.timed_out:
         raise AdbTimeout(f"`{tool} {' '.join(argv[1:])}` did not answer within {timeout:g} s")
     if done.truncated:
-        note = f"\n({tool} printed more than {TOOL_OUTPUT_CAP_BYTES >> 20} MiB; it was stopped)"
+        note = f"\n({tool} printed more than {cap >> 20} MiB; it was stopped)"
         return 1, done.stdout[:2000] + note.encode()
     code = done.returncode if done.returncode is not None else 1
     # a screenshot's bytes stay clean on success; on failure the tool's complaint is what matters
     return code, done.stdout if merge_stderr or code == 0 else done.stdout + done.stderr
 
 
+DEVICES_MAX = 256
+"""The most devices read from one listing (adb serves 16 USB devices a hub; a flood is not a device list)."""
+
+
 def parse_devices(text: str) -> list[Device]:
-    """The devices in ``adb devices -l`` output (daemon chatter and the header skipped)."""
-    found = []
+    """The devices in ``adb devices -l`` output (daemon chatter and the header skipped), at most :data:`DEVICES_MAX`."""
+    found: list[Device] = []
     for line in text.splitlines():
+        if len(found) >= DEVICES_MAX:
+            break
         line = line.strip()
         if not line or line.startswith("*") or line.lower().startswith("list of devices"):
             continue
@@ -176,9 +182,8 @@ def adb_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     The device the agent will use must be unambiguous: one attached, or PHONE_AGENT_DEVICE_ID names it.
     """
     _applies(snap, ctx)
-    section = _section(ctx)
-    timeout = float(section.get("adb_timeout") or ADB_TIMEOUT_S)
-    keyboard = str(section.get("keyboard") or ADB_KEYBOARD)
+    timeout = ctx.pack.settings.devices.adb_timeout  # typed and range-checked when the pack loaded
+    keyboard = ctx.pack.settings.devices.keyboard
     adb = shutil.which("adb")
     if adb is None:
         yield error(
@@ -396,7 +401,7 @@ def choose_target(targets: list[str], wanted: str) -> tuple[str | None, Finding 
 def hdc_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Hdc is on PATH; ``hdc list targets`` lists one target, or PHONE_AGENT_DEVICE_ID names a listed one."""
     _applies_to(snap, ctx, "hdc")
-    timeout = float(_section(ctx).get("hdc_timeout") or HDC_TIMEOUT_S)
+    timeout = ctx.pack.settings.devices.hdc_timeout
     hdc = shutil.which("hdc")
     if hdc is None:
         yield error(
@@ -444,6 +449,49 @@ def wda_url(snap: Snapshot) -> str:
     return (snap.env.get("PHONE_AGENT_WDA_URL") or WDA_DEFAULT_URL).rstrip("/")
 
 
+@dataclass(frozen=True, slots=True)
+class WdaStatus:
+    """What WebDriverAgent's ``GET /status`` says: ``{"value": {"ready": ..., "os": {"version": ...}}}``."""
+
+    ready: bool | None = None
+    """``value.ready``; None when it is absent or not a boolean."""
+    os_version: str | None = None
+    """``value.os.version`` (at most 40 characters); None when absent or not a string."""
+
+
+def _wda_value(body: bytes) -> Any:
+    try:
+        data = loads_json(body)
+    except ValueError:  # not JSON, nested too deeply, a number too long to read
+        return None
+    return data.get("value") if isinstance(data, dict) else None
+
+
+def wda_status(body: bytes) -> WdaStatus:
+    """``GET /status``'s body, typed; anything else in it is ignored, never raises."""
+    value = _wda_value(body)
+    if not isinstance(value, dict):
+        return WdaStatus()
+    ready = value.get("ready")
+    os_info = value.get("os")
+    version = os_info.get("version") if isinstance(os_info, dict) else None
+    return WdaStatus(
+        ready=ready if isinstance(ready, bool) else None,
+        os_version=version[:40] if isinstance(version, str) and version else None,
+    )
+
+
+def wda_screenshot(body: bytes) -> bytes:
+    """The image in ``GET /screenshot``'s body (``{"value": "<base64>"}``); empty when there is none."""
+    value = _wda_value(body)
+    if not isinstance(value, str):
+        return b""
+    try:
+        return base64.b64decode(value)
+    except ValueError:  # binascii.Error: not base64
+        return b""
+
+
 def wda_get(url: str, timeout: float) -> tuple[int | None, bytes, str]:
     """(status, body, failure detail) of one GET to WebDriverAgent; never raises."""
     import urllib.error
@@ -453,7 +501,7 @@ def wda_get(url: str, timeout: float) -> tuple[int | None, bytes, str]:
 
     try:  # one deadline for the whole exchange (httpclient), not one per read
         with httpclient.urlopen(urllib.request.Request(url), timeout) as resp:  # noqa: S310 - the user's own WDA
-            return resp.status, resp.read(64 << 20), ""
+            return resp.status, resp.read(WDA_BODY_CAP_BYTES), ""
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(1 << 16) if exc.fp else b"", str(exc.reason)
     except (urllib.error.URLError, OSError, ValueError) as exc:
@@ -482,7 +530,7 @@ def ios_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             expected="requests>=2.31.0",
         )
     url = wda_url(snap)
-    timeout = float(_section(ctx).get("wda_timeout") or HDC_TIMEOUT_S)
+    timeout = ctx.pack.settings.devices.wda_timeout
     status, body, detail = wda_get(f"{url}/status", timeout)
     if status is None:
         yield error(
@@ -503,13 +551,9 @@ def ios_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             expected="HTTP 200",
         )
         return
-    try:
-        value = loads_json(body).get("value") or {}
-    except (ValueError, AttributeError):
-        value = {}
-    ready = value.get("ready") if isinstance(value, dict) else None
-    os_info = value.get("os", {}) if isinstance(value, dict) else {}
-    where = f"iOS {os_info.get('version')}" if isinstance(os_info, dict) and os_info.get("version") else "an iPhone"
+    answer = wda_status(body)
+    where = f"iOS {answer.os_version}" if answer.os_version else "an iPhone"
+    ready = answer.ready
     if ready is False:
         yield error(
             "devices.wda-not-ready",
@@ -544,9 +588,9 @@ class NoDevice(Exception):  # noqa: N818 - a reason to skip, not an error
     """There is no device to take a screenshot from; the message says why."""
 
 
-def run_binary(argv: list[str], timeout: float) -> tuple[int, bytes]:
-    """Run one device-tool command and keep its stdout as bytes (a PNG); raises AdbTimeout."""
-    return _run(argv, timeout, merge_stderr=False)
+def run_binary(argv: list[str], timeout: float, *, cap: int = TOOL_TEXT_CAP_BYTES) -> tuple[int, bytes]:
+    """Run one device-tool command, its stdout kept as bytes (a PNG with a screenshot's ``cap``); raises AdbTimeout."""
+    return _run(argv, timeout, merge_stderr=False, cap=cap)
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -614,7 +658,7 @@ def take_screenshot(snap: Snapshot, ctx: CheckContext) -> Screen:
 
     kind = device_type(snap)
     wanted = snap.env.get("PHONE_AGENT_DEVICE_ID", "").strip()
-    timeout = float(_section(ctx).get("screenshot_timeout") or 10.0)
+    timeout = ctx.pack.settings.devices.screenshot_timeout
     if kind == "ios":
         url = wda_url(snap)
         status, _, detail = wda_get(f"{url}/status", HDC_TIMEOUT_S)
@@ -623,10 +667,7 @@ def take_screenshot(snap: Snapshot, ctx: CheckContext) -> Screen:
                 f"no device: WebDriverAgent does not answer at {url} ({detail or f'HTTP {status}'}; see devices.ios)"
             )
         status, body, detail = wda_get(f"{url}/screenshot", timeout)
-        try:
-            image = base64.b64decode(loads_json(body)["value"]) if status == 200 else b""
-        except (ValueError, KeyError, TypeError):
-            image = b""
+        image = wda_screenshot(body) if status == 200 else b""
         if not image_size(image):
             return Screen(
                 None,
@@ -661,7 +702,7 @@ def take_screenshot(snap: Snapshot, ctx: CheckContext) -> Screen:
             )
         if tool == "adb":
             command = ["-s", serial, "exec-out", "screencap", "-p"]
-            code, image = run_binary([path, *command], timeout)
+            code, image = run_binary([path, *command], timeout, cap=SCREENSHOT_CAP_BYTES)
             split = image_after_text(image) if code == 0 else None
             if split is not None and image_size(split[1]):
                 # screencap warned first (several displays, no -d) and then wrote the first display's image
@@ -700,11 +741,14 @@ def _hdc_screenshot(hdc: str, target: str, timeout: float) -> Screen:
             code, out = run_binary([hdc, "-t", target, "file", "recv", HDC_SCREENSHOT, local], timeout)
         finally:
             run_binary([hdc, "-t", target, "shell", "rm", "-f", HDC_SCREENSHOT], timeout)
-        try:
-            with open(local, "rb") as handle:
-                image = handle.read()
-        except OSError:
-            image = b""
+        if code != 0:
+            return Screen(None, device, _screenshot_failed(device, f"hdc file recv {HDC_SCREENSHOT}", out))
+        try:  # what hdc left there is read like any file: a link to a device, a FIFO or 8 GB is refused
+            image = safeio.read_bytes(local, "screenshot")
+        except OSError as exc:
+            refused = isinstance(exc, safeio.RefusedFile | IsADirectoryError)  # strerror says "is ..."
+            why = f"the received file {'' if refused else 'cannot be read: '}{exc.strerror}"
+            return Screen(None, device, _screenshot_failed(device, f"hdc file recv {HDC_SCREENSHOT}", why.encode()))
     if not image_size(image):
         return Screen(None, device, _screenshot_failed(device, f"hdc file recv {HDC_SCREENSHOT}", out))
     return Screen(image, device)

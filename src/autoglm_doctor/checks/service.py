@@ -25,6 +25,7 @@ import json
 import math
 import os
 import re
+import shlex
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -34,18 +35,15 @@ from urllib.parse import urlparse
 
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.model import Finding, Skip, error, info, warning
-from autoglm_doctor.phone.actions import has_action_marker
-from autoglm_doctor.phone.chat import CLIENT_MAX_TOKENS, StepExchange, agent_payload, error_message, stream_chat
+from autoglm_doctor.phone.actions import has_action_marker, judge_reply
+from autoglm_doctor.phone.chat import StepExchange, agent_payload, error_message, stream_chat
+from autoglm_doctor.phone.openai_shapes import MODELS_MAX, ModelCard, NotOpenAIShape, model_list, quote
 from autoglm_doctor.phone.prompt import DOCTOR_PROMPT, TASK, client_prompt
 from autoglm_doctor.phone.screenshot import PHONE_SIZE, image_size, synthetic_png
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
 from autoglm_doctor.safeio import loads_json
 
-DEFAULT_TIMEOUT_S = 12.0
-"""Seconds one served check may take by default: endpoint + agent-step + auth (5 s) stay under 30 s."""
-DEFAULT_STEP_BUDGET_S = 10.0
-"""Seconds one agent step may take before service.endpoint warns."""
 AUTH_TIMEOUT_S = 5.0
 
 
@@ -72,11 +70,6 @@ class Answer:
             return loads_json(self.body.decode("utf-8"))
         except ValueError:  # not UTF-8, not JSON, nested too deeply, a number too long to read
             return None
-
-
-def _section(ctx: CheckContext) -> dict[str, Any]:
-    section = ctx.pack.sections.get("service")
-    return section if isinstance(section, dict) else {}
 
 
 def base_url(snap: Snapshot, ctx: CheckContext) -> str | None:
@@ -126,11 +119,7 @@ def _api_key(snap: Snapshot) -> str | None:
 def _timeout(ctx: CheckContext) -> float:
     if ctx.options.endpoint_timeout is not None:  # --endpoint-timeout, read and bounded by the command line
         return ctx.options.endpoint_timeout
-    value = _section(ctx).get("timeout", DEFAULT_TIMEOUT_S)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return DEFAULT_TIMEOUT_S
+    return ctx.pack.settings.service.timeout  # typed and range-checked when the pack loaded
 
 
 def request(url: str, *, timeout: float, payload: Any = None, token: str | None = None) -> Answer:
@@ -298,40 +287,8 @@ def explain_failure(
     )
 
 
-def judge_reply(text: str) -> tuple[str, str] | None:
-    """(code, why) when a reply is not a sound answer; None when it is.
-
-    Garbled: replacement or control characters, little that is a letter, or one word said
-    over and over. One word is not an answer (whether it is an action is judged apart).
-    """
-    stripped = text.strip()
-    if not stripped:
-        return "service.empty-reply", "the reply is empty"
-    visible = [ch for ch in stripped if not ch.isspace()]
-    odd = sum(1 for ch in visible if ch == "\ufffd" or (not ch.isprintable()))
-    letters = sum(1 for ch in visible if ch.isalpha())
-    words = stripped.split()
-    cjk = sum(1 for ch in visible if "\u3040" <= ch <= "\u9fff")
-    if odd / len(visible) > 0.05 or letters / len(visible) < 0.5:
-        return "service.garbled-reply", "the reply is mostly not text (stray bytes, symbols or control characters)"
-    if len(words) >= 6 and max(words.count(w) for w in set(words)) / len(words) > 0.5:
-        return "service.garbled-reply", "the reply repeats one word over and over"
-    if len(words) < 2 and cjk < 4:
-        return "service.one-word-reply", "the reply is a single word, not an answer"
-    return None
-
-
-def _reply_text(data: Any) -> str | None:
-    try:
-        content = data["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return content if isinstance(content, str) else ("" if content is None else str(content))
-
-
 def _model_name(snap: Snapshot, ctx: CheckContext) -> str | None:
-    name = snap.env.get("PHONE_AGENT_MODEL") or _section(ctx).get("model")
-    return str(name) if name else None
+    return snap.env.get("PHONE_AGENT_MODEL") or ctx.pack.settings.service.model
 
 
 def _chat_payload(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
@@ -358,20 +315,13 @@ class StepSettings:
 
 
 def step_settings(ctx: CheckContext) -> StepSettings:
-    """The pack's service settings with their defaults."""
-    section = _section(ctx)
-
-    def number(key: str, default: float) -> float:
-        try:
-            return float(section.get(key, default))
-        except (TypeError, ValueError):
-            return default
-
+    """The pack's service settings with their defaults; --endpoint-timeout over the pack's timeout."""
+    service = ctx.pack.settings.service  # typed and range-checked when the pack loaded
     return StepSettings(
         timeout=_timeout(ctx),
-        max_tokens=int(number("max_tokens", CLIENT_MAX_TOKENS)),
-        step_budget=number("step_budget", DEFAULT_STEP_BUDGET_S),
-        action_required=section.get("action_required") is True,
+        max_tokens=service.max_tokens,
+        step_budget=service.step_budget,
+        action_required=service.action_required,
     )
 
 
@@ -438,7 +388,7 @@ MODEL_NOT_FOUND = re.compile(r"does not exist|not found|pinned to|unknown model|
 
 def served_model(
     url: str, ctx: CheckContext, snap: Snapshot, deadline: float, token: str | None
-) -> tuple[list[Finding], tuple[str, dict[str, Any]] | None]:
+) -> tuple[list[Finding], tuple[str, ModelCard] | None]:
     """GET /models: (findings, the model name to ask and its model card, or None when there is none to ask)."""
     findings: list[Finding] = []
     chosen = None
@@ -452,7 +402,7 @@ def served_model(
 
 def _served(
     url: str, ctx: CheckContext, snap: Snapshot, deadline: float, token: str | None
-) -> Iterator[Finding | tuple[str, dict[str, Any]]]:
+) -> Iterator[Finding | tuple[str, ModelCard]]:
     """GET /models: yields findings, and last the (model name, its model card) to ask when there is one."""
     models_url = f"{url}/models"
     timeout = max(0.5, deadline - time.monotonic())
@@ -460,40 +410,61 @@ def _served(
     if answer.status != 200:
         yield explain_failure(answer, models_url, _timeout(ctx), "GET /models", url, token_sent=answer.token_sent)
         return
-    listing = answer.json()
-    cards = [m for m in listing.get("data", []) if isinstance(m, dict)] if isinstance(listing, dict) else []
-    served = [str(m.get("id")) for m in cards]
+    data = answer.json()
+    try:
+        listing = model_list(data)
+    except NotOpenAIShape as exc:
+        yield error(
+            "service.no-models",
+            f"GET {models_url} answered, but {exc if data is not None else 'not with JSON'}",
+            fix="point PHONE_AGENT_BASE_URL at the OpenAI-compatible API of the model server (its /v1)",
+            observed=quote(answer.body[:200].decode("utf-8", errors="replace")),
+            expected='{"object": "list", "data": [{"id": "<model name>", ...}]}',
+        )
+        return
+    served = listing.ids
     wanted = _model_name(snap, ctx)
     if not served:
         yield error(
             "service.no-models",
             f"GET {models_url} answered but lists no model",
             fix="point PHONE_AGENT_BASE_URL at the OpenAI-compatible API of the model server (its /v1)",
-            observed=answer.body[:200].decode("utf-8", errors="replace"),
+            observed=quote(answer.body[:200].decode("utf-8", errors="replace")),
         )
         return
     if wanted is None:
         wanted = served[0]
         yield warning(
             "service.model-unset",
-            f"PHONE_AGENT_MODEL is not set; the server serves {', '.join(served)}",
-            fix=f"export PHONE_AGENT_MODEL={served[0]}",
+            f"PHONE_AGENT_MODEL is not set; the server serves {_names(served)}",
+            fix=f"export PHONE_AGENT_MODEL={shlex.quote(served[0][:200])}",
         )
     elif wanted not in served:
         yield error(
             "service.model-not-served",
-            f"the client sends model name {wanted!r} but the server serves {', '.join(map(repr, served))}",
-            fix=f"export PHONE_AGENT_MODEL={served[0]}  (or restart the server with --served-model-name {wanted})",
-            observed=", ".join(served),
+            f"the client sends model name {wanted!r} but the server serves {_names(served, quoted=True)}",
+            fix=f"export PHONE_AGENT_MODEL={shlex.quote(served[0][:200])}  "
+            f"(or restart the server with --served-model-name {wanted})",
+            observed=_names(served),
             expected=wanted,
         )
         return
-    yield wanted, next(c for c in cards if str(c.get("id")) == wanted)
+    card = listing.card(wanted)
+    yield wanted, card if card is not None else ModelCard(id=wanted)
 
 
-def _context_check(card: dict[str, Any], need: int, max_tokens: int) -> Finding | None:
-    limit = card.get("max_model_len")
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0 or need <= limit:
+def _names(served: list[str], *, quoted: bool = False, shown: int = 10) -> str:
+    """The first ``shown`` served names, each cut to 200 characters, and how many more there are."""
+    names = [repr(n[:200]) if quoted else n[:200] for n in served[:shown]]
+    more = len(served) - shown
+    if more > 0:
+        names.append(f"and {more}{'+' if len(served) >= MODELS_MAX else ''} more")
+    return ", ".join(names)
+
+
+def _context_check(card: ModelCard, need: int, max_tokens: int) -> Finding | None:
+    limit = card.max_model_len
+    if limit is None or need <= limit:
         return None
     prompt_tokens = need - max_tokens
     return error(
@@ -586,7 +557,7 @@ def agent_step(
     settings: StepSettings,
     deadline: float,
     token: str | None,
-    card: dict[str, Any] | None = None,
+    card: ModelCard | None = None,
 ) -> tuple[list[Finding], StepExchange | None]:
     """Send one agent step; (findings about the exchange itself, the exchange when it gave a reply)."""
     size = image_size(image) or PHONE_SIZE
@@ -766,7 +737,7 @@ def endpoint_failed(ctx: CheckContext, *, unanswered_only: bool = False) -> bool
 
 
 def _auth_required(snap: Snapshot, ctx: CheckContext) -> bool:
-    return config_value(snap, "auth.require_token") is True or _section(ctx).get("require_token") is True
+    return config_value(snap, "auth.require_token") is True or ctx.pack.settings.service.require_token
 
 
 @check(

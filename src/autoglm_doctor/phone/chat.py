@@ -16,12 +16,14 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import ParseResult, unquote, urlparse
 
+from autoglm_doctor.phone import openai_shapes
+from autoglm_doctor.phone.actions import REPLY_MAX_CHARS
+from autoglm_doctor.phone.openai_shapes import MESSAGE_CHARS
 from autoglm_doctor.phone.prompt import TASK
 from autoglm_doctor.phone.screenshot import data_url
 from autoglm_doctor.safeio import loads_json
@@ -89,21 +91,13 @@ def agent_payload(model: str, system_prompt: str, image: bytes, max_tokens: int 
 
 
 def error_message(body: bytes) -> str:
-    """The server's own error text from an error body: OpenAI/vLLM ``error.message``, FastAPI ``detail``."""
+    """The server's own error text from an error body (:func:`openai_shapes.error_body`), else its first words."""
     text = body.decode("utf-8", errors="replace").strip()
     try:
-        data = loads_json(text)
+        found = openai_shapes.error_body(loads_json(text))
     except ValueError:  # not JSON, nested too deeply, a number too long to read
-        return " ".join(text.split())[:500]
-    if isinstance(data, dict):
-        inner = data.get("error")
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:500]
-        for key in ("message", "detail", "error"):
-            if data.get(key):
-                value = data[key]
-                return (value if isinstance(value, str) else json.dumps(value))[:500]
-    return " ".join(text.split())[:500]
+        found = None
+    return found.message if found is not None else " ".join(text[: 4 * MESSAGE_CHARS].split())[:MESSAGE_CHARS]
 
 
 def proxy_for(url: str) -> ParseResult | None:
@@ -115,6 +109,13 @@ def proxy_for(url: str) -> ParseResult | None:
     if not proxy or urllib.request.proxy_bypass(parsed.hostname or ""):
         return None
     return urlparse(proxy if "://" in proxy else f"http://{proxy}")
+
+
+def _too_long(size: int) -> str:
+    return (
+        f"the reply ran past {REPLY_MAX_CHARS:,} characters ({size:,} so far): more than the client's "
+        f"max_tokens ({CLIENT_MAX_TOKENS}) can produce"
+    )
 
 
 def _failure_kind(exc: BaseException) -> str:
@@ -135,9 +136,9 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
     """POST ``payload`` to ``url`` and read the event stream; never raises, never runs past ``timeout``."""
     import http.client
 
-    from autoglm_doctor.httpclient import split_userinfo
+    from autoglm_doctor import httpclient  # urllib.request pulls in ssl and email: only when an endpoint is asked
 
-    url, basic = split_userinfo(url)
+    url, basic = httpclient.split_userinfo(url)
     parsed = urlparse(url)
     secure = parsed.scheme == "https"
     connection_class = http.client.HTTPSConnection if secure else http.client.HTTPConnection
@@ -148,15 +149,16 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
         "User-Agent": "autoglm-doctor",
     }
     proxy = proxy_for(url)
+    tunnel: tuple[str, int, dict[str, str]] | None = None
     if proxy is None:
-        conn = connection_class(parsed.hostname or "localhost", parsed.port, timeout=timeout)
+        host, port = parsed.hostname or "localhost", parsed.port
     else:  # as the client's OpenAI SDK (httpx) does: HTTP(S)_PROXY unless NO_PROXY names the host
-        conn = connection_class(proxy.hostname or "localhost", proxy.port or 8080, timeout=timeout)
+        host, port = proxy.hostname or "localhost", proxy.port or 8080
         if proxy.username:
             credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
             headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
         if secure:
-            conn.set_tunnel(parsed.hostname or "localhost", parsed.port or 443, headers=headers.copy())
+            tunnel = (parsed.hostname or "localhost", parsed.port or 443, headers.copy())
             headers.pop("Proxy-Authorization", None)
         else:
             path = url  # a plain-HTTP proxy takes the absolute URL
@@ -165,21 +167,14 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
     if basic:  # as httpx does: the URL's own credentials replace the bearer token
         headers["Authorization"] = basic
     started = time.monotonic()
-    expired = threading.Event()
-
-    def cut_off() -> None:
-        expired.set()
-        sock = conn.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    watchdog = threading.Timer(timeout, cut_off)
-    watchdog.daemon = True
-    watchdog.start()
+    # one deadline for the whole exchange, whatever the framing: the watchdog holds every socket of the
+    # connection (http.client drops conn.sock for a response without length) and shuts it down in time
+    watchdog = httpclient.Watchdog(timeout)
+    conn = httpclient.watched_connection(connection_class, watchdog)(host, port, timeout=timeout)
+    if tunnel is not None:
+        conn.set_tunnel(*tunnel)
     text: list[str] = []
+    size = 0
     received = 0
     reasoning: list[str] = []
     ttft: float | None = None
@@ -201,12 +196,23 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
             chunks=chunks,
         )
 
+    def broken(detail: str) -> StepExchange:
+        return StepExchange(
+            status=200,
+            text="".join(text)[:4096],
+            failure="stream",
+            detail=detail,
+            ttft_s=ttft,
+            total_s=took(),
+            chunks=chunks,
+        )
+
     try:
         try:
             conn.request("POST", path or "/", body=json.dumps(payload).encode("utf-8"), headers=headers)
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
-            if expired.is_set():
+            if watchdog.expired:
                 return timed_out(f"no answer within {timeout:g} s")
             return StepExchange(
                 status=None, failure=_failure_kind(exc), detail=str(exc) or type(exc).__name__, total_s=took()
@@ -218,21 +224,28 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
                 body = b""
             return StepExchange(status=response.status, body=body, detail=response.reason, total_s=took())
         if "text/event-stream" not in (response.getheader("Content-Type") or ""):
-            raw = response.read(1 << 20)
             try:
-                data = loads_json(raw)
-                content = data["choices"][0]["message"].get("content") or ""
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-                return StepExchange(
-                    status=200, body=raw[:4096], failure="stream", detail="not an event stream", total_s=took()
-                )
-            return StepExchange(status=200, text=str(content), ttft_s=took(), total_s=took(), streamed=False)
+                raw = response.read(1 << 20)
+            except (OSError, http.client.HTTPException, ValueError):
+                raw = b""
+            if watchdog.expired:
+                return timed_out(f"no complete answer within {timeout:g} s")
+            try:
+                answer = openai_shapes.completion(loads_json(raw))
+            except openai_shapes.NotOpenAIShape as exc:
+                return broken(f"not an event stream, and {exc}")
+            except ValueError:  # not JSON, nested too deeply, a number too long to read
+                shown = openai_shapes.quote(raw[:200].decode("utf-8", "replace"))
+                return broken(f"not an event stream, nor a JSON completion: {shown}")
+            if len(answer.content) > REPLY_MAX_CHARS:
+                return broken(_too_long(len(answer.content)))
+            return StepExchange(status=200, text=answer.content, ttft_s=took(), total_s=took(), streamed=False)
         while True:
             try:
                 line = response.readline(STREAM_LINE_MAX_BYTES)  # a line without end cannot fill the memory
                 received += len(line)
             except (OSError, http.client.HTTPException, ValueError) as exc:
-                if expired.is_set():
+                if watchdog.expired:
                     return timed_out(f"the stream stalled; cut off at {timeout:g} s")
                 return StepExchange(
                     status=200,
@@ -242,18 +255,12 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
                     ttft_s=ttft,
                     total_s=took(),
                 )
-            if expired.is_set():
+            if watchdog.expired:
                 return timed_out(f"the stream was still running at {timeout:g} s")
             if received > STREAM_MAX_BYTES or len(line) >= STREAM_LINE_MAX_BYTES:
-                return StepExchange(
-                    status=200,
-                    text="".join(text)[:4096],
-                    failure="stream",
-                    detail=f"an event line over {STREAM_LINE_MAX_BYTES >> 20} MiB or a stream over "
-                    f"{STREAM_MAX_BYTES >> 20} MiB: not an agent's step",
-                    ttft_s=ttft,
-                    total_s=took(),
-                    chunks=chunks,
+                return broken(
+                    f"an event line over {STREAM_LINE_MAX_BYTES >> 20} MiB or a stream over "
+                    f"{STREAM_MAX_BYTES >> 20} MiB: not an agent's step"
                 )
             if not line:
                 break
@@ -264,40 +271,27 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
             if data_text == b"[DONE]":
                 break
             try:
-                event = loads_json(data_text)
+                event = openai_shapes.stream_chunk(loads_json(data_text))
+            except openai_shapes.NotOpenAIShape as exc:
+                return broken(str(exc))
             except ValueError:  # not JSON, nested too deeply, a number too long to read
-                return StepExchange(
-                    status=200,
-                    text="".join(text),
-                    failure="stream",
-                    detail=f"not JSON: {data_text[:120]!r}",
-                    ttft_s=ttft,
-                    total_s=took(),
-                    chunks=chunks,
-                )
+                return broken(f"not JSON: {openai_shapes.quote(data_text[:200].decode('utf-8', 'replace'))}")
             chunks += 1
-            if isinstance(event, dict) and event.get("error"):
-                return StepExchange(
-                    status=200,
-                    body=json.dumps(event).encode(),
-                    failure="stream",
-                    detail=error_message(json.dumps(event).encode()),
-                    ttft_s=ttft,
-                    total_s=took(),
-                    chunks=chunks,
-                )
-            for choice in (event.get("choices") or []) if isinstance(event, dict) else []:
-                delta = choice.get("delta") or {}
-                piece = delta.get("content")
-                thought = delta.get("reasoning_content") or delta.get("reasoning")
-                if (piece or thought) and ttft is None:
+            if event.error is not None:
+                return broken(event.error.message)
+            for delta in event.deltas:
+                if (delta.content or delta.reasoning) and ttft is None:
                     ttft = took()
-                if piece:
-                    text.append(str(piece))
-                if thought:
-                    reasoning.append(str(thought))
-                if choice.get("finish_reason"):
-                    finish = str(choice["finish_reason"])
+                if delta.content:
+                    text.append(delta.content)
+                    size += len(delta.content)
+                if delta.reasoning:
+                    reasoning.append(delta.reasoning)
+                    size += len(delta.reasoning)
+                if delta.finish_reason:
+                    finish = delta.finish_reason
+            if size > REPLY_MAX_CHARS:
+                return broken(_too_long(size))
         return StepExchange(
             status=200,
             text="".join(text),
