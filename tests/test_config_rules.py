@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from autoglm_doctor import packs
+from autoglm_doctor import engines, packs
 from autoglm_doctor.configfile.load import parse_config
 from autoglm_doctor.configfile.rules import ValueRule, check_value, config_rules, env_rules, launch_rules
-from autoglm_doctor.knowledge.vllm import vllm_pin, vllm_pins
 from tests.helpers.config_lint import ENVIRON, PHONE_ENV, model_facts, run_checks, snapshot
 
 PACK_HEAD = "pack: t\npython: {range: '>=3.8'}\n"
@@ -31,10 +30,16 @@ def _codes(results, check_id: str = "config.values") -> list[str]:  # type: igno
         ("config:\n  keys:\n    port:\n      recommend: {above: 3}\n", 6, "'recommend' is a mapping"),
         ("config:\n  keys:\n    port: {pattern: '('}\n", 5, "bad regular expression"),
         ("config:\n  rules: {}\n", 4, "unknown key 'rules'"),
-        ("config:\n  secrets: {min_length: 0}\n", 4, "'min_length' must be a positive integer"),
+        ("config:\n  secrets: {min_length: 0}\n", 4, "'config.secrets.min_length' must be a whole number from 1"),
         ("env:\n  BAD-NAME: {required: true}\n", 4, "not an environment variable name"),
         ("launch:\n  memory:\n    - {flag: max-model-len}\n", 5, "a memory row needs"),
-        ("request:\n  max_items: -1\n", 4, "'max_items' must be a positive integer"),
+        ("request:\n  max_items: -1\n", 4, "'request.max_items' must be a whole number from 1 to 1000000 (got -1)"),
+        ("request:\n  max_items: 1e400\n", 4, "'request.max_items' must be a whole number"),
+        ("config:\n  keys:\n    port: {min: .nan}\n", 5, "'config.keys.port.min' must be a finite number"),
+        ("config:\n  keys:\n    port: {max: .inf}\n", 5, "(got .inf)"),
+        ("env:\n  N: {max: 1" + "0" * 400 + "}\n", 4, "(got an integer of more than 60 digits)"),
+        ("launch:\n  memory:\n    - {below_gib: .nan, flag: max-model-len, max: 2}\n", 5, "(got .nan)"),
+        ("launch:\n  memory:\n    - {below_gib: -1, flag: max-model-len, max: 2}\n", 5, "positive number of GiB"),
     ],
 )
 def test_malformed_rules_are_pack_errors_with_file_and_line(tmp_path: Path, body: str, line: int, words: str) -> None:
@@ -123,7 +128,7 @@ def test_relative_path_resolution(tmp_path: Path) -> None:
 
 
 def test_phone_env_rules() -> None:
-    facts = _facts("served-model-name: autoglm-phone-9b\nmax-model-len: 8192\nlimit-mm-per-prompt: image=10\n")
+    facts = _facts("served-model-name: autoglm-phone-9b\nmax-model-len: 8192\nlimit-mm-per-prompt: '{\"image\":10}'\n")
     ok = run_checks(snapshot(facts, env=PHONE_ENV), "open-autoglm-server,open-autoglm-phone")
     assert _codes(ok, "config.env") == [] and _codes(ok, "config.values") == []
     bad_env = {"PHONE_AGENT_BASE_URL": "localhost:8000", "PHONE_AGENT_DEVICE_TYPE": "usb"}
@@ -142,17 +147,19 @@ def test_launch_memory_rows_of_a_users_pack_need_gpu_facts(tmp_path: Path) -> No
         "pack: mine\nlaunch:\n  flags:\n    max-model-len: {type: int}\n"
         "  memory:\n    - {below_gib: 28, flag: max-model-len, max: 8192, reason: measured on our cards}\n"
     )
-    facts = _facts("served-model-name: autoglm-phone-9b\nmax-model-len: 25480\nlimit-mm-per-prompt: image=10\n")
+    facts = _facts("served-model-name: autoglm-phone-9b\nmax-model-len: 25480\nlimit-mm-per-prompt: '{\"image\":10}'\n")
     assert _codes(run_checks(snapshot(facts, env=PHONE_ENV, gpu_gib=None), str(pack))) == []
-    (finding,) = run_checks(snapshot(facts, env=PHONE_ENV, gpu_gib=24), str(pack))["config.values"].findings
+    findings = run_checks(snapshot(facts, env=PHONE_ENV, gpu_gib=24), str(pack))["config.values"].findings
+    (finding,) = [f for f in findings if f.severity.value != "info"]
     assert finding.code == "config.launch-memory" and finding.fix == "--max-model-len 8192"
 
 
-def test_vllm_pins_from_the_knowledge_base() -> None:
-    assert len(vllm_pins()) >= 10
-    pin = vllm_pin("0.11.0")
-    assert pin is not None and pin.torch == "2.8.0"
-    assert vllm_pin("0.0.1") is None
+def test_vllm_pins_from_its_metadata_else_its_release_table() -> None:
+    found, python, source = engines.pins("vllm", "0.12.0", ["torch==2.9.0", "transformers<5,>=4.56.0"], ">=3.10")
+    assert found == {"torch": "==2.9.0", "transformers": "<5,>=4.56.0"} and "own metadata" in source
+    found, python, source = engines.pins("vllm", "0.12.0", [], "")
+    assert found["torch"] == "==2.9.0" and source.startswith("knowledge/engines/vllm-0.12.json")
+    assert engines.pins("vllm", "0.0.1", [], "")[0] == {}
     snap = snapshot(
         None,
         installed=["vllm", "torch", "transformers"],

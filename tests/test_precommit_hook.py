@@ -68,7 +68,8 @@ def scratch(tmp_path: Path) -> Path:
     (repo / "autoglm.yaml").write_text("model_path: /models/glm\nauth:\n  secret_key: ${AUTOGLM_TEST_SECRET}\n")
     (repo / "deploy" / "autoglm-prod.toml").write_text('model_path = "/models/glm"\nport = 8000\n')
     (repo / "deploy" / "serve.sh").write_text(
-        'vllm serve /models/glm --chat-template "tmpl\\\\" --port 8000 --max-model-len 25480\n'
+        'vllm serve /models/glm --chat-template "tmpl\\\\" --port 8000 --max-model-len 25480 '
+        "--served-model-name autoglm-phone-9b\n"  # complete for the server pack its role detection picks
     )
     (repo / "README.md").write_text("not a config\n")
     return repo
@@ -93,7 +94,9 @@ def test_try_repo_passes_on_several_configs_with_an_unset_secret(scratch: Path, 
     proc = _try_repo(scratch, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"autoglm-doctor config lint\.+Passed", proc.stdout)
-    assert proc.stdout.count("Summary: 4 checks: ") == 3  # the YAML, the TOML and the launch file, in one run
+    # the YAML, the TOML and the launch file, in one run (the launch file's role: a server, where the
+    # sample-request check does not apply)
+    assert proc.stdout.count("Summary: 4 checks: ") == 2 and proc.stdout.count("Summary: 3 checks: ") == 1
     assert "AUTOGLM_TEST_SECRET is not set" in proc.stdout and "--no-env" in proc.stdout
 
 
@@ -106,3 +109,41 @@ def test_try_repo_fails_on_a_broken_config(scratch: Path, tmp_path: Path) -> Non
     assert proc.returncode == 1
     assert re.search(r"autoglm-doctor config lint\.+Failed", proc.stdout)
     assert "deploy/autoglm-prod.toml:2:8: port is 99999" in proc.stdout
+
+
+@pytest.mark.slow
+def test_try_repo_lints_each_file_as_what_it_is_with_no_args(tmp_path: Path) -> None:
+    """A doctor config, a request JSON, a vLLM command and an SGLang command, one planted mistake each."""
+    repo = tmp_path / "mixed"
+    (repo / "deploy").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "autoglm.yaml").write_text("model_path: /models/glm\nmodel_max_lenght: 4096\n")
+    (repo / "autoglm-request.json").write_text('[{"id": 1, "data": [1.0, 2.0]}, {"id": 1, "data": [3.0, 4.0]}]\n')
+    (repo / "deploy" / "serve.sh").write_text(
+        "vllm serve /models/glm --served-model-name autoglm-phone-9b --max-model-len 25480 \\\n"
+        "  --port 8000 \\\n  --gpu-memory-utilisation 0.9\n"
+    )
+    (repo / "deploy" / "sglang-serve.sh").write_text(
+        "python3 -m sglang.launch_server --model-path /models/glm --trust-remote-code \\\n"
+        "  --mm-enable-dp-encoder --tp-size two --port 30000 \\\n"
+        "  --served-model-name autoglm-phone-9b --context-length 25480\n"
+    )
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "configs")
+    proc = _try_repo(repo, tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    mistakes = re.findall(r"^\s+(error|warning)\s+(\S+?):(\d+):(\d+): (.*)$", proc.stdout, re.MULTILINE)
+    assert sorted((m[1], m[2], m[3]) for m in mistakes) == [
+        ("autoglm-request.json", "1", "33"),
+        ("autoglm.yaml", "2", "19"),
+        ("deploy/serve.sh", "3", "3"),
+        ("deploy/sglang-serve.sh", "2", "36"),
+    ], proc.stdout
+    messages = " ".join(m[4] for m in mistakes)
+    assert "model_max_lenght is not a key the service reads" in messages
+    assert "repeats id" in messages
+    flat = re.sub(r"\s+", " ", proc.stdout)  # the terminal report wraps long messages
+    assert "unrecognized arguments: --gpu-memory-utilisation 0.9" in flat
+    assert "did you mean --gpu-memory-utilization?" in flat
+    assert "argument --tp-size/--tensor-parallel-size: invalid int value: 'two'" in flat
+    assert "--model-path" not in messages and "--trust-remote-code" not in messages

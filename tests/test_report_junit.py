@@ -113,7 +113,7 @@ def test_hostile_text_is_escaped_and_still_parses() -> None:
     assert failure is not None
     # control characters from inspected text are shown as escapes (textsafe), never passed on
     assert failure.get("message", "").startswith(
-        "a <b> & \"c\" 'd' ]]> \\x1b[31mred\\x1b[0m \\x00 nul ? \n second line"
+        "a <b> & \"c\" 'd' ]]> \\x1b[31mred\\x1b[0m \\x00 nul \\ud800 \n second line"
     )
     assert "echo '<&>'" in (failure.text or "")
     assert root.get("failures") == "1"

@@ -411,7 +411,7 @@ def test_security_doc_states_the_bounds_in_force() -> None:
 def test_security_doc_states_the_endpoint_reply_and_tool_bounds() -> None:
     """The bounds of issue 23 (endpoint JSON, the model's reply, device tools) as the code has them."""
     from autoglm_doctor.checks.devices import SCREENSHOT_CAP_BYTES, TOOL_TEXT_CAP_BYTES, WDA_BODY_CAP_BYTES
-    from autoglm_doctor.checks.service import DEFAULT_TIMEOUT_S
+    from autoglm_doctor.packs_schema import ServiceSettings
     from autoglm_doctor.phone import actions, chat, openai_shapes
 
     doc = (Path(__file__).parent.parent / "docs" / "security.md").read_text(encoding="utf-8")
@@ -420,7 +420,7 @@ def test_security_doc_states_the_endpoint_reply_and_tool_bounds() -> None:
     assert f"{SCREENSHOT_CAP_BYTES // mib} MiB for a screenshot" in doc
     assert f"| {safeio.LIMITS['screenshot'] // mib} MiB |" in doc
     assert f"{WDA_BODY_CAP_BYTES / mib:.1f} MiB" in doc
-    assert f"default\n{DEFAULT_TIMEOUT_S:g} s" in doc
+    assert f"default\n{ServiceSettings().timeout:g} s" in doc
     assert f"event lines up to {chat.STREAM_LINE_MAX_BYTES // mib} MiB" in doc
     assert f"the stream up to {chat.STREAM_MAX_BYTES // mib} MiB" in doc
     assert f"**{openai_shapes.MODELS_MAX}** models" in doc
@@ -429,6 +429,28 @@ def test_security_doc_states_the_endpoint_reply_and_tool_bounds() -> None:
     assert f"**{actions.ACTION_MAX_CHARS:,}** characters" in doc
     assert f"**{actions.ACTION_MAX_STRUCTURE}** brackets" in doc
     assert f"`{procs.MARK_VARIABLE}`" in doc
+
+
+def test_security_doc_states_the_pack_and_fix_bounds_in_force() -> None:
+    """The pack ranges, the resolver's archive cap and the probe's nesting limit, as the code has them."""
+    from autoglm_doctor import packs_schema as ps
+    from autoglm_doctor.configfile import rules
+    from autoglm_doctor.fix.resolve import ARCHIVE_SIZE_LIMIT
+    from autoglm_doctor.probe import _script
+
+    doc = (Path(__file__).parent.parent / "docs" / "security.md").read_text(encoding="utf-8")
+    assert f"**{ps.SECONDS_MIN:g} to {ps.DEVICE_SECONDS_MAX:g}**" in doc
+    assert f"**{ps.SECONDS_MIN:g} to {ps.SERVICE_SECONDS_MAX:g}**" in doc
+    assert f"**1 to {ps.MAX_TOKENS_MAX}**" in doc and f"**1 to {ps.SMOKE_TOKENS_MAX}**" in doc
+    assert f"**{ps.NAME_MAX}**" in doc and f"**{ps.TEXT_MAX}**" in doc
+    assert f"**±{float(rules.NUMBER_LIMIT):g}**" in doc and f"**1 to {rules.MAX_ITEMS_LIMIT}**" in doc
+    assert f"**{ARCHIVE_SIZE_LIMIT >> 30} GiB**" in doc
+    assert f"**{_script.NESTING_LIMIT}**" in doc
+    # every key of the schema is in the table, and the table names no key the schema lacks
+    table = doc.split("### Packs: typed when they load", 1)[1].split("###", 1)[0]
+    for section, (_record, validators) in ps.SCHEMA.items():
+        for key in validators:
+            assert f"`{key}`" in table, (section, key)
 
 
 SECRET_URL = "http://u:p@ss@word@127.0.0.1:9/v1"
@@ -533,14 +555,15 @@ def test_fix_and_verify_without_a_writable_temp_dir_through_the_cli(
 
 def test_hostile_json_from_servers_and_children_is_not_json() -> None:
     """An endpoint body, a smoke protocol line or a JSON flag nested 100k deep or with a 5000-digit number."""
-    from autoglm_doctor.checks._served import json_flag
     from autoglm_doctor.checks.service import Answer
+    from autoglm_doctor.engines.base import FlagSpec, convert
     from autoglm_doctor.smoke.protocol import MARKER, parse_line
 
     for text in ("[" * 100_000 + "]" * 100_000, '{"a": ' + "9" * 5000 + "}"):
         assert Answer(status=200, body=text.encode()).json() is None
         assert parse_line(MARKER + text) is None
-        assert json_flag(text) == {}
+        value, message = convert(FlagSpec(names=["--x"], kind="json"), text, engine_json_message="bad {value}")
+        assert value is None if message else isinstance(value, dict)
 
 
 class _EndlessLine(http.server.BaseHTTPRequestHandler):

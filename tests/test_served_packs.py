@@ -191,8 +191,8 @@ def test_vllm_batches_more_on_large_gpus_except_the_a100() -> None:
 
 
 def test_launch_lengths_and_json_flags_read_as_vllm_reads_them() -> None:
-    from autoglm_doctor.checks._served import json_flag
     from autoglm_doctor.configfile.launch import token_count
+    from autoglm_doctor.engines.base import FlagSpec, convert
 
     assert [token_count(v) for v in (25480, "25480", "32k", "32K", "1M", "lots")] == [
         25480,
@@ -202,6 +202,11 @@ def test_launch_lengths_and_json_flags_read_as_vllm_reads_them() -> None:
         1048576,
         None,
     ]
-    assert json_flag('{"image":10}') == {"image": 10}
-    assert json_flag("image=10,video=1") == {"image": 10, "video": 1}
-    assert json_flag({"image": 0}) == {"image": 0}
+    limit = FlagSpec(names=["--limit-mm-per-prompt"], kind="json")
+    message = "Value {value} cannot be converted to <function loads>."
+    assert convert(limit, '{"image":10}', engine_json_message=message) == ({"image": 10}, "")
+    # vLLM >= 0.10 reads the flag with json.loads only: the old image=10,video=1 form stops it
+    assert convert(limit, "image=10,video=1", engine_json_message=message) == (
+        None,
+        "argument --limit-mm-per-prompt: Value image=10,video=1 cannot be converted to <function loads>.",
+    )

@@ -224,7 +224,9 @@ def test_launch_flags_against_model_gpus_and_host(
         in (by_code["config.launch-exceeds-model-length"][0]["message"])
     )
     assert "At most 0 image(s) may be provided in one request." in by_code["config.launch-image-limit"][0]["message"]
-    assert any("--gpu-memory-utilization" in f["message"] for f in by_code["config.launch-flag"])
+    utilization = by_code["config.launch-range"][0]  # vLLM's own Field(gt=0, le=1)
+    assert "--gpu-memory-utilization 1.5 is outside what vLLM can run with" in utilization["message"]
+    assert "more than 0 and at most 1" in utilization["message"]
     assert (
         "--tensor-parallel-size 2 needs 2 GPUs, but 1 is visible"
         in by_code["config.launch-tensor-parallel"][0]["message"]

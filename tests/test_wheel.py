@@ -30,6 +30,7 @@ def test_wheel_installs_and_runs_check_from_a_fresh_venv(tmp_path: Path) -> None
     packs = fresh.site_packages / "autoglm_doctor" / "_packs"
     assert (packs / "open-autoglm.yaml").is_file()
     assert (fresh.site_packages / "autoglm_doctor" / "knowledge" / "torch.yaml").is_file()
+    assert (fresh.site_packages / "autoglm_doctor" / "knowledge" / "engines" / "vllm-0.34.json").is_file()
     assert (fresh.site_packages / "autoglm_doctor" / "probe" / "_script.py").is_file()
     assert (fresh.site_packages / "autoglm_doctor" / "report" / "report.schema.json").is_file()
 

@@ -24,7 +24,12 @@ from autoglm_doctor.output import check_output_target, color_wanted, stderr_is_t
 from autoglm_doctor.report import Format
 
 if TYPE_CHECKING:
+    from autoglm_doctor.background import Background, Ready
     from autoglm_doctor.fix.command import FixOptions
+    from autoglm_doctor.packs import Pack
+    from autoglm_doctor.probe.collect import TargetMemo
+    from autoglm_doctor.probe.snapshot import Snapshot
+    from autoglm_doctor.registry import Registry
     from autoglm_doctor.runner import Progress
     from autoglm_doctor.target import Target
 
@@ -45,6 +50,8 @@ class CheckArgs:
     smoke_timeout: float = 600.0
     allow_remote_code: bool = False
     request: Path | None = None
+    discover: bool = True
+    """Look for a config when none is named (off when a run lints one request file of several)."""
     endpoint: str | None = None
     endpoint_timeout: float | None = None
     """``--endpoint-timeout``: seconds each served check may take; None: the pack's ``service.timeout``."""
@@ -101,15 +108,57 @@ def _check_bounds(args: CheckArgs) -> None:
         raise UsageError(
             f"--endpoint-concurrency is at most {ENDPOINT_CONCURRENCY_MAX} (got {args.endpoint_concurrency})"
         )
-    for _fmt, path in [(args.output_format, args.output), *args.more_outputs]:
-        if path is not None:
-            check_output_target(path, _read_by_run(args))
 
 
 def _read_by_run(args: CheckArgs) -> list[Path | None]:
     """Files this run reads, which --output must never replace."""
     packs = [Path(p.strip()) for p in (args.pack or "").split(",") if p.strip() and Path(p.strip()).is_file()]
     return [args.config, args.request, args.snapshot, *packs]
+
+
+@dataclass(frozen=True, slots=True)
+class Guarded:
+    """What ``--output`` and ``--fix-output`` must never replace: files the run reads, folders it inspects."""
+
+    files: tuple[Path | None, ...]
+    """The config, the request, the snapshot, the packs, the interpreter (and the config the probe found)."""
+    folders: tuple[tuple[str, Path | None], ...]
+    """(what, folder): the model folder and the target environment, as given and as the probe found them."""
+
+    def check(self, output: Path | None, flag: str = "--output") -> Path | None:
+        """``output`` resolved (links followed); a usage error when it would replace something guarded."""
+        return None if output is None else check_output_target(output, self.files, flag, self.folders)
+
+
+def guarded(args: CheckArgs, target: Target | None, snap: Snapshot | None = None) -> Guarded:
+    """What this run reads: known from the options before any work, and from the snapshot once gathered."""
+    import shutil
+
+    from autoglm_doctor.target import environment_of
+
+    files: list[Path | None] = list(_read_by_run(args))
+    folders: list[tuple[str, Path | None]] = []
+    if target is not None:
+        # a bare name (`--python python3`) is the interpreter PATH finds, not a file in the working folder
+        found = target.python if os.sep in target.python else shutil.which(target.python)
+        if found:
+            files.append(Path(found))
+            folders.append(("the target environment", environment_of(found)))
+    if args.model and Path(args.model).expanduser().is_dir():
+        folders.append(("the model folder", Path(args.model).expanduser()))
+    if snap is not None and target is not None:  # gathered here (a --snapshot file names another machine's paths)
+        if snap.python.executable:
+            files.append(Path(snap.python.executable))
+        if snap.python.prefix and (prefix := environment_of(snap.python.prefix)) is not None:
+            folders.append(("the target environment", prefix))
+        if snap.model is not None and snap.model.path:
+            folders.append(("the model folder", Path(snap.model.path)))
+        if snap.model is not None and snap.model.hub_repo_dir:  # its snapshot's files link into blobs/
+            folders.append(("the model's Hugging Face cache folder", Path(snap.model.hub_repo_dir)))
+        config = snap.config
+        if config is not None and config.path:
+            files.append(Path(config.cwd or ".", config.path))
+    return Guarded(tuple(files), tuple(folders))
 
 
 def plan_outputs(formats: list[str], outputs: list[Path]) -> list[tuple[Format, Path | None]]:
@@ -153,30 +202,69 @@ def plan_outputs(formats: list[str], outputs: list[Path]) -> list[tuple[Format, 
     return planned
 
 
-def run(args: CheckArgs) -> int:
-    """Run every selected check, write the report (and the --fix file); the exit code."""
+@dataclass
+class RunMemo:
+    """What a run over several files (pre-commit's list) works out once: the target's facts, the pack, the checks.
+
+    Each file is still its own report; only what cannot differ between them is shared, so that the
+    run stays linear in the number of files (10,000 files: see benchmarks/bench_precommit.py).
+    """
+
+    target: TargetMemo = dataclasses.field(default_factory=lambda: _target_memo())
+    """The probed target and its GPU facts."""
+    pack: Pack | None = None
+    """The loaded pack."""
+    loaded: Registry | None = None
+    """The loaded checks (built-ins and plugins)."""
+
+
+def _target_memo() -> TargetMemo:
+    from autoglm_doctor.probe.collect import TargetMemo
+
+    return TargetMemo()
+
+
+def run(args: CheckArgs, memo: RunMemo | None = None) -> int:
+    """Run every selected check, write the report (and the --fix file); the exit code.
+
+    ``memo``, for a run over several files, carries what the first file's run worked out to the next.
+    """
     _check_bounds(args)
-    fix_options = _fix_options(args)
+    from autoglm_doctor.target import choose
+
+    target = choose(args.python) if args.snapshot is None else None
+    files_out = [path for _fmt, path in [(args.output_format, args.output), *args.more_outputs] if path is not None]
+    # refused before any work: what the options alone show the run reads (only when something is written)
+    before = guarded(args, target) if files_out or args.fix else None
+    for written in files_out:
+        assert before is not None
+        before.check(written)
+    fix_options = _fix_options(args, before)
     if isinstance(fix_options, int):
         return fix_options
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather
-    from autoglm_doctor.target import choose
 
-    target = choose(args.python) if args.snapshot is None else None
-    gathering = None
+    gathering: Background | Ready | None = None
     launch_found = _launch_in_working_directory(args)
     if launch_found is not None:
         args = dataclasses.replace(args, config=launch_found)
     if target is not None:
         # Facts are gathered in the background while the pack and the checks load: start it
         # before importing them, so that the probe's interpreter starts as early as it can.
-        from autoglm_doctor.background import Background
+        from autoglm_doctor.background import Background, Ready
 
         wanted = GatherOptions(
-            python=target.python, config=args.config, model=args.model, verify_hashes=args.verify_hashes
+            python=target.python,
+            config=args.config,
+            model=args.model,
+            verify_hashes=args.verify_hashes,
+            discover=args.discover,
         )
-        gathering = Background(gather, wanted)
+        if memo is not None and memo.target.known:  # no probe to wait for: the file's own facts, at once
+            gathering = Ready(gather(wanted, memo.target))
+        else:
+            gathering = Background(gather, wanted, memo.target if memo is not None else None)
     from autoglm_doctor import packs, registry, roles, runner
     from autoglm_doctor.context import CheckContext, Options
     from autoglm_doctor.model import CheckResult, Report
@@ -184,8 +272,12 @@ def run(args: CheckArgs) -> int:
     from autoglm_doctor.report import RenderOptions, render
 
     try:
-        chosen_pack = packs.load(args.pack) if args.pack is not None else None
-        loaded = registry.load()
+        chosen_pack = None  # without --pack, the role found below picks the packs, file by file
+        if args.pack is not None:
+            chosen_pack = memo.pack if memo is not None and memo.pack is not None else packs.load(args.pack)
+        loaded = memo.loaded if memo is not None and memo.loaded is not None else registry.load()
+        if memo is not None:
+            memo.pack, memo.loaded = chosen_pack, loaded
         selected = runner.select(loaded.checks, args.only, args.skip)
     except (packs.PackError, runner.SelectionError) as exc:
         if gathering is not None:
@@ -309,15 +401,13 @@ def run(args: CheckArgs) -> int:
     if stream is not None:
         stream.finish(report)
     status = report.status(strict=args.strict).value
+    # the snapshot adds what the probe found: the config it read, the real model folder and environment
+    after = guarded(args, target, snap) if files_out else Guarded((), ())
     for fmt, path in outputs:
         if fmt is Format.RICH and path is None:
             continue  # streamed above
         color = fmt is Format.RICH and path is None and options.color
-        config = snap.config
-        config_path = Path(config.cwd or ".", config.path) if config is not None and config.path else None
-        write_output(
-            render(report, fmt, dataclasses.replace(options, color=color)), path, [*_read_by_run(args), config_path]
-        )
+        write_output(render(report, fmt, dataclasses.replace(options, color=color)), path, after.files, after.folders)
         if path is not None and fmt is not Format.RICH and stderr_is_terminal():
             print(f"report written to {path}: {status}", file=sys.stderr)
     fix_code = EXIT_OK
@@ -333,7 +423,7 @@ def run(args: CheckArgs) -> int:
     return EXIT_FAIL if status == "fail" else fix_code
 
 
-def _fix_options(args: CheckArgs) -> FixOptions | int | None:
+def _fix_options(args: CheckArgs, guard: Guarded | None = None) -> FixOptions | int | None:
     """The --fix options, checked before any work: an existing output file without --force exits 2 at once."""
     if not args.fix:
         flags = (
@@ -368,8 +458,9 @@ def _fix_options(args: CheckArgs) -> FixOptions | int | None:
             no_index=args.no_index,
         ),
     )
-    # like --output: never a device, FIFO or folder, nor a file this run reads (usage error)
-    check_output_target(options.output, [*_read_by_run(args), args.output], flag="--fix-output")
+    # like --output: never a device, FIFO or folder, nor a file this run reads or a folder it inspects (usage error)
+    guard = guard or guarded(args, None)
+    dataclasses.replace(guard, files=(*guard.files, args.output)).check(options.output, "--fix-output")
     try:
         precheck(options)
     except FixError as exc:  # a refusal to replace a file is a usage error (exit 2), not a failed check

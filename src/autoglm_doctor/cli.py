@@ -264,10 +264,26 @@ def check(
     configs = [*([config] if config is not None else []), *(files or [])]
     with _click_usage():
         if len(configs) < 2:
-            return check_command.run(dataclasses.replace(args, config=configs[0] if configs else None))
+            return check_command.run(_one_file(args, configs[0] if configs else None, named=config is not None))
         if any(path is not None for _fmt, path in outputs) or fix:
             raise UsageError("several configs give one report each, on stdout: --output and --fix take one config")
-        return max(check_command.run(dataclasses.replace(args, config=one)) for one in configs)
+        memo = check_command.RunMemo()  # the target probed once, the pack and checks loaded once, for every file
+        return max(check_command.run(_one_file(args, one, named=False), memo) for one in configs)
+
+
+def _one_file(args: check_command.CheckArgs, path: Path | None, *, named: bool) -> check_command.CheckArgs:
+    """The run for one file given to ``check``, linted as what its content shows it is.
+
+    A request JSON (an array of request items) is linted by config.request, with no config looked
+    for; a launch command or the doctor's config is the run's config. ``--config FILE`` is always a config.
+    """
+    from autoglm_doctor.configfile.load import REQUEST, kind_of_file
+
+    if path is None or named or args.request is not None or not path.is_file():
+        return dataclasses.replace(args, config=path)
+    if kind_of_file(path) == REQUEST:
+        return dataclasses.replace(args, config=None, request=path, discover=False)
+    return dataclasses.replace(args, config=path)
 
 
 @app.command("list")
@@ -337,17 +353,23 @@ def snapshot_command(
     ] = None,
 ) -> int:
     """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`."""
+    from autoglm_doctor.check_command import CheckArgs, guarded
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather
     from autoglm_doctor.target import choose
     from autoglm_doctor.textsafe import escape_control
 
     # the same target as `check`: --python, else the active environment, else the python on PATH
-    snap = gather(GatherOptions(python=choose(python).python, config=config, model=model))
+    target = choose(python)
+    args = CheckArgs(config=config, model=model, python=python)
+    with _click_usage():
+        guarded(args, target).check(output)  # never into what it inspects: refused before the probe runs
+    snap = gather(GatherOptions(python=target.python, config=config, model=model))
     for problem in snap.probe_errors:
         typer.echo(escape_control(f"error: {problem}"), err=True)
+    after = guarded(args, target, snap)
     with _click_usage():
-        write_output(snap.to_json() + "\n", output, [config])
+        write_output(snap.to_json() + "\n", output, after.files, after.folders)
     return EXIT_FAIL if not snap.python.version else EXIT_OK
 
 

@@ -29,3 +29,5 @@ class GatherOptions:
     """Seconds the probe may take."""
     verify_hashes: bool = False
     """Hash every weight file (slow; off by default)."""
+    discover: bool = True
+    """Look for a config in the usual places when none is named (off for a run that lints a request file)."""

@@ -50,7 +50,12 @@ def width() -> int:
     return 100
 
 
-def write_output(text: str, output: Path | None, protected: Iterable[Path | None] = ()) -> None:
+def write_output(
+    text: str,
+    output: Path | None,
+    protected: Iterable[Path | None] = (),
+    folders: Iterable[tuple[str, Path | None]] = (),
+) -> None:
     """Write ``text`` to stdout, or atomically to ``output`` (replacing it, as any output does)."""
     if output is None:
         stream = sys.stdout
@@ -74,7 +79,7 @@ def write_output(text: str, output: Path | None, protected: Iterable[Path | None
     from autoglm_doctor.fix.errors import FixError
     from autoglm_doctor.fix.writer import write_atomically
 
-    target = check_output_target(output, protected)
+    target = check_output_target(output, protected, folders=folders)
     try:  # reports and snapshots replace their file (only --fix refuses to)
         write_atomically(target, text, force=True)
     except FixError as exc:
@@ -95,14 +100,33 @@ def _silence_stdout() -> None:
         pass
 
 
-def check_output_target(output: Path, protected: Iterable[Path | None] = (), flag: str = "--output") -> Path:
+def check_output_target(
+    output: Path,
+    protected: Iterable[Path | None] = (),
+    flag: str = "--output",
+    folders: Iterable[tuple[str, Path | None]] = (),
+) -> Path:
     """Where ``--output`` may write: the file itself, or a symlink's target (the link is kept).
 
     Refused (a usage error): a device, FIFO, socket or folder (an atomic replace would put a
-    regular file in its place: as root, ``--output /dev/null`` would replace /dev/null), and any
-    file the run reads (``protected``: the config, the request, the snapshot, the pack).
+    regular file in its place: as root, ``--output /dev/null`` would replace /dev/null), any
+    file the run reads (``protected``: the config, the request, the snapshot, the pack, the
+    interpreter), and any path inside a folder the run inspects (``folders``: (what, folder)
+    pairs: the model folder, the target environment), whether named directly or through a link.
     """
     target = Path(os.path.realpath(output))
+    # the path as named (its folders resolved, not the file itself) and where it leads: a model folder's
+    # config.json may be a link into the hub cache's blobs/, and replacing the link's target rewrites the model
+    named = Path(os.path.realpath(output.parent)) / output.name
+    for what, folder in folders:
+        if folder is None:
+            continue
+        root = Path(os.path.realpath(folder))
+        if any(place == root or root in place.parents for place in (target, named)):
+            raise UsageError(
+                f"{flag} {output} lies inside {what} ({folder}), which this run inspects and never modifies; "
+                "write the report elsewhere"
+            )
     try:
         info = target.stat()
     except FileNotFoundError:

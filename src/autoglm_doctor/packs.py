@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from autoglm_doctor import yamlpos
+from autoglm_doctor import packs_schema, yamlpos
+from autoglm_doctor.packs_schema import PackSettings
 from autoglm_doctor.probe.snapshot import canonical_name
+
+if TYPE_CHECKING:
+    from autoglm_doctor.configfile.rules import PackRules
 
 DEFAULT_PACK = "open-autoglm"
 
@@ -110,6 +114,16 @@ class Pack:
     """The parsed file with positions, for errors that point at a line."""
     names: tuple[str, ...] = ()
     """Every pack merged into this one, in the order given (just ``name`` for a single pack)."""
+    settings: PackSettings = field(default_factory=PackSettings)
+    """The ``service``/``devices``/``smoke`` sections, typed and range-checked at load (what the checks read)."""
+    rules: PackRules = field(default_factory=lambda: _no_rules())
+    """The ``config``/``env``/``launch``/``request`` rules, typed at load (what the config checks read)."""
+
+
+def _no_rules() -> PackRules:
+    from autoglm_doctor.configfile.rules import PackRules
+
+    return PackRules()
 
 
 def builtin_dir() -> Path:
@@ -199,7 +213,21 @@ def merge(loaded: list[Pack]) -> Pack:
         sections=sections,
         source=loaded[0].source,
         names=tuple(n for p in loaded for n in p.names),
+        # each pack's values passed at load; merged key by key, the result holds only values that passed
+        settings=packs_schema.parse(sections),
+        rules=_merged_rules(sections, loaded),
     )
+
+
+def _merged_rules(sections: dict[str, Any], loaded: list[Pack]) -> PackRules:
+    """The merged sections' rules, typed (a merge of valid sections stays valid: each rule key is valid alone)."""
+    from autoglm_doctor.configfile.rules import RuleError, pack_rules
+
+    try:
+        return pack_rules(sections)
+    except RuleError as exc:
+        where = ".".join(map(str, exc.path))
+        raise PackError(f"{', '.join(p.path for p in loaded)}: merged, {where}: {exc}") from None
 
 
 def _merged(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +322,11 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
         )
     from autoglm_doctor.configfile.rules import validate_sections  # config area: config/env/launch/request
 
-    validate_sections(doc)
+    rules_typed = validate_sections(doc)
+    try:
+        settings = packs_schema.parse(data)
+    except packs_schema.SectionError as exc:
+        raise doc.error(exc.path, str(exc)) from None
     return Pack(
         name=name,
         path=str(path),
@@ -306,6 +338,8 @@ def _validate(doc: yamlpos.Positioned, path: Path) -> Pack:
         sections={k: data[k] for k in RAW_SECTIONS if k in data},
         source=doc,
         names=(name,),
+        settings=settings,
+        rules=rules_typed,
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -188,6 +189,7 @@ def name_words(name: str) -> list[str]:
     return [w.lower() for w in _WORD_SPLIT.split(name) if w]
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """Whether a variable or config key named ``name`` holds a secret.
 
@@ -351,9 +353,9 @@ def _walk(obj: Any, secrets: list[str]) -> Any:
     return obj
 
 
-def redact_report(report: T, environ: dict[str, str] | None = None) -> T:
-    """A copy of a report (or any dataclass tree) with every string redacted."""
-    return _walk(report, secret_values(environ))  # type: ignore[no-any-return]
+def redact_report(report: T, environ: dict[str, str] | None = None, *, secrets: list[str] | None = None) -> T:
+    """A copy of a report (or any dataclass tree) with every string redacted (``secrets``: when already known)."""
+    return _walk(report, secret_values(environ) if secrets is None else secrets)  # type: ignore[no-any-return]
 
 
 def redact_env_value(name: str, value: str) -> str:

@@ -111,6 +111,23 @@ def read_text(path: str | os.PathLike[str], kind: str, limit: int | None = None,
     return read_bytes(path, kind, limit).decode("utf-8-sig", errors)
 
 
+def folder_state(path: Path) -> tuple[bool, str]:
+    """(``path`` is a folder, why it could not be told): never raises.
+
+    ``Path.is_dir()`` raises for a parent folder that may not be entered (EACCES) or a name longer
+    than the file system allows (ENAMETOOLONG, a 300-character ``refs/main``); here those are a
+    reason to report, not a crash. A path that does not exist is simply not a folder.
+    """
+    try:
+        return stat.S_ISDIR(path.stat().st_mode), ""
+    except (FileNotFoundError, NotADirectoryError):
+        return False, ""
+    except OSError as exc:
+        return False, exc.strerror or str(exc)
+    except ValueError as exc:  # an embedded NUL byte
+        return False, str(exc)
+
+
 def is_regular_file(path: Path) -> bool:
     """Whether ``path`` is a regular file (following links), without opening it."""
     try:

@@ -49,6 +49,24 @@ def _prefix_of(executable: str) -> Path:
     return path.parent.parent if path.parent.name in ("bin", "Scripts") else path.parent
 
 
+def environment_of(python: str) -> Path | None:
+    """The environment folder of an interpreter path (or of a venv folder given itself); None when none is seen.
+
+    A venv's ``bin/python`` links to the base interpreter: its own folder counts when it holds
+    ``pyvenv.cfg``; else the folder the link resolves into (``/usr/bin/python3.11`` -> ``/usr``). Only a
+    folder that looks like an environment counts (``pyvenv.cfg``, ``conda-meta/``, ``lib/python3.*``),
+    never ``/``: ``/bin/python3`` must not make the whole file system off limits.
+    """
+    path = Path(os.path.abspath(python))
+    candidates = [path] if path.is_dir() else [_prefix_of(str(path)), _prefix_of(os.path.realpath(path))]
+    for root in candidates:
+        if root == root.parent:
+            continue
+        if (root / "pyvenv.cfg").is_file() or (root / "conda-meta").is_dir() or any(root.glob("lib/python3*")):
+            return root
+    return None
+
+
 def tool_venv(prefix: str | Path) -> bool:
     """Whether ``prefix`` is a venv that pipx or uv made for one tool (it holds none of a deployment)."""
     root = Path(prefix)

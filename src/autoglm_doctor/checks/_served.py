@@ -38,18 +38,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from autoglm_doctor.configfile.launch import SGLANG, VLLM, setting, token_count
+from autoglm_doctor.configfile.launch import SGLANG, VLLM
+from autoglm_doctor.engines import ENGINES
 from autoglm_doctor.model import Breakdown
 from autoglm_doctor.probe.gpu import GpuDevice
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.probe.weights import ModelFacts
-from autoglm_doctor.safeio import loads_json
 
 GiB = 1024**3
 
-DEFAULT_UTILIZATION = {VLLM: 0.9, SGLANG: 0.88}
+DEFAULT_UTILIZATION = {name: engine.default_utilization for name, engine in ENGINES.items()}
 """vLLM's --gpu-memory-utilization default; SGLang picks --mem-fraction-static from the GPU (about 0.88)."""
-KV_BLOCK_TOKENS = {VLLM: 16, SGLANG: 1}
+KV_BLOCK_TOKENS = {name: engine.kv_block_tokens for name, engine in ENGINES.items()}
 """Tokens per KV-cache block: the KV cache of a sequence is allocated in whole blocks."""
 HIGH_MEMORY_GIB = 70
 """vLLM's OpenAI server batches 8192 tokens (and 1024 sequences) on GPUs of this size or more, except the A100;
@@ -128,53 +128,41 @@ class Launch:
 
     def flag(self, name: str) -> str:
         """The engine's own spelling of a setting (``--context-length`` for SGLang's max-model-len)."""
-        from autoglm_doctor.configfile.launch import SETTINGS
+        from autoglm_doctor import engines
 
-        names = SETTINGS[self.engine].get(name) or (name,)
-        return f"--{names[0]}"
+        return engines.get(self.engine).flag(name)
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def json_flag(value: Any) -> dict[str, Any]:
-    """A flag holding JSON (``'{"image":10}'``) or vLLM's older ``image=10,video=1`` form, as a dict."""
-    if isinstance(value, dict):
-        return value
-    text = str(value).strip()
-    try:
-        parsed = loads_json(text)
-    except ValueError:  # not JSON, nested too deeply, a number too long to read
-        parsed = None
-    if isinstance(parsed, dict):
-        return parsed
-    out: dict[str, Any] = {}
-    for part in text.split(","):
-        key, eq, raw = part.partition("=")
-        if eq and key.strip():
-            out[key.strip()] = int(raw) if raw.strip().isdigit() else raw.strip()
-    return out
-
-
 def read_launch(snap: Snapshot) -> Launch | None:
-    """The launch settings, or None when the config is not a launch command."""
-    engine = launch_engine(snap)
-    if not engine or snap.config is None:
+    """The launch settings, or None when the config is not a launch command.
+
+    Read from the typed launch record (:mod:`autoglm_doctor.engines.launch`): a value the engine or
+    the doctor's ranges reject is absent here (config.values reports it), so the memory estimate
+    uses the engine's default instead of crashing on it.
+    """
+    from autoglm_doctor.engines.launch import read
+
+    record = read(snap)
+    if record is None:
         return None
-    data = snap.config.data
+    engine = record.engine
 
     def get(name: str) -> Any:
-        found = setting(data, engine, name)
-        return None if found is None else found[1]
+        return record.number(name)
 
     util = get("gpu-memory-utilization")
     util_ok = isinstance(util, (int, float)) and not isinstance(util, bool) and 0 < util <= 1
-    kwargs = json_flag(get("mm-processor-kwargs")) if get("mm-processor-kwargs") is not None else {}
+    kwargs = get("mm-processor-kwargs")
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
     tp = _int(get("tensor-parallel-size"))
+    length = _int(get("max-model-len"))
     return Launch(
         engine=engine,
-        max_model_len=token_count(get("max-model-len")) if get("max-model-len") is not None else None,
+        max_model_len=length if length is not None and length > 0 else None,
         tensor_parallel=tp if tp and tp > 0 else 1,
         utilization=float(util) if util_ok else DEFAULT_UTILIZATION[engine],
         utilization_given=util_ok,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from autoglm_doctor import engines
 from autoglm_doctor.checks._util import parse_version, pip_install
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.knowledge import libraries as kb
@@ -28,7 +29,6 @@ _UNKNOWN_TYPE = (
     "ValueError: The checkpoint you are trying to load has model type `{mt}` but Transformers does not "
     "recognize this architecture"
 )
-_ENGINES = {"vllm": "vLLM", "sglang": "SGLang"}
 
 
 @check(
@@ -55,10 +55,10 @@ def weights_architecture(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]
     files = snap.libraries.transformers if snap.libraries is not None else None
     tf = installed.get("transformers")
     yield from _transformers_knows(snap, m, tf, files)
-    for key, name in _ENGINES.items():
-        served = getattr(snap.libraries, key, None) if snap.libraries is not None else None
+    for key, engine in engines.ENGINES.items():
+        served = engine.registry(snap.libraries)
         if served is not None and key in installed:
-            yield from _engine_serves(snap, m, name, installed[key], served)
+            yield from _engine_serves(snap, m, engine.title, installed[key], served)
     yield from _processor_needs(snap, m, tf, files, installed)
     yield from _tokenizer_needs(snap, m, installed)
 
@@ -77,7 +77,8 @@ def _knows(files: TransformersFiles | None, tf: Distribution, model_type: str) -
         return model_type in files.model_types, f"its registry ({files.path}/models/auto)"
     first = kb.first_release_knowing(model_type)
     version = parse_version(tf.version)
-    where = "knowledge/transformers_registry.yaml (its own files could not be read)"
+    why = f": {'; '.join(files.problems)}" if files is not None and files.problems else ""
+    where = f"knowledge/transformers_registry.yaml (its own files could not be read{why})"
     if first is None or version is None:
         return None, where
     return version >= Version(first), where

@@ -11,27 +11,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from autoglm_doctor import engines
 from autoglm_doctor.checks._util import installed_version, pip_install
-from autoglm_doctor.configfile.facts import ConfigFacts, Diagnostic
-from autoglm_doctor.configfile.launch import SETTINGS, TOKEN_COUNT_FLAGS, port_of, setting, token_count
+from autoglm_doctor.configfile.facts import DOCTOR_KEYS, ConfigFacts, Diagnostic
+from autoglm_doctor.configfile.launch import TOKEN_COUNT_FLAGS, port_of, setting, token_count
 from autoglm_doctor.configfile.rules import (
     LaunchRules,
     RequestPolicy,
     SecretPolicy,
     ValueRule,
     check_value,
-    config_rules,
-    env_rules,
-    launch_rules,
-    request_policy,
-    secret_policy,
     show,
 )
 from autoglm_doctor.context import CheckContext, need_reason
-from autoglm_doctor.knowledge import confidence_note
+from autoglm_doctor.engines.launch import LaunchRecord, LaunchValue
+from autoglm_doctor.engines.launch import read as read_record
 from autoglm_doctor.model import Finding, Location, Severity, Skip, error, info, warning
 from autoglm_doctor.packs import Condition
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
+from autoglm_doctor.probe.weights import ModelFacts
 from autoglm_doctor.redact import may_be_secret_variable
 from autoglm_doctor.registry import check
 from autoglm_doctor.safeio import read_bytes
@@ -134,7 +132,7 @@ def config_syntax(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 def config_env(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Every ${VAR} in the config is well formed and set (or has a default); the pack's env variables are valid."""
     facts = snap.config
-    rules = env_rules(ctx.pack.sections)
+    rules = ctx.pack.rules.env  # typed when the pack loaded
     if (facts is None or not facts.path) and not rules:
         raise Skip(need_reason("config", ctx))
     unset_is_fine = ctx.options.no_env
@@ -248,12 +246,11 @@ def config_values(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     if not parsed and vllm is None:
         raise _unparsed_skip(facts, ctx)
     if facts is not None and facts.parsed:
-        sections = ctx.pack.sections
-        rules = config_rules(sections)
-        launch = launch_rules(sections)
+        rules, launch = ctx.pack.rules.config, ctx.pack.rules.launch  # typed when the pack loaded
         yield from _pack_rules(facts, rules)
-        yield from _unknown_keys(facts, rules, launch)
-        yield from _secrets(facts, secret_policy(sections))
+        if not facts.engine:  # a launch command's flags are the engine's to judge (_launch)
+            yield from _unknown_keys(facts, rules, launch)
+        yield from _secrets(facts, ctx.pack.rules.secrets)
         yield from _model_cross_checks(snap, facts)
         yield from _implied_packages(snap, ctx, facts)
         yield from _bf16_on_cpu(snap, facts)
@@ -295,27 +292,7 @@ def _pack_rules(facts: ConfigFacts, rules: tuple[ValueRule, ...]) -> Iterator[Fi
             )
 
 
-_VOCABULARY = {
-    "model_path",
-    "device",
-    "device_map",
-    "torch_dtype",
-    "dtype",
-    "model_max_length",
-    "max_new_tokens",
-    "trust_remote_code",
-    "attn_implementation",
-    "load_in_8bit",
-    "load_in_4bit",
-    "max_batch_size",
-    "request_timeout",
-    "host",
-    "port",
-    "auth",
-    "require_token",
-    "secret_key",
-    "low_cpu_mem_usage",
-}
+_VOCABULARY = DOCTOR_KEYS
 
 
 def _unknown_keys(facts: ConfigFacts, rules: tuple[ValueRule, ...], launch: LaunchRules) -> Iterator[Finding]:
@@ -430,7 +407,15 @@ def _model_cross_checks(snap: Snapshot, facts: ConfigFacts) -> Iterator[Finding]
             expected="trust_remote_code: true",
             fix="set trust_remote_code: true (after reviewing the model folder's *.py files)",
         )
-    elif wants_remote and not model.auto_map and model.exists and (model.has_config or model.model_type):
+    elif (
+        wants_remote
+        and not facts.engine
+        and not model.auto_map
+        and model.exists
+        and (model.has_config or model.model_type)
+    ):
+        # (not for a launch command: the engines pass the flag on to the tokenizer and processor too,
+        # and their own READMEs write it)
         assert remote is not None  # noqa: S101 - wants_remote implies it
         yield warning(
             "config.remote-code-unneeded",
@@ -545,13 +530,17 @@ def _gpu_memory_gib(snap: Snapshot) -> float | None:
 
 
 def _launch(snap: Snapshot, facts: ConfigFacts, launch: LaunchRules) -> Iterator[Finding]:
-    if not launch.flags and not launch.served_model_env and not launch.memory:
+    record = read_record(snap) if facts.engine else None
+    if record is not None:
+        yield from _engine_reading(facts, record)
+    if not launch.flags and not launch.served_model_env and not launch.memory and record is None:
         return
     engine = facts.engine
+    rejected = {p.key for p in record.problems} if record is not None else set()
     for rule in launch.flags:
-        if engine and not SETTINGS[engine].get(rule.key, (rule.key,)):
+        if engine and not engines.get(engine).has(rule.key):
             continue  # the engine has no such flag (SGLang and --limit-mm-per-prompt)
-        spelled = f"--{SETTINGS[engine].get(rule.key, (rule.key,))[0]}" if engine else f"--{rule.key}"
+        spelled = engines.get(engine).flag(rule.key) if engine else f"--{rule.key}"
         found = setting(facts.data, engine, rule.key) if engine else lookup(facts.data, rule.key, flag=True)
         if found is None or found[1] is None:
             if rule.required:
@@ -566,9 +555,11 @@ def _launch(snap: Snapshot, facts: ConfigFacts, launch: LaunchRules) -> Iterator
                 )
             continue
         path, value = found
-        checked = value
-        if rule.key in TOKEN_COUNT_FLAGS and isinstance(value, str) and value.strip()[-1:].isalpha():
-            # vLLM's short form (--max-model-len 32k is 32000 tokens); a quoted plain number stays a type error
+        typed = record.setting(rule.key) if record is not None else None
+        if path in rejected or path.replace("_", "-") in rejected:
+            continue  # the engine rejects the value itself: one finding (above)
+        checked = typed.value if typed is not None else value
+        if typed is None and rule.key in TOKEN_COUNT_FLAGS and isinstance(value, str) and value.strip()[-1:].isalpha():
             checked = token_count(value) if token_count(value) is not None else value
         for v in check_value(rule, checked, name=spelled):
             yield Finding(
@@ -580,8 +571,8 @@ def _launch(snap: Snapshot, facts: ConfigFacts, launch: LaunchRules) -> Iterator
                 observed=f"{spelled} {show(value)}",
                 expected=v.expected,
             )
-    if engine:
-        yield from _served_launch(snap, facts, engine)
+    if record is not None:
+        yield from _served_launch(snap, facts, record)
     if launch.served_model_env:
         served = lookup(facts.data, "served-model-name", flag=True)
         client = snap.env.get(launch.served_model_env)
@@ -614,63 +605,139 @@ def _launch(snap: Snapshot, facts: ConfigFacts, launch: LaunchRules) -> Iterator
             )
 
 
-def _served_launch(snap: Snapshot, facts: ConfigFacts, engine: str) -> Iterator[Finding]:
-    """What the launch flags say against the model, the visible GPUs and this host's ports."""
+def _engine_reading(facts: ConfigFacts, record: LaunchRecord) -> Iterator[Finding]:
+    """Which definitions the command was read against, and what the engine's parser rejects."""
+    flags = record.flags
+    title = engines.get(record.engine).title
+    if flags.source == "none":
+        yield warning(
+            "config.launch-definitions",
+            f"the launch command's flags were not checked: {title}'s flag definitions could not be read ({flags.why})",
+            location=_start(facts),
+            fix=f"install {record.engine} in the target, or pass its interpreter with --python",
+        )
+        return
+    yield info(
+        "config.launch-definitions",
+        f"the launch command was read against {title} {flags.version}'s own flag definitions "
+        f"({'its installed files' if flags.source == 'installed' else 'the table generated from its release'}: "
+        f"{flags.why})",
+        location=_start(facts),
+        observed=f"{len(flags.flags)} flags, from {flags.source}",
+    )
+    for problem in record.problems:
+        location = Location(facts.path, problem.line, problem.column) if problem.line else _where(facts, problem.key)
+        yield Finding(
+            Severity.ERROR if problem.severity == "error" else Severity.WARNING,
+            problem.code,
+            problem.message,
+            fix=problem.fix,
+            location=location,
+            observed=problem.observed,
+            expected=problem.expected,
+        )
 
-    def flag(name: str) -> str:
-        return f"--{(SETTINGS[engine].get(name) or (name,))[0]}"
+
+def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> Iterator[Finding]:
+    """What the launch flags say against the model, the visible GPUs and this host's ports."""
+    engine = record.engine
+    title = engines.get(engine).title
+    flag = engines.get(engine).flag
+
+    def where(value: LaunchValue | None) -> Location:
+        if value is None:
+            return _start(facts)
+        return Location(facts.path, value.line, value.column) if value.line else _where(facts, value.key)
 
     model = snap.model
-    length = setting(facts.data, engine, "max-model-len")
+    if model is None or not model.exists or not (model.has_config or model.model_type):
+        named = record.setting("model")
+        said = (
+            f"the model the command names ({named.value}) is not on this machine (no folder, not in the Hugging "
+            "Face cache)"
+            if named is not None
+            else "the command names no model"
+        )
+        yield info(
+            "config.launch-model-absent",
+            f"{said}: {flag('max-model-len')}, the image limit and the tensor-parallel split were not checked "
+            "against its config.json",
+            location=where(named),
+            fix="run the check where the model is, or pass --model PATH",
+        )
+        model = None
+    length = record.setting("max-model-len")
     limit = model.max_position_embeddings if model is not None else None
-    if length is not None and isinstance(length[1], int) and limit and length[1] > limit:
+    if length is not None and isinstance(length.value, int) and limit and length.value > limit:
         yield error(
             "config.launch-exceeds-model-length",
-            f"{flag('max-model-len')} {length[1]} is more than the model's max_position_embeddings ({limit}, "
-            f"config.json{' text_config' if model is not None and model.vision else ''}): {engine} refuses to start "
+            f"{flag('max-model-len')} {length.value} is more than the model's max_position_embeddings ({limit}, "
+            f"config.json{' text_config' if model is not None and model.vision else ''}): {title} refuses to start "
             "('User-specified max_model_len ... is greater than the derived max_model_len')",
-            location=_where(facts, length[0]),
-            observed=f"{flag('max-model-len')} {length[1]}",
+            location=where(length),
+            observed=f"{flag('max-model-len')} {length.value}",
             expected=f"<= {limit}",
             fix=f"{flag('max-model-len')} {limit}",
         )
     if engine == "vllm" and model is not None and model.vision:
-        yield from _image_limit(facts)
-    tp_found = setting(facts.data, engine, "tensor-parallel-size")
-    tp = tp_found[1] if tp_found is not None and isinstance(tp_found[1], int) else 1
+        yield from _image_limit(facts, record)
+    tp_found = record.setting("tensor-parallel-size")
+    tp = tp_found.value if tp_found is not None and isinstance(tp_found.value, int) else 1
     visible = len(snap.gpu.visible_gpus()) if snap.gpu is not None else None
     if tp_found is not None and visible is not None and tp > visible:
         yield error(
             "config.launch-tensor-parallel",
             f"{flag('tensor-parallel-size')} {tp} needs {tp} GPUs, but {visible} {'is' if visible == 1 else 'are'} "
-            f"visible here (CUDA_VISIBLE_DEVICES included): {engine} fails to start its workers",
-            location=_where(facts, tp_found[0]),
+            f"visible here (CUDA_VISIBLE_DEVICES included): {title} fails to start its workers",
+            location=where(tp_found),
             observed=f"{visible} GPU(s) visible",
             expected=f">= {tp}",
             fix=f"{flag('tensor-parallel-size')} {max(1, visible)}" if visible else "run the server on a GPU host",
         )
     heads = model.num_attention_heads if model is not None else None
-    if tp_found is not None and heads and tp > 0 and heads % tp:
-        fitting = max(d for d in range(1, tp + 1) if heads % d == 0)
+    if tp_found is not None and heads and heads % tp:
+        fitting = max(d for d in range(1, min(tp, heads) + 1) if heads % d == 0)
         yield error(
             "config.launch-tensor-parallel",
-            f"{flag('tensor-parallel-size')} {tp} does not divide the model's {heads} attention heads: {engine} "
+            f"{flag('tensor-parallel-size')} {tp} does not divide the model's {heads} attention heads: {title} "
             f"refuses it ('Total number of attention heads ({heads}) must be divisible by tensor parallel size "
             f"({tp})')",
-            location=_where(facts, tp_found[0]),
+            location=where(tp_found),
             observed=f"{flag('tensor-parallel-size')} {tp}",
             expected=f"a divisor of {heads}",
             fix=f"{flag('tensor-parallel-size')} {fitting}",
         )
+    kv_heads = model.num_key_value_heads if model is not None else None
+    if tp_found is not None and heads and not heads % tp and kv_heads and tp > 1:
+        # vLLM's QKVParallelLinear: below the KV head count each GPU takes kv/tp heads; above it,
+        # each GPU holds one head, replicated tp/kv times (the memory estimate counts that).
+        bad = (kv_heads % tp) if tp <= kv_heads else (tp % kv_heads)
+        if bad:
+            big, small = (kv_heads, tp) if tp <= kv_heads else (tp, kv_heads)
+            fits = max(d for d in range(1, tp + 1) if heads % d == 0 and (kv_heads % d == 0 or d % kv_heads == 0))
+            yield error(
+                "config.launch-tensor-parallel",
+                f"{flag('tensor-parallel-size')} {tp} cannot split or replicate the model's {kv_heads} KV heads: "
+                f"{title} stops with '{big} is not divisible by {small}'",
+                location=where(tp_found),
+                observed=f"{flag('tensor-parallel-size')} {tp}, num_key_value_heads {kv_heads}",
+                expected=f"a divisor or a multiple of {kv_heads}",
+                fix=f"{flag('tensor-parallel-size')} {fits}",
+            )
+    yield from _vision_heads(model, record, tp, where(tp_found))
+    yield from _float16_family(snap, facts, record, where(record.setting("dtype")))
     port = port_of(facts.data, engine)
+    port_value = record.number("port")
+    if isinstance(port_value, int):
+        port = port_value
     host = snap.host
     if port is not None and host is not None and port in host.ports_in_use:
-        given = setting(facts.data, engine, "port")
+        given = record.setting("port")
         yield error(
             "config.launch-port-in-use",
             f"port {port} is already taken on this host{'' if given else f' ({engine} default)'}: the server fails "
             f"with '[Errno 98] error while attempting to bind on address (..., {port}): address already in use'",
-            location=_where(facts, given[0]) if given else _start(facts),
+            location=where(given),
             observed=f"port {port} in use",
             expected="a free port",
             fix=f"stop what listens there (ss -ltnp 'sport = :{port}'), or start with --port {port + 1} and point "
@@ -678,12 +745,78 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, engine: str) -> Iterator[
         )
 
 
-def _image_limit(facts: ConfigFacts) -> Iterator[Finding]:
-    """An image model served by vLLM: --limit-mm-per-prompt must let a screenshot through."""
-    from autoglm_doctor.checks._served import json_flag
+def _vision_heads(model: ModelFacts | None, record: LaunchRecord, tp: int, location: Location) -> Iterator[Finding]:
+    """VLLM shards the vision tower over TP too, unless --mm-encoder-tp-mode data keeps it whole per GPU."""
+    engine = engines.get(record.engine)
+    if tp <= 1 or not engine.has("mm-encoder-tp-mode") or model is None:
+        return
+    model_heads = model.vision_shape.get("num_heads") or model.vision_shape.get("num_attention_heads") or 0
+    if not model_heads:
+        return
+    mode = record.number("mm-encoder-tp-mode")
+    if str(mode or "weights") == "data" or model_heads % tp == 0:
+        return
+    fitting = max(d for d in range(1, min(tp, model_heads) + 1) if model_heads % d == 0)
+    yield error(
+        "config.launch-vision-tensor-parallel",
+        f"{engine.flag('tensor-parallel-size')} {tp} splits the vision tower's {model_heads} attention heads "
+        f"{tp} ways: {engine.title} stops with 'AssertionError: {model_heads} is not divisible by {tp}'",
+        location=location,
+        observed=f"{engine.flag('tensor-parallel-size')} {tp}, vision num_heads {model_heads}",
+        expected=f"a divisor of {model_heads}, or --mm-encoder-tp-mode data",
+        fix=f"add --mm-encoder-tp-mode data (each GPU keeps the whole vision tower), or "
+        f"{engine.flag('tensor-parallel-size')} {fitting}",
+    )
 
-    found = setting(facts.data, "vllm", "limit-mm-per-prompt")
+
+def _float16_family(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord, location: Location) -> Iterator[Finding]:
+    """GLM-4 family in float16 (asked for, or the engine's fallback on a GPU without bfloat16) answers garbage."""
+    del facts
+    model = snap.model
+    if model is None or not model.model_type:
+        return
+    engine = engines.get(record.engine)
+    asked = str(record.number("dtype") or "auto").lower()
+    gpus = snap.gpu.visible_gpus() if snap.gpu is not None else []
+    without_bf16 = [g for g in gpus if g.cc is not None and g.cc < (8, 0)]
+    if asked == "auto" and model.torch_dtype == "float16":
+        return  # the checkpoint's own dtype: not the family's bfloat16
+    gpu = without_bf16[0].name if without_bf16 else ""
+    served, fallback = engine.dtype_on_gpu(
+        dtype=asked, bf16_supported=not without_bf16, gpu=gpu, version=record.flags.version
+    )
+    family = engines.float16_broken(model.model_type)
+    if served != "float16" or not family:
+        return
+    if asked in ("float16", "half"):
+        message = (
+            f"--dtype {asked} serves {model.model_type} (GLM-4 family) in float16, which overflows: the model answers "
+            f"'!!!!!!!!' or garbage ({family})"
+        )
+        fix = "--dtype bfloat16 (on an Ampere or newer GPU)" if not without_bf16 else "use an Ampere or newer GPU"
+    else:
+        message = (
+            f"{gpu} (compute capability {without_bf16[0].compute_capability}) has no bfloat16, so "
+            f"{engine.title} falls back to float16 ({fallback}), and {model.model_type} (GLM-4 family) in float16 "
+            f"answers '!!!!!!!!' or garbage ({family})"
+        )
+        fix = "use an Ampere or newer GPU (A10, A100, L4, L40, RTX 30xx/40xx, H100): bfloat16 is what the model needs"
+    yield error(
+        "config.launch-float16-family",
+        message,
+        location=location,
+        observed=f"{model.model_type} at float16{' on ' + gpu if gpu else ''}",
+        expected="bfloat16",
+        fix=fix,
+    )
+
+
+def _image_limit(facts: ConfigFacts, record: LaunchRecord) -> Iterator[Finding]:
+    """An image model served by vLLM: --limit-mm-per-prompt must let a screenshot through."""
+    found = record.setting("limit-mm-per-prompt")
     if found is None:
+        if any(p.key.replace("_", "-") == "limit-mm-per-prompt" for p in record.problems):
+            return  # its value was rejected above
         yield warning(
             "config.launch-image-limit",
             "the model takes images but the launch command has no --limit-mm-per-prompt: how many images a "
@@ -695,14 +828,15 @@ def _image_limit(facts: ConfigFacts) -> Iterator[Finding]:
             fix="add --limit-mm-per-prompt '{\"image\":10}' (as Open-AutoGLM's guide does)",
         )
         return
-    limits = json_flag(found[1])
+    limits = found.value if isinstance(found.value, dict) else {}
     images = limits.get("image")
-    if not limits or (images is not None and not isinstance(images, int)):
+    location = Location(facts.path, found.line, found.column) if found.line else _where(facts, found.key)
+    if images is not None and (not isinstance(images, int) or isinstance(images, bool)):
         yield error(
             "config.launch-image-limit",
-            f"--limit-mm-per-prompt {show(found[1])} is not a JSON object of counts: vLLM refuses the argument",
-            location=_where(facts, found[0]),
-            observed=f"--limit-mm-per-prompt {show(found[1])}",
+            f"--limit-mm-per-prompt gives image {show(images)}, not a count: vLLM refuses the argument",
+            location=location,
+            observed=f"--limit-mm-per-prompt {show(found.value)}",
             expected='{"image":10}',
             fix="--limit-mm-per-prompt '{\"image\":10}'",
         )
@@ -711,45 +845,52 @@ def _image_limit(facts: ConfigFacts) -> Iterator[Finding]:
             "config.launch-image-limit",
             f"--limit-mm-per-prompt allows {images} images: vLLM answers every screenshot the agent sends with "
             f"HTTP 400 'At most {images} image(s) may be provided in one request.'",
-            location=_where(facts, found[0]),
-            observed=f"--limit-mm-per-prompt {show(found[1])}",
+            location=location,
+            observed=f"--limit-mm-per-prompt {show(found.value)}",
             expected='{"image": >= 1}',
             fix="--limit-mm-per-prompt '{\"image\":10}'",
         )
 
 
 def _vllm_pins(snap: Snapshot, vllm: str) -> Iterator[Finding]:
-    from autoglm_doctor.knowledge.vllm import vllm_pin  # only configs that name a vLLM version need it
+    """The torch, transformers and Python an installed vLLM asks for in its own metadata (else its release's)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    pin = vllm_pin(vllm)
-    if pin is None:
+    dist = snap.effective().get("vllm")
+    requires = list(dist.requires) if dist is not None else []
+    found, python_range, source = engines.pins("vllm", vllm, requires, dist.requires_python if dist else "")
+    try:
+        torch_spec = SpecifierSet(found.get("torch", ""))
+        transformers_spec = SpecifierSet(found.get("transformers", ""))
+        python_spec = SpecifierSet(python_range)
+    except InvalidSpecifier:
         return
-    note = confidence_note(pin.confidence)
+    note = f" (read from {source})" if source else ""
     torch = installed_version(snap, "torch")
-    if torch is not None and torch.public != pin.torch:
+    if torch is not None and str(torch_spec) and not torch_spec.contains(torch, True):
         yield error(
             "config.vllm-torch-pin",
-            f"vllm {vllm} is built against torch {pin.torch}, but torch {torch} is installed: vllm's compiled ops "
+            f"vllm {vllm} is built against torch{torch_spec}, but torch {torch} is installed: vllm's compiled ops "
             f"fail to import (undefined symbol){note}",
             observed=f"vllm=={vllm}, torch=={torch}",
-            expected=f"torch=={pin.torch}",
-            fix=pip_install(snap, f"torch=={pin.torch}"),
+            expected=f"torch{torch_spec}",
+            fix=pip_install(snap, f"torch{torch_spec}"),
         )
     transformers = installed_version(snap, "transformers")
-    if transformers is not None and str(pin.transformers) and not pin.transformers.contains(transformers, True):
+    if transformers is not None and str(transformers_spec) and not transformers_spec.contains(transformers, True):
         yield error(
             "config.vllm-transformers-pin",
-            f"vllm {vllm} requires transformers{pin.transformers}, but transformers {transformers} is installed{note}",
+            f"vllm {vllm} requires transformers{transformers_spec}, but transformers {transformers} is installed{note}",
             observed=f"vllm=={vllm}, transformers=={transformers}",
-            expected=f"transformers{pin.transformers}",
-            fix=pip_install(snap, f"transformers{pin.transformers}"),
+            expected=f"transformers{transformers_spec}",
+            fix=pip_install(snap, f"transformers{transformers_spec}"),
         )
-    if snap.python.version and str(pin.python) and not pin.python.contains(snap.python.version, True):
+    if snap.python.version and str(python_spec) and not python_spec.contains(snap.python.version, True):
         yield error(
             "config.vllm-python",
-            f"vllm {vllm} supports Python {pin.python}, but the target runs Python {snap.python.version}{note}",
+            f"vllm {vllm} supports Python {python_spec}, but the target runs Python {snap.python.version}{note}",
             observed=f"Python {snap.python.version}",
-            expected=f"Python {pin.python}",
+            expected=f"Python {python_spec}",
             fix="create the environment with a supported Python (e.g. `uv venv --python 3.11`)",
         )
 
@@ -769,7 +910,7 @@ def config_request(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     path = ctx.options.request
     if path is None:
         raise Skip("no sample request (pass --request FILE)")
-    yield from lint_request(path, request_policy(ctx.pack.sections))
+    yield from lint_request(path, ctx.pack.rules.request)
 
 
 def lint_request(path: Path, policy: RequestPolicy) -> Iterator[Finding]:

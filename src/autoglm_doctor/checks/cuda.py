@@ -824,7 +824,9 @@ def _served_memory(snap: Snapshot, launch: Launch) -> Iterator[Finding]:
     if len(devices) > 1:
         where = f"each of {len(devices)} GPUs (smallest: {where})"
     util_flag = launch.flag("gpu-memory-utilization")
-    if memory.dtype == "bfloat16" and device.cc is not None and not kb.supports_bf16(device.cc):
+    if launch.dtype == "bfloat16" and device.cc is not None and not kb.supports_bf16(device.cc):
+        # Only an explicit --dtype bfloat16 is refused; `auto` falls back to float16 with a warning
+        # (vllm/config/model.py), which config.values judges for the model's family.
         yield error(
             "cuda.bf16-unsupported",
             f"{where} has compute capability {kb.cuda_text(device.cc)}: {launch.engine} refuses bfloat16 there "

@@ -36,8 +36,6 @@ from autoglm_doctor.registry import check
 from autoglm_doctor.safeio import loads_json
 
 PHONE_PACK = "open-autoglm-phone"
-ADB_TIMEOUT_S = 5.0
-ADB_KEYBOARD = "com.android.adbkeyboard/.AdbIME"
 SECURITY_SWITCH = (
     'turn on "USB debugging (Security settings)" in Developer options (Xiaomi/Redmi/POCO: MIUI/HyperOS; '
     "it needs a signed-in Mi account and a SIM), then replug the phone"
@@ -58,11 +56,6 @@ class Device:
     """device, unauthorized, offline, no permissions, recovery, ..."""
     details: str = ""
     """model:..., transport_id:..., as adb printed them."""
-
-
-def _section(ctx: CheckContext) -> dict[str, Any]:
-    section = ctx.pack.sections.get("devices")
-    return section if isinstance(section, dict) else {}
 
 
 def run_adb(adb: str, *args: str, timeout: float) -> tuple[int, str]:
@@ -189,9 +182,8 @@ def adb_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     The device the agent will use must be unambiguous: one attached, or PHONE_AGENT_DEVICE_ID names it.
     """
     _applies(snap, ctx)
-    section = _section(ctx)
-    timeout = float(section.get("adb_timeout") or ADB_TIMEOUT_S)
-    keyboard = str(section.get("keyboard") or ADB_KEYBOARD)
+    timeout = ctx.pack.settings.devices.adb_timeout  # typed and range-checked when the pack loaded
+    keyboard = ctx.pack.settings.devices.keyboard
     adb = shutil.which("adb")
     if adb is None:
         yield error(
@@ -409,7 +401,7 @@ def choose_target(targets: list[str], wanted: str) -> tuple[str | None, Finding 
 def hdc_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """Hdc is on PATH; ``hdc list targets`` lists one target, or PHONE_AGENT_DEVICE_ID names a listed one."""
     _applies_to(snap, ctx, "hdc")
-    timeout = float(_section(ctx).get("hdc_timeout") or HDC_TIMEOUT_S)
+    timeout = ctx.pack.settings.devices.hdc_timeout
     hdc = shutil.which("hdc")
     if hdc is None:
         yield error(
@@ -538,7 +530,7 @@ def ios_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             expected="requests>=2.31.0",
         )
     url = wda_url(snap)
-    timeout = float(_section(ctx).get("wda_timeout") or HDC_TIMEOUT_S)
+    timeout = ctx.pack.settings.devices.wda_timeout
     status, body, detail = wda_get(f"{url}/status", timeout)
     if status is None:
         yield error(
@@ -666,7 +658,7 @@ def take_screenshot(snap: Snapshot, ctx: CheckContext) -> Screen:
 
     kind = device_type(snap)
     wanted = snap.env.get("PHONE_AGENT_DEVICE_ID", "").strip()
-    timeout = float(_section(ctx).get("screenshot_timeout") or 10.0)
+    timeout = ctx.pack.settings.devices.screenshot_timeout
     if kind == "ios":
         url = wda_url(snap)
         status, _, detail = wda_get(f"{url}/status", HDC_TIMEOUT_S)

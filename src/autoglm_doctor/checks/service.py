@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.phone.actions import has_action_marker, judge_reply
-from autoglm_doctor.phone.chat import CLIENT_MAX_TOKENS, StepExchange, agent_payload, error_message, stream_chat
+from autoglm_doctor.phone.chat import StepExchange, agent_payload, error_message, stream_chat
 from autoglm_doctor.phone.openai_shapes import MODELS_MAX, ModelCard, NotOpenAIShape, model_list, quote
 from autoglm_doctor.phone.prompt import DOCTOR_PROMPT, TASK, client_prompt
 from autoglm_doctor.phone.screenshot import PHONE_SIZE, image_size, synthetic_png
@@ -44,10 +44,6 @@ from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
 from autoglm_doctor.safeio import loads_json
 
-DEFAULT_TIMEOUT_S = 12.0
-"""Seconds one served check may take by default: endpoint + agent-step + auth (5 s) stay under 30 s."""
-DEFAULT_STEP_BUDGET_S = 10.0
-"""Seconds one agent step may take before service.endpoint warns."""
 AUTH_TIMEOUT_S = 5.0
 
 
@@ -74,11 +70,6 @@ class Answer:
             return loads_json(self.body.decode("utf-8"))
         except ValueError:  # not UTF-8, not JSON, nested too deeply, a number too long to read
             return None
-
-
-def _section(ctx: CheckContext) -> dict[str, Any]:
-    section = ctx.pack.sections.get("service")
-    return section if isinstance(section, dict) else {}
 
 
 def base_url(snap: Snapshot, ctx: CheckContext) -> str | None:
@@ -128,11 +119,7 @@ def _api_key(snap: Snapshot) -> str | None:
 def _timeout(ctx: CheckContext) -> float:
     if ctx.options.endpoint_timeout is not None:  # --endpoint-timeout, read and bounded by the command line
         return ctx.options.endpoint_timeout
-    value = _section(ctx).get("timeout", DEFAULT_TIMEOUT_S)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return DEFAULT_TIMEOUT_S
+    return ctx.pack.settings.service.timeout  # typed and range-checked when the pack loaded
 
 
 def request(url: str, *, timeout: float, payload: Any = None, token: str | None = None) -> Answer:
@@ -301,8 +288,7 @@ def explain_failure(
 
 
 def _model_name(snap: Snapshot, ctx: CheckContext) -> str | None:
-    name = snap.env.get("PHONE_AGENT_MODEL") or _section(ctx).get("model")
-    return str(name) if name else None
+    return snap.env.get("PHONE_AGENT_MODEL") or ctx.pack.settings.service.model
 
 
 def _chat_payload(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
@@ -329,20 +315,13 @@ class StepSettings:
 
 
 def step_settings(ctx: CheckContext) -> StepSettings:
-    """The pack's service settings with their defaults."""
-    section = _section(ctx)
-
-    def number(key: str, default: float) -> float:
-        try:
-            return float(section.get(key, default))
-        except (TypeError, ValueError):
-            return default
-
+    """The pack's service settings with their defaults; --endpoint-timeout over the pack's timeout."""
+    service = ctx.pack.settings.service  # typed and range-checked when the pack loaded
     return StepSettings(
         timeout=_timeout(ctx),
-        max_tokens=int(number("max_tokens", CLIENT_MAX_TOKENS)),
-        step_budget=number("step_budget", DEFAULT_STEP_BUDGET_S),
-        action_required=section.get("action_required") is True,
+        max_tokens=service.max_tokens,
+        step_budget=service.step_budget,
+        action_required=service.action_required,
     )
 
 
@@ -758,7 +737,7 @@ def endpoint_failed(ctx: CheckContext, *, unanswered_only: bool = False) -> bool
 
 
 def _auth_required(snap: Snapshot, ctx: CheckContext) -> bool:
-    return config_value(snap, "auth.require_token") is True or _section(ctx).get("require_token") is True
+    return config_value(snap, "auth.require_token") is True or ctx.pack.settings.service.require_token
 
 
 @check(

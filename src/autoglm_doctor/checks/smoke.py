@@ -69,11 +69,6 @@ def resolve_device(snap: Snapshot, ctx: CheckContext) -> tuple[str | None, Any, 
     return device, None, source
 
 
-def _section(ctx: CheckContext) -> dict[str, Any]:
-    section = ctx.pack.sections.get("smoke")
-    return section if isinstance(section, dict) else {}
-
-
 def _progress(ctx: CheckContext) -> ProgressFn | None:
     footer = ctx.options.progress
     if footer is not None:  # the run's live footer shows the phase
@@ -153,7 +148,7 @@ def load_infer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             observed=str(raw_dtype),
         )
     attn = config_value(snap, "attn_implementation")
-    section = _section(ctx)
+    section = ctx.pack.settings.smoke  # typed and range-checked when the pack loaded
     # imported here: runs without the smoke test (--no-smoke, --only) never pay for them
     from autoglm_doctor.smoke.classify import classify
     from autoglm_doctor.smoke.protocol import PROMPT, VISION_PROMPT, SmokeRequest
@@ -167,11 +162,9 @@ def load_infer(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         dtype=dtype,
         attn_implementation=str(attn) if attn else None,
         trust_remote_code=wants_remote and ctx.options.allow_remote_code,
-        prompt=str(section.get("prompt") or (VISION_PROMPT if model.vision else PROMPT)),
-        max_new_tokens=int(section.get("max_new_tokens") or 8),
-        auto_class=str(
-            section.get("auto_class") or ("AutoModelForImageTextToText" if model.vision else "AutoModelForCausalLM")
-        ),
+        prompt=section.prompt or (VISION_PROMPT if model.vision else PROMPT),
+        max_new_tokens=section.max_new_tokens,
+        auto_class=section.auto_class or ("AutoModelForImageTextToText" if model.vision else "AutoModelForCausalLM"),
         vision=model.vision,
     )
     cwd = Path(snap.python.cwd) if snap.python.cwd and Path(snap.python.cwd).is_dir() else None

@@ -11,7 +11,7 @@ from pathlib import Path
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.model import Finding, Location, error, info, warning
 from autoglm_doctor.probe.hashing import OUTSIDE
-from autoglm_doctor.probe.hubcache import hub_id_of, looks_like_hub_id
+from autoglm_doctor.probe.hubcache import UNREADABLE_CACHE, hub_id_of, looks_like_hub_id
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.probe.weights import ModelFacts, WeightFile
 from autoglm_doctor.registry import check
@@ -175,6 +175,17 @@ def _hub_not_found(m: ModelFacts, where: str, location: Location | None) -> Iter
             location=location,
             observed=m.hub_problem,
             expected="snapshots/<commit>/ named by refs/main",
+        )
+        return
+    if m.hub_problem.startswith(UNREADABLE_CACHE):  # the cache could not be searched: say so, not "not cached"
+        yield error(
+            "weights.hub-not-cached",
+            f"{where} is {m.hub_id!r}: not a folder here ({m.path} does not exist{_cwd_also(m)}), and the Hugging "
+            f"Face cache ({m.hub_cache}) cannot be searched for it: {m.hub_problem}",
+            fix="let this user read the cache folder (chmod/chown), or run the doctor as the user the service runs as",
+            location=location,
+            observed=m.hub_problem,
+            expected="a readable cache holding a downloaded snapshot",
         )
         return
     yield error(

@@ -20,6 +20,36 @@ DISCOVERED_NAMES = ("autoglm.yaml", "autoglm.yml", "autoglm.json")
 """Files looked for in the working directory when neither --config nor AUTOGLM_CONFIG names one."""
 
 
+DOCTOR_KEYS = frozenset(
+    {
+        "model_path",
+        "device",
+        "device_map",
+        "torch_dtype",
+        "dtype",
+        "model_max_length",
+        "max_new_tokens",
+        "trust_remote_code",
+        "attn_implementation",
+        "load_in_8bit",
+        "load_in_4bit",
+        "max_batch_size",
+        "request_timeout",
+        "host",
+        "port",
+        "auth",
+        "require_token",
+        "secret_key",
+        "low_cpu_mem_usage",
+    }
+)
+"""The keys of the in-process deployment config (the doctor's own config), as its service reads them."""
+DOCTOR_ONLY_KEYS = frozenset(
+    {"model_path", "device", "device_map", "torch_dtype", "model_max_length", "max_new_tokens"}
+)
+"""Keys that mark a mapping as the doctor's config, not a file of engine flags (no engine spells them so)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One problem found while reading the config (syntax or env interpolation)."""
@@ -114,6 +144,10 @@ class ConfigFacts:
     engine: str = ""
     """``vllm`` or ``sglang`` when the config is a launch command (the program it starts, or flags only
     that engine has); empty for an in-process deployment config."""
+    words: list[list[Any]] = field(default_factory=list)
+    """A launch command file's words as the shell splits them, each ``[word, line, column]``, and
+    ``[None, line, column]`` where a command ends: the engine reads them with its own flag definitions
+    (``engines.launch``)."""
 
     def position(self, key: str) -> tuple[int | None, int | None]:
         """Line and column of ``key`` (or of its nearest parent that has one)."""
@@ -131,6 +165,8 @@ def discover(options: GatherOptions) -> tuple[Path, str] | None:
     if options.config is not None:
         path = options.config if options.config.is_absolute() else options.cwd / options.config
         return path, "--config"
+    if not options.discover:
+        return None
     named = os.environ.get("AUTOGLM_CONFIG")
     if named:
         path = Path(named).expanduser()

@@ -336,6 +336,7 @@ def parse_config(
         **base,
         data={str(k): v for k, v in data.items()},
         engine=engine_of(text, fmt, data),
+        words=parsed.words,
         parsed=True,
         positions=parsed.positions,
         diagnostics=_ordered(diagnostics),
@@ -384,6 +385,37 @@ def _missing(shown: str, source: str, what: str = "does not exist") -> Diagnosti
     )
 
 
+LAUNCH, REQUEST, CONFIG = "launch", "request", "config"
+"""What a file given to ``check`` is, by its content."""
+
+
+def file_kind(name: str, text: str) -> str:
+    """What a file is, by its content: ``launch``, ``request`` or ``config``.
+
+    ``launch``: a vLLM/SGLang command, or a YAML/JSON mapping of its flags; ``request``: a JSON array
+    of request items, as ``--request`` takes; ``config``: the doctor's own deployment config.
+    Stable entry point: role detection calls it too (a launch command found means a server).
+    """
+    fmt = detect_format(name, text)
+    if fmt == "json" and text.lstrip().startswith("["):
+        return REQUEST
+    if fmt == "flags":
+        return LAUNCH if engine_of(text, fmt, None) or "--" in text else CONFIG
+    parsed = parse(text[: 1 << 20], fmt)
+    data = parsed.data if isinstance(parsed.data, dict) else None
+    return LAUNCH if data and engine_of(text, fmt, data) else CONFIG
+
+
+def kind_of_file(path: Path) -> str:
+    """:func:`file_kind` of a file on disk (``config`` when it cannot be read: the run reports why)."""
+    try:
+        raw = read_bytes(path, "config")
+    except OSError:
+        return CONFIG
+    text, _ = decode(raw, str(path))
+    return file_kind(str(path), text)
+
+
 def gather(options: GatherOptions) -> ConfigFacts | None:
     """Find, read and parse the deployment config (None when there is none to find)."""
     found = discover(options)
@@ -394,4 +426,4 @@ def gather(options: GatherOptions) -> ConfigFacts | None:
     return load_config(path, shown=shown, source=source, cwd=options.cwd, environ=dict(os.environ))
 
 
-__all__ = ["POSITION_DEPTH", "gather", "is_secret_key", "load_config", "parse_config"]
+__all__ = ["POSITION_DEPTH", "file_kind", "gather", "is_secret_key", "kind_of_file", "load_config", "parse_config"]

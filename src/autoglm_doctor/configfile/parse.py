@@ -110,6 +110,9 @@ class Parsed:
     """Key path (keys and list indexes) -> ``(line, column)``; YAML only, ``()`` is the document."""
     diagnostics: list[Diagnostic] = field(default_factory=list)
     """Problems, in the order they were found."""
+    words: list[list[Any]] = field(default_factory=list)
+    """A launch command's words after the shell's splitting, each ``[word, line, column]`` (flags only);
+    ``[None, line, column]`` marks where a command ends (an unescaped newline, ``;``, ``&``, ``|``)."""
 
 
 def dotted(path: tuple[Any, ...]) -> str:
@@ -751,7 +754,7 @@ def parse_toml(source: Source) -> Parsed:
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
-def _shell_words(source: Source) -> tuple[list[tuple[str, int]], list[Diagnostic]]:
+def _shell_words(source: Source, separators: list[int] | None = None) -> tuple[list[tuple[str, int]], list[Diagnostic]]:
     """Split a shell command into words with their start offsets (quotes, escapes, continuations).
 
     Not :mod:`shlex`: it gives no offsets (findings point at a flag's line and column, and an
@@ -766,10 +769,12 @@ def _shell_words(source: Source) -> tuple[list[tuple[str, int]], list[Diagnostic
     while i < n:
         char = text[i]
         if char in " \t\r\n;&|":
+            if separators is not None and char in "\n;&|":
+                separators.append(i)  # where one command ends (a newline that is not a continuation)
             i += 1
             continue
         if char == "\\" and text[i + 1 : i + 2] in ("\n", "\r"):
-            i += 2
+            i += 3 if text[i + 1 : i + 3] == "\r\n" else 2
             continue
         if char == "#":
             end = text.find("\n", i)
@@ -798,7 +803,7 @@ def _shell_words(source: Source) -> tuple[list[tuple[str, int]], list[Diagnostic
                 i = close + 1
             elif char == "\\" and i + 1 < n:
                 if text[i + 1] in "\r\n":
-                    i += 2
+                    i += 3 if text[i + 1 : i + 3] == "\r\n" else 2
                     break
                 word.append(text[i + 1])
                 i += 2
@@ -862,7 +867,12 @@ def _flag_value(text: str) -> Any:
 def parse_flags(source: Source) -> Parsed:
     """Parse a vLLM/SGLang launch command into ``{flag-name: value}`` (plus ``model``)."""
     out = Parsed()
-    words, out.diagnostics = _shell_words(source)
+    separators: list[int] = []
+    words, out.diagnostics = _shell_words(source, separators)
+    marks = sorted([(offset, word) for word, offset in words] + [(offset, None) for offset in separators])
+    for offset, word in marks:
+        line, column = source.position(offset)
+        out.words.append([word, line, column])  # None: the end of a command (newline, ';', '&', '|')
     data: dict[str, Any] = {}
     first: dict[str, int] = {}
     i = 0

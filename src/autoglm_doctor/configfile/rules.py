@@ -22,12 +22,14 @@ Rule keys (for a config key, a launch flag or an environment variable)::
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from autoglm_doctor import yamlpos
+from autoglm_doctor.packs_schema import shown
 
 TYPES = ("int", "float", "number", "bool", "str", "mapping", "list", "path")
 _RULE_KEYS = {
@@ -176,9 +178,26 @@ class RequestPolicy:
 # --------------------------------------------------------------------------- parsing
 
 
+NUMBER_LIMIT = 10**15
+"""The largest bound a rule may state: beyond it a bound is no bound, and an integer of hundreds of digits
+cannot be compared with a float (OverflowError) where a check computes with it."""
+MAX_ITEMS_LIMIT = 1_000_000
+"""``request.max_items`` above this is no limit: a request of a million items is not a request."""
+
+
 def _number(value: Any, path: tuple[Any, ...]) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RuleError(path, f"{path[-1]!r} must be a number")
+    """A finite number within +-:data:`NUMBER_LIMIT` (NaN would make every comparison false; inf is no bound)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not math.isfinite(value))
+        or abs(value) > NUMBER_LIMIT
+    ):
+        raise RuleError(
+            path,
+            f"'{'.'.join(map(str, path))}' must be a finite number from {-NUMBER_LIMIT:g} to {NUMBER_LIMIT:g} "
+            f"(got {shown(value)})",
+        )
     return value
 
 
@@ -275,8 +294,11 @@ def secret_policy(sections: Mapping[str, Any]) -> SecretPolicy:
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise RuleError(("config", "secrets", "keys"), "'keys' must be a list of dotted config keys")
     min_length = raw.get("min_length", 32)
-    if isinstance(min_length, bool) or not isinstance(min_length, int) or min_length < 1:
-        raise RuleError(("config", "secrets", "min_length"), "'min_length' must be a positive integer")
+    if isinstance(min_length, bool) or not isinstance(min_length, int) or not 1 <= min_length <= 4096:
+        raise RuleError(
+            ("config", "secrets", "min_length"),
+            f"'config.secrets.min_length' must be a whole number from 1 to 4096 (got {shown(min_length)})",
+        )
     return SecretPolicy(keys=tuple(keys), min_length=min_length, env=str(raw.get("env") or "AUTOGLM_SECRET_KEY"))
 
 
@@ -308,6 +330,10 @@ def launch_rules(sections: Mapping[str, Any]) -> LaunchRules:
         where = ("launch", "memory", i)
         if not isinstance(row, dict) or not {"below_gib", "flag", "max"} <= set(row):
             raise RuleError(where, "a memory row needs below_gib, flag and max")
+        if _number(row["below_gib"], (*where, "below_gib")) <= 0:
+            raise RuleError((*where, "below_gib"), "'below_gib' must be a positive number of GiB")
+        if isinstance(row["max"], float) and not row["max"].is_integer():
+            raise RuleError((*where, "max"), f"'max' must be a whole number (got {row['max']!r})")
         rows.append(
             MemoryRow(
                 below_gib=_number(row["below_gib"], (*where, "below_gib")),
@@ -330,8 +356,11 @@ def request_policy(sections: Mapping[str, Any]) -> RequestPolicy:
     if unknown:
         raise RuleError(("request", unknown[0]), f"unknown key {unknown[0]!r} (known: max_items, id, data, base64)")
     max_items = section.get("max_items", 1000)
-    if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
-        raise RuleError(("request", "max_items"), "'max_items' must be a positive integer")
+    if isinstance(max_items, bool) or not isinstance(max_items, int) or not 1 <= max_items <= MAX_ITEMS_LIMIT:
+        raise RuleError(
+            ("request", "max_items"),
+            f"'request.max_items' must be a whole number from 1 to {MAX_ITEMS_LIMIT} (got {shown(max_items)})",
+        )
     b64 = section.get("base64", list(DEFAULT_BASE64_KEYS))
     if not isinstance(b64, list):
         raise RuleError(("request", "base64"), "'base64' must be a list of keys")
@@ -343,19 +372,42 @@ def request_policy(sections: Mapping[str, Any]) -> RequestPolicy:
     )
 
 
-def validate_sections(doc: yamlpos.Positioned) -> None:
-    """Check a pack's config/env/launch/request sections; raises :class:`yamlpos.YamlError` with the line."""
+@dataclass(frozen=True, slots=True)
+class PackRules:
+    """A pack's rule sections, typed once when it loads: what the config checks read."""
+
+    config: tuple[ValueRule, ...] = ()
+    """``config.keys``."""
+    secrets: SecretPolicy = SecretPolicy()
+    """``config.secrets``."""
+    env: tuple[ValueRule, ...] = ()
+    """``env``."""
+    launch: LaunchRules = LaunchRules()
+    """``launch``."""
+    request: RequestPolicy = RequestPolicy()
+    """``request``."""
+
+
+def pack_rules(sections: Mapping[str, Any]) -> PackRules:
+    """Every rule section of a pack, typed; raises :class:`RuleError` (with where) at the first malformed one."""
+    config = _section(sections, "config")
+    unknown = sorted(set(map(str, config)) - {"keys", "secrets"})
+    if unknown:
+        raise RuleError(("config", unknown[0]), f"unknown key {unknown[0]!r} (known: keys, secrets)")
+    return PackRules(
+        config=config_rules(sections),
+        secrets=secret_policy(sections),
+        env=env_rules(sections),
+        launch=launch_rules(sections),
+        request=request_policy(sections),
+    )
+
+
+def validate_sections(doc: yamlpos.Positioned) -> PackRules:
+    """A pack's config/env/launch/request sections, typed; raises :class:`yamlpos.YamlError` with the line."""
     data = doc.data if isinstance(doc.data, dict) else {}
     try:
-        config = _section(data, "config")
-        unknown = sorted(set(map(str, config)) - {"keys", "secrets"})
-        if unknown:
-            raise RuleError(("config", unknown[0]), f"unknown key {unknown[0]!r} (known: keys, secrets)")
-        config_rules(data)
-        secret_policy(data)
-        env_rules(data)
-        launch_rules(data)
-        request_policy(data)
+        return pack_rules(data)
     except RuleError as exc:
         raise doc.error(exc.path, str(exc)) from None
 

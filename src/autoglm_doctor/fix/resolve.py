@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 from autoglm_doctor.probe.snapshot import canonical_name
 from autoglm_doctor.safeio import loads_json, read_text
 
-from .verify import VerifyUnavailable, _conflict, _run, pip_command
+from .verify import VerifyUnavailable, _conflict, _run, pip_command, shown_command
 
 RESOLVE_TIMEOUT_S = 600.0
 """Seconds a resolver may take: a cold pip may download large wheels (torch) to read their metadata."""
@@ -195,25 +195,83 @@ def _index_of(url: str, indexes: Sequence[str]) -> str:
 def _resolver_output(path: Path, what: str, parse: Callable[[str], Any], cmd: Sequence[str]) -> Any:
     """The resolver's answer file, read through the bounded reader and parsed; a NotLocked saying why not."""
     try:
-        return parse(read_text(path, "report"))
+        data = parse(read_text(path, "report"))
     except (OSError, ValueError, RecursionError) as exc:
-        return NotLocked(f"{what} is unreadable: {exc}", command=tuple(cmd))
+        return NotLocked(f"{what} is unreadable: {exc}", command=shown_command(cmd))
+    if not isinstance(data, dict):
+        return NotLocked(f"{what} is not in the resolver's format (not a mapping)", command=shown_command(cmd))
+    return data
 
 
-def _file_sha256(url: str) -> str:
-    """The sha256 of a ``file://`` archive, read here (a resolver that gave no hash for a local file)."""
+ARCHIVE_SIZE_LIMIT = 8 << 30
+"""The largest local archive hashed (8 GiB): the biggest torch wheels are about 2.5 GB."""
+
+
+def local_roots(options: IndexOptions) -> tuple[Path, ...]:
+    """The wheelhouses the user named (``--find-links`` folders or ``file://`` URLs): the only local files hashed."""
+    roots = []
+    for link in options.find_links:
+        parts = urlsplit(link)
+        if parts.scheme not in ("", "file"):
+            continue
+        path = Path(unquote(parts.path) if parts.scheme == "file" else link).expanduser()
+        try:
+            roots.append(Path(os.path.realpath(path if path.is_dir() else path.parent)))
+        except (OSError, ValueError):
+            continue
+    return tuple(roots)
+
+
+def _file_sha256(url: str, roots: Sequence[Path]) -> str:
+    """The sha256 of a ``file://`` archive a resolver gave no hash for; empty when it is not one to read.
+
+    The resolver's answer is input like any other: only a regular file (opened without blocking:
+    a FIFO is never waited on, ``/dev/zero`` never read) inside a wheelhouse the user named
+    (``roots``: links resolved) and at most :data:`ARCHIVE_SIZE_LIMIT` bytes is hashed.
+    """
+    import stat
+
     parts = urlsplit(url)
-    if parts.scheme != "file":
+    if parts.scheme != "file" or not roots:
         return ""
-    path = Path(unquote(parts.path))
+    try:
+        path = Path(os.path.realpath(unquote(parts.path)))
+    except (OSError, ValueError):
+        return ""
+    if not any(root == path.parent or root in path.parents for root in roots):
+        return ""
     digest = hashlib.sha256()
     try:
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError):
         return ""
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > ARCHIVE_SIZE_LIMIT:
+            return ""
+        left = info.st_size
+        try:
+            while left > 0 and (chunk := handle.read(min(1 << 20, left))):
+                digest.update(chunk)
+                left -= len(chunk)
+        except OSError:
+            return ""
     return digest.hexdigest()
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A mapping from a resolver's answer; anything else reads as empty (its shape is not trusted)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    """The mappings of a list from a resolver's answer; other entries are skipped."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    """A string from a resolver's answer ("" for any other type: a number or list is not a name or URL)."""
+    return value if isinstance(value, str) else ""
 
 
 def find_uv(env: Mapping[str, str] | None = None) -> str | None:
@@ -227,7 +285,7 @@ def find_uv(env: Mapping[str, str] | None = None) -> str | None:
 def pip_config_indexes(pip: Sequence[str], env: Mapping[str, str] | None, timeout: float = 30.0) -> IndexOptions:
     """The index settings of the target's pip configuration (``pip config list``), for uv."""
     try:
-        done = _run([*pip, "config", "list"], timeout, env)
+        done = _run([*pip, "config", "list"], timeout, env, redact=False)  # its index URLs are passed on to uv
     except (OSError, subprocess.TimeoutExpired):
         return IndexOptions()
     if done.returncode != 0:
@@ -299,20 +357,21 @@ def _run_resolver(
 ) -> NotLocked | None:
     """Run a resolver; None when it succeeded, else why not (its output is the detail)."""
     try:
-        done = _run(cmd, timeout, env, merge=True)
+        done = _run(cmd, timeout, env, merge=True)  # procs: its group is killed at the deadline
     except subprocess.TimeoutExpired:
-        return NotLocked(f"{tool} did not finish within {timeout:.0f} s", command=tuple(cmd))
+        return NotLocked(f"{tool} did not finish within {timeout:.0f} s (stopped)", command=shown_command(cmd))
     except OSError as exc:
-        return NotLocked(f"cannot run {tool}: {exc.strerror or exc}", command=tuple(cmd))
+        return NotLocked(f"cannot run {tool}: {exc.strerror or exc}", command=shown_command(cmd))
     if done.returncode == 0:
         return None
     unreachable = _looks_unreachable(done.stdout, options)
+    output = done.stdout  # redacted where it entered (verify._run): an index URL's password, a token
     if unreachable:
-        said = next((line.strip() for line in done.stdout.splitlines() if _NOT_FOUND in line), "")
+        said = next((line.strip() for line in output.splitlines() if _NOT_FOUND in line), "")
         why = f"{tool} found no index or file to resolve from" + (f" ({said[:200]})" if said else "")
     else:
         why = f"{tool} cannot resolve the constraints"
-    return NotLocked(why, conflict=not unreachable, detail=_conflict(done.stdout), command=tuple(cmd))
+    return NotLocked(why, conflict=not unreachable, detail=_conflict(output), command=shown_command(cmd))
 
 
 def _resolve_pip(
@@ -334,26 +393,26 @@ def _resolve_pip(
     if isinstance(report, NotLocked):
         return report
     indexes = options.indexes(torch_index)
+    roots = local_roots(options)
     packages = []
-    for item in report.get("install", []):
-        meta = item.get("metadata", {})
-        info = item.get("download_info", {})
-        url = str(info.get("url", ""))
-        hashes = info.get("archive_info", {}).get("hashes", {}) if isinstance(info.get("archive_info"), dict) else {}
-        sha = str(hashes.get("sha256", "")) if isinstance(hashes, dict) else ""
+    for item in _items(report.get("install")):
+        meta = _mapping(item.get("metadata"))
+        info = _mapping(item.get("download_info"))
+        url = _text(info.get("url"))
+        sha = _text(_mapping(_mapping(info.get("archive_info")).get("hashes")).get("sha256"))
         packages.append(
             LockedPackage(
-                name=str(meta.get("name", "")),
-                version=str(meta.get("version", "")),
-                files=(LockedFile(url, sha or _file_sha256(url)),) if url else (),
+                name=_text(meta.get("name")),
+                version=_text(meta.get("version")),
+                files=(LockedFile(url, sha or _file_sha256(url, roots)),) if url else (),
                 index=_index_of(url, indexes),
             )
         )
-    version = str(report.get("pip_version", "")).strip()
+    version = _text(report.get("pip_version")).strip()
     return Lock(
         resolver=f"pip {version} (install --dry-run --report)" if version else "pip (install --dry-run --report)",
-        packages=tuple(sorted(packages, key=lambda p: canonical_name(p.name))),
-        command=tuple(cmd),
+        packages=tuple(sorted((p for p in packages if p.name), key=lambda p: canonical_name(p.name))),
+        command=shown_command(cmd),
     )
 
 
@@ -384,21 +443,23 @@ def _resolve_uv(
     if isinstance(data, NotLocked):
         return data
     indexes = options.indexes(torch_index)
+    roots = local_roots(options)
     packages = []
-    for item in data.get("packages", []):
-        entries = [*item.get("wheels", []), *([item["sdist"]] if isinstance(item.get("sdist"), dict) else [])]
+    for item in _items(data.get("packages")):
+        entries = [*_items(item.get("wheels")), *_items([item.get("sdist")])]
         files = []
         for entry in entries:
-            url = str(entry.get("url", ""))
-            sha = str(entry.get("hashes", {}).get("sha256", ""))
-            files.append(LockedFile(url, sha or _file_sha256(url)))
+            url = _text(entry.get("url"))
+            sha = _text(_mapping(entry.get("hashes")).get("sha256"))
+            if url:
+                files.append(LockedFile(url, sha or _file_sha256(url, roots)))
         first = files[0].url if files else ""
         packages.append(
             LockedPackage(
-                name=str(item.get("name", "")),
-                version=str(item.get("version", "")),
+                name=_text(item.get("name")),
+                version=_text(item.get("version")),
                 files=tuple(files),
-                index=str(item.get("index", "")) or _index_of(first, indexes),
+                index=_text(item.get("index")) or _index_of(first, indexes),
             )
         )
     try:
@@ -407,6 +468,6 @@ def _resolve_uv(
         version = "uv"
     return Lock(
         resolver=f"{version} (pip compile)",
-        packages=tuple(sorted(packages, key=lambda p: canonical_name(p.name))),
-        command=tuple(cmd),
+        packages=tuple(sorted((p for p in packages if p.name), key=lambda p: canonical_name(p.name))),
+        command=shown_command(cmd),
     )

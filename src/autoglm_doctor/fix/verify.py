@@ -48,17 +48,35 @@ class VerifyResult:
 
 
 def _run(
-    cmd: Sequence[str], timeout: float, env: Mapping[str, str] | None, *, merge: bool = False
+    cmd: Sequence[str], timeout: float, env: Mapping[str, str] | None, *, merge: bool = False, redact: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Run through :mod:`autoglm_doctor.procs` (``merge``: stderr into stdout, in order); raises TimeoutExpired."""
+    """Run through :mod:`autoglm_doctor.procs` (``merge``: stderr into stdout, in order); raises TimeoutExpired.
+
+    At the deadline the child's whole process group is killed (procs), so a stalled resolver leaves
+    nothing running. Its output is redacted here, where it enters (an index URL with a password, a
+    token echoed in an error), unless ``redact=False`` for output the doctor reads and never shows
+    (``pip config list``, whose index URLs are passed on to uv).
+    """
     from autoglm_doctor import procs
 
     done = procs.run(cmd, timeout=timeout, env=procs.child_environment(env), merge_stderr=merge)
     if done.timed_out:
-        raise subprocess.TimeoutExpired(list(cmd), timeout)
+        raise subprocess.TimeoutExpired(list(shown_command(cmd)), timeout)
     out, err = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+    if redact:
+        from autoglm_doctor.redact import redact_text, secret_values
+
+        secrets = secret_values()
+        out, err = redact_text(out, secrets), redact_text(err, secrets)
     code = done.returncode if done.returncode is not None else 1  # stopped for printing too much
     return subprocess.CompletedProcess(list(cmd), code, out, err)
+
+
+def shown_command(cmd: Sequence[str]) -> tuple[str, ...]:
+    """A resolver's or pip's command as it may be shown: credentials in index URLs masked."""
+    from autoglm_doctor.redact import redact_url
+
+    return tuple(redact_url(part) for part in cmd)
 
 
 def _pip_version(output: str) -> Version | None:
@@ -141,28 +159,29 @@ def verify(
         try:
             done = _run(cmd, timeout, env, merge=True)
         except subprocess.TimeoutExpired:
-            return VerifyResult(False, f"{prefix}pip did not finish within {timeout:.0f} s", command=tuple(cmd))
+            return VerifyResult(False, f"{prefix}pip did not finish within {timeout:.0f} s", command=shown_command(cmd))
         except OSError as exc:
-            return VerifyResult(False, f"{prefix}cannot run pip: {exc.strerror or exc}", command=tuple(cmd))
+            return VerifyResult(False, f"{prefix}cannot run pip: {exc.strerror or exc}", command=shown_command(cmd))
         if done.returncode != 0:
             return VerifyResult(
                 False,
                 f"{prefix}pip cannot resolve {path}",
                 detail=_conflict(done.stdout),
-                command=tuple(cmd),
+                command=shown_command(cmd),
             )
         installs: list[str] = []
         try:
             report = loads_json(read_text(report_path, "report"))
-            for item in report.get("install", []):
-                meta = item.get("metadata", {})
-                installs.append(f"{meta.get('name')}=={meta.get('version')}")
-        except (OSError, ValueError, AttributeError):
+            for item in report.get("install", []) if isinstance(report, dict) else []:
+                meta = item.get("metadata") if isinstance(item, dict) else None
+                if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+                    installs.append(f"{meta['name']}=={meta.get('version')}")
+        except (OSError, ValueError):
             pass
     return VerifyResult(
         True,
         f"{prefix}pip resolves {path}: {len(installs)} distributions would be installed",
-        command=tuple(cmd),
+        command=shown_command(cmd),
         installs=tuple(installs),
     )
 
@@ -184,15 +203,15 @@ def verify_pylock(
     try:
         done = _run(cmd, timeout, env, merge=True)
     except subprocess.TimeoutExpired:
-        return VerifyResult(False, f"uv did not finish within {timeout:.0f} s", command=tuple(cmd))
+        return VerifyResult(False, f"uv did not finish within {timeout:.0f} s", command=shown_command(cmd))
     except OSError as exc:
-        return VerifyResult(False, f"cannot run uv: {exc.strerror or exc}", command=tuple(cmd))
+        return VerifyResult(False, f"cannot run uv: {exc.strerror or exc}", command=shown_command(cmd))
     if done.returncode != 0:
-        return VerifyResult(False, f"uv cannot install {path}", detail=done.stdout.strip(), command=tuple(cmd))
+        return VerifyResult(False, f"uv cannot install {path}", detail=done.stdout.strip(), command=shown_command(cmd))
     installs = tuple(line.strip()[2:] for line in done.stdout.splitlines() if line.strip().startswith("+ "))
     return VerifyResult(
         True,
         f"uv installs {path}: {len(installs)} distributions would be installed",
-        command=tuple(cmd),
+        command=shown_command(cmd),
         installs=installs,
     )

@@ -269,33 +269,54 @@ def _token_stream(text, start):
             yield token
 
 
+NESTING_LIMIT = 100
+"""Brackets nested deeper than this in a registry file: not a registry (transformers' nest 4 deep)."""
+
+
+class Unreadable(ValueError):
+    """A library file whose shape the probe will not follow (brackets nested past NESTING_LIMIT)."""
+
+
 def _container(tokens, kind):
     """Parse a bracketed group whose opening ``kind`` was just read: (kind, elements).
 
     An element is a list of atoms: ("s", text) for a string, ("w", word), (":",) or a
-    nested (kind, elements) group.
+    nested (kind, elements) group. Iterative, with a depth limit: a file of 20,000 nested
+    brackets raises :class:`Unreadable` rather than exhausting the interpreter's stack.
     """
-    close = CLOSING[kind]
-    elements, current = [], []
+    stack = [(kind, [], [])]  # (kind, elements, current element) of each open group
     for tok in tokens:
-        if tok == close:
-            break
-        if tok in CLOSING:
-            current.append(_container(tokens, tok))
+        kind, elements, current = stack[-1]
+        if tok == CLOSING[kind]:
+            if current:
+                elements.append(current)
+            stack.pop()
+            if not stack:
+                return (kind, elements)
+            stack[-1][2].append((kind, elements))
+        elif tok in CLOSING:
+            if len(stack) >= NESTING_LIMIT:
+                raise Unreadable("brackets nested deeper than %d" % NESTING_LIMIT)
+            stack.append((tok, [], []))
         elif tok in (")", "]", "}"):
             continue  # unbalanced: ignore
         elif tok == ",":
             elements.append(current)
-            current = []
+            stack[-1] = (kind, elements, [])
         elif tok == ":":
             current.append((":",))
         elif tok[0] in "\"'":
             current.append(("s", tok[1:-1]))
         else:
             current.append(("w", tok))
-    if current:
-        elements.append(current)
-    return (kind, elements)
+    # the text ended inside the group: close what is open, as the recursive reader did
+    while True:
+        kind, elements, current = stack.pop()
+        if current:
+            elements.append(current)
+        if not stack:
+            return (kind, elements)
+        stack[-1][2].append((kind, elements))
 
 
 def _strings(atoms):
@@ -500,8 +521,13 @@ def transformers_files(search_path):
                 facts["files"].append(os.path.join(auto, name))
         for family in MAPPING_FAMILIES:
             merged = {}
-            for text in texts:
-                merged.update(mapping_names(text, family))
+            for path, text in zip(facts["files"], texts):
+                try:
+                    merged.update(mapping_names(text, family))
+                except Unreadable as exc:
+                    problem = "%s could not be read: %s" % (path, exc)
+                    if problem not in facts["problems"]:
+                        facts["problems"].append(problem)
             if family == "CONFIG":
                 facts["model_types"] = sorted(merged)
             else:
@@ -543,11 +569,12 @@ def served_architectures(search_path):
             registry = os.path.join(folder, "vllm", "model_executor", "models", "registry.py")
             if os.path.isfile(os.path.join(folder, "vllm", "__init__.py")):
                 text = read_text(registry, 1 << 22)
-                out["vllm"] = {
-                    "path": registry,
-                    "architectures": registry_architectures(text),
-                    "problems": [] if text is not None else ["%s is missing or unreadable" % registry],
-                }
+                problems = [] if text is not None else ["%s is missing or unreadable" % registry]
+                try:
+                    architectures = registry_architectures(text)
+                except Unreadable as exc:
+                    architectures, problems = [], ["%s could not be read: %s" % (registry, exc)]
+                out["vllm"] = {"path": registry, "architectures": architectures, "problems": problems}
         if "sglang" not in out:
             models = os.path.join(folder, "sglang", "srt", "models")
             if os.path.isfile(os.path.join(folder, "sglang", "__init__.py")):

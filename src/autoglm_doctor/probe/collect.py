@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from autoglm_doctor.gather_options import PROBE_TIMEOUT_S, GatherOptions
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
     from autoglm_doctor.probe.abi import AbiFacts, Prefetch
+    from autoglm_doctor.probe.gpu import GpuFacts
     from autoglm_doctor.probe.snapshot import Snapshot
 
 # The snapshot types (and every area's facts behind them) are imported where they are used, so
@@ -226,12 +228,41 @@ def snapshot_from_probe(data: dict[str, object], env: dict[str, str]) -> Snapsho
     )
 
 
-def gather(options: GatherOptions) -> Snapshot:
+@dataclass
+class TargetMemo:
+    """The target's facts from a run's first gather, reused for the next files of the same run.
+
+    Pre-commit passes every matching file to one ``check``: probing the same interpreter (and asking
+    NVML) again for each of 1,000 files took 164 s; with the memo the target is probed once per run.
+    Only what depends on the file (its config, the model it names, the disk under that model) is
+    gathered again.
+    """
+
+    probed: Snapshot | None = None
+    """The probe's snapshot (libraries not yet narrowed to one model), once the first probe answered."""
+    failure: str | None = None
+    """Why the target could not be probed, once that is known (then no file probes it again)."""
+    gpu: GpuFacts | None = None
+    """The GPU facts of the first gather."""
+
+    @property
+    def known(self) -> bool:
+        """The first gather has finished: the target's facts (or why there are none) are here."""
+        return self.probed is not None or self.failure is not None
+
+
+def gather(options: GatherOptions, memo: TargetMemo | None = None) -> Snapshot:
     """Gather every fact once; the host-side areas are gathered while the probe runs.
 
     Never raises for a broken target: an interpreter that cannot be probed becomes a snapshot
-    whose ``python.version`` is empty and whose ``probe_errors`` say why.
+    whose ``python.version`` is empty and whose ``probe_errors`` say why. With a ``memo`` that a
+    previous gather of the same run filled, the target is not probed again.
     """
+    if memo is not None and memo.known:
+        host_side = add_host_facts(unprobed_snapshot(""), options, memo.gpu)
+        if memo.probed is None:
+            return dataclasses.replace(host_side, probe_errors=[memo.failure or ""])
+        return _combined(memo.probed, host_side)
     try:
         probe: RunningProbe | None = RunningProbe(options.python, options.cwd, options.timeout)
     except ProbeError as exc:
@@ -260,21 +291,34 @@ def gather(options: GatherOptions) -> Snapshot:
         if isinstance(facts, BaseException):
             raise facts
         snap = snapshot_from_probe(facts, host_side.env)
+        # the ELF facts depend on the target only: read once, kept with the probe's facts for later files
+        snap = dataclasses.replace(snap, abi=_abi_facts(snap, prefetch))
     except ProbeError as exc:
+        if memo is not None:
+            memo.failure, memo.gpu = str(exc), host_side.gpu
         return dataclasses.replace(host_side, probe_errors=[str(exc)])
+    if memo is not None:
+        memo.probed, memo.gpu = snap, host_side.gpu
+    return _combined(snap, host_side)
+
+
+def _combined(snap: Snapshot, host_side: Snapshot) -> Snapshot:
+    """The probe's facts with the host side's: the transformers registries narrowed to the model's type."""
     libraries = snap.libraries
     if libraries is not None and libraries.transformers is not None:
         model_type = host_side.model.model_type if host_side.model is not None else ""
         libraries = dataclasses.replace(libraries, transformers=libraries.transformers.for_model(model_type))
-    return dataclasses.replace(
+    snap = dataclasses.replace(
         snap,
-        abi=_abi_facts(snap, prefetch),
         config=host_side.config,
         gpu=host_side.gpu,
         host=host_side.host,
         model=host_side.model,
         libraries=libraries,
     )
+    from autoglm_doctor.engines import target  # the launch command's engine, read from its files
+
+    return dataclasses.replace(snap, engines=target.gather(snap))
 
 
 def _abi_prefetch(interpreter: str) -> Prefetch | None:
@@ -306,8 +350,8 @@ def _await_probe(probe: RunningProbe, answer: list[dict[str, object] | BaseExcep
         answer.append(exc)
 
 
-def add_host_facts(snap: Snapshot, options: GatherOptions) -> Snapshot:
-    """Add the host-side areas (config first: the model location may come from it)."""
+def add_host_facts(snap: Snapshot, options: GatherOptions, gpu_facts: GpuFacts | None = None) -> Snapshot:
+    """Add the host-side areas (config first: the model location may come from it); ``gpu_facts`` when known."""
     from autoglm_doctor import redact
     from autoglm_doctor.configfile import load as config_load
     from autoglm_doctor.probe import gpu, host, weights
@@ -320,7 +364,8 @@ def add_host_facts(snap: Snapshot, options: GatherOptions) -> Snapshot:
     host_facts = host.gather(options, model)  # disk facts cover the model folder wherever it was found
     if config is not None and config.engine:
         host_facts = dataclasses.replace(host_facts, ports_in_use=_launch_ports_in_use(config))
-    return dataclasses.replace(snap, gpu=gpu.gather(options), host=host_facts, model=model)
+    gpu_facts = gpu_facts if gpu_facts is not None else gpu.gather(options)
+    return dataclasses.replace(snap, gpu=gpu_facts, host=host_facts, model=model)
 
 
 def _launch_ports_in_use(config: ConfigFacts) -> list[int]:

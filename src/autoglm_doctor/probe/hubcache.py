@@ -21,10 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoglm_doctor.safeio import read_text
+from autoglm_doctor.safeio import folder_state, read_text
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 """``owner/name`` as the hub spells repository ids."""
+
+
+UNREADABLE_CACHE = "the cache folder"
+"""How a problem of a cache that cannot be searched begins (``HubLookup.problem``; weights.path words it)."""
 
 
 def looks_like_hub_id(text: str) -> bool:
@@ -86,7 +90,10 @@ def resolve(hub_id: str, env: Mapping[str, str], ref: str = "main") -> HubLookup
     """
     cache = cache_dir(env)
     repo = cache / repo_folder_name(hub_id)
-    if not repo.is_dir():
+    found, why_not = folder_state(repo)
+    if why_not:
+        return HubLookup(cache=str(cache), problem=f"{UNREADABLE_CACHE} {repo} cannot be read: {why_not}")
+    if not found:
         return HubLookup(cache=str(cache), problem=f"{repo.name} is not in the cache {cache}")
     snapshots = repo / "snapshots"
     if COMMIT.match(ref):
@@ -96,8 +103,17 @@ def resolve(hub_id: str, env: Mapping[str, str], ref: str = "main") -> HubLookup
             revision = read_text(repo / "refs" / ref, "model metadata", 1 << 16, errors="replace")
         except OSError:
             revision = ""
-    if revision and (snapshots / revision).is_dir():
+    found, why_not = folder_state(snapshots / revision) if revision else (False, "")
+    if found:
         return HubLookup(cache=str(cache), repo_dir=str(repo), revision=revision, snapshot=str(snapshots / revision))
+    if why_not:
+        shown = revision if len(revision) <= 64 else revision[:64] + "..."
+        return HubLookup(
+            cache=str(cache),
+            repo_dir=str(repo),
+            revision=revision.strip(),
+            problem=f"snapshots/{shown} (named by refs/{ref}) cannot be read: {why_not}",
+        )
     try:
         others = sorted(p.name for p in snapshots.iterdir() if p.is_dir())
     except OSError:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autoglm_doctor.configfile.facts import ConfigFacts
+from autoglm_doctor.engines.base import EngineFlags
 from autoglm_doctor.probe.abi import AbiFacts
 from autoglm_doctor.probe.gpu import GpuFacts
 from autoglm_doctor.probe.host import HostFacts
@@ -168,6 +169,9 @@ class Snapshot:
     """The model folder, from file headers only."""
     abi: AbiFacts | None = None
     """Compiled extensions linking against torch, read from their ELF dynamic sections (host side)."""
+    engines: dict[str, EngineFlags] = field(default_factory=dict)
+    """The argument definitions of the serving engine the launch command starts, read (host side) from the
+    engine installed in the target; a release's unchanged files keep only the name of its table."""
     schema: str = SCHEMA
     """Version of this format."""
     tool_version: str = ""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor.probe import hubcache
 from autoglm_doctor.probe.safetensors import LFS_POINTER_MAX_BYTES, LFS_PREFIX, SafetensorsHeader, read_header
-from autoglm_doctor.safeio import loads_json, read_head, read_text
+from autoglm_doctor.safeio import folder_state, loads_json, read_head, read_text
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
@@ -381,7 +381,7 @@ def gather(options: GatherOptions, config: ConfigFacts | None = None) -> ModelFa
                 primary = from_cwd
     # owner/name that is no path here is a hub id, unless its first part is a local folder (models/glm)
     owner_dirs = [Path(common.get(k) or primary).parent for k in ("config_candidate", "cwd_candidate")]
-    if not _lexists(primary) and hubcache.looks_like_hub_id(text) and not any(d.is_dir() for d in owner_dirs):
+    if not _lexists(primary) and hubcache.looks_like_hub_id(text) and not any(folder_state(d)[0] for d in owner_dirs):
         lookup = hubcache.resolve(text, env)
         common.update(
             hub_id=text,

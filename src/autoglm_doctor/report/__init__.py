@@ -15,7 +15,8 @@ def render(report: Report, fmt: Format, options: RenderOptions) -> str:
 
     report = redact_report(report)
     if fmt is not Format.JSON:
-        report = escape_report(report)  # ESC bytes from inspected names never reach a terminal
+        # ESC bytes from inspected names never reach a terminal, nor `::` a CI runner (GitHub's writer escapes its own)
+        report = escape_report(report, defuse=fmt is not Format.GITHUB)
     if fmt is Format.JSON:
         from autoglm_doctor.report import json_report as module
     elif fmt is Format.JUNIT:

@@ -50,6 +50,7 @@ class StreamedReport:
         self.total = 0
         self._previous: str | None = None
         self._footer = _Footer()
+        self._secrets: list[str] | None = None
         self._live: Any = None
         self._console: Any = None
         if live:
@@ -78,6 +79,9 @@ class StreamedReport:
         else:
             self.write(rich_report.to_text(lines, self.options))
 
+    def _shown(self, item: T) -> T:
+        return shown(item, self._secrets)
+
     @property
     def live(self) -> bool:
         """Whether a live footer is shown (a terminal)."""
@@ -89,7 +93,12 @@ class StreamedReport:
 
     def start(self, header: Report) -> None:
         """Print the header (the target is known before any check runs) and start the footer."""
-        self._print(rich_report.header_lines(shown(header)))
+        from autoglm_doctor.redact import secret_values
+
+        # the values to mask are known once the facts are gathered: worked out once per report, not per
+        # result (pre-commit's 10,000 files each print a report: per result, this was 0.5 ms of 3)
+        self._secrets = secret_values()
+        self._print(rich_report.header_lines(self._shown(header)))
         if self._live is not None:
             self._live.start()
 
@@ -103,13 +112,13 @@ class StreamedReport:
             return
         self._footer.label = ""
         self.finished.append(event.result)
-        self._print(rich_report.result_lines(shown(event.result), self.options, self._previous))
+        self._print(rich_report.result_lines(self._shown(event.result), self.options, self._previous))
         self._previous = event.result.category
 
     def result(self, result: CheckResult) -> None:
         """Print a result that did not come through the runner's progress (a plugin that failed to load)."""
         self.finished.append(result)
-        self._print(rich_report.result_lines(shown(result), self.options, self._previous))
+        self._print(rich_report.result_lines(self._shown(result), self.options, self._previous))
         self._previous = result.category
 
     def stop(self) -> None:
@@ -121,18 +130,18 @@ class StreamedReport:
     def finish(self, report: Report) -> None:
         """Remove the footer and print the summary."""
         self.stop()
-        self._print(rich_report.summary_lines(shown(report), self.options))
+        self._print(rich_report.summary_lines(self._shown(report), self.options))
 
     def interrupted(self, partial: Report) -> None:
         """Ctrl-C: remove the footer and say what finished, with its summary."""
         self.stop()
-        self._print(interrupted_lines(shown(partial), self.total, self.options))
+        self._print(interrupted_lines(self._shown(partial), self.total, self.options))
 
 
 T = TypeVar("T")
 
 
-def shown(item: T) -> T:
+def shown(item: T, secrets: list[str] | None = None) -> T:
     """What a person sees of a report or result: secrets redacted, control characters escaped.
 
     The same two passes :func:`autoglm_doctor.report.render` makes before any formatter sees a
@@ -141,7 +150,7 @@ def shown(item: T) -> T:
     from autoglm_doctor.redact import redact_report
     from autoglm_doctor.textsafe import escape_report
 
-    return escape_report(redact_report(item))
+    return escape_report(redact_report(item, secrets=secrets))
 
 
 def interrupted_lines(partial: Report, total: int, options: RenderOptions) -> list[rich_report.Text]:

@@ -1,0 +1,215 @@
+"""Generate the serving engines' flag tables from their released files, with the parsers the doctor uses.
+
+Without vLLM or SGLang installed (a client machine, a CI lint, pre-commit) the doctor reads a launch
+command against the table of the engine version it names. Each table is what the engine module reads
+from an installed engine, applied to the released files of one version; nothing in it is typed by hand.
+
+Versions: every vLLM minor line from 0.12 to the newest on the index, its newest patch (vLLM changes
+flags between minors, patches fix bugs); every SGLang patch line from 0.5.6 on, its newest
+post-release (SGLang adds and renames flags in patch releases: 0.5.6 has 292 ``add_argument`` calls,
+0.5.13 406, and 0.5.14 / 0.5.20 moved the definitions twice).
+
+Three steps; only the first touches the network (PyPI, through pip itself):
+
+    python tools/engine_tables.py download DIR        # sdists (vLLM: its wheel is ~400 MB) / wheels (SGLang)
+    python tools/engine_tables.py collect DIR         # DIR/<engine>-<version>/ -> knowledge_sources/<engine>.tar.xz
+    python tools/engine_tables.py generate [--check]  # sources -> src/autoglm_doctor/knowledge/engines/*.json
+
+``download`` leaves, per version, a folder ``DIR/<engine>-<version>/`` holding the release's files
+(pip's unpacked sdist or wheel) and its metadata file (``PKG-INFO`` / ``METADATA``). ``collect`` keeps,
+verbatim, only the files the engine module reads (``flag_files``) plus the metadata, in one
+deterministic archive per engine (sorted, mtime 0). ``generate`` parses them; ``--check`` only
+compares, and the test suite runs it (tests/test_engines_tables.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import lzma
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = REPO / "tools" / "knowledge_sources"
+TABLES = REPO / "src" / "autoglm_doctor" / "knowledge" / "engines"
+sys.path.insert(0, str(REPO / "src"))
+
+from packaging.version import Version  # noqa: E402
+
+from autoglm_doctor.engines import ENGINES, table_data  # noqa: E402  (the parsers the doctor runs)
+
+FIRST = {"vllm": Version("0.12"), "sglang": Version("0.5.6")}
+"""The oldest release of each engine the server pack supports."""
+METADATA_NAMES = ("PKG-INFO", "METADATA")
+
+
+def _versions(name: str) -> list[Version]:
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "index", "versions", name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("Available versions:"))
+    return [Version(v.strip()) for v in line.split(":", 1)[1].split(",")]
+
+
+def chosen_versions(name: str, available: list[Version]) -> list[Version]:
+    """The newest release of each line (vLLM: minor; SGLang: patch) from the first supported one."""
+    newest: dict[tuple[int, ...], Version] = {}
+    for v in available:
+        if v.is_prerelease or v < FIRST[name]:
+            continue
+        line = v.release[:2] if name == "vllm" else v.release[:3]
+        newest[line] = max(newest.get(line, v), v)
+    return sorted(newest.values())
+
+
+def download(folder: Path) -> None:
+    """Fetch the released files (network: PyPI through pip) into ``folder/<engine>-<version>/``.
+
+    vLLM: the source distribution (its wheels are ~400 MB); pip cannot build its metadata without
+    CUDA, so ``--no-clean`` keeps the unpacked tree it downloaded. 0.15.x was published as wheels
+    only: that line is read with 0.14's table, and the report says so. SGLang: the wheel.
+    """
+    import shutil
+
+    for name in ENGINES:
+        for version in chosen_versions(name, _versions(name)):
+            dest = folder / f"{name}-{version}"
+            if dest.exists():
+                continue
+            work = folder / "work"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            if name == "vllm":
+                command = ["--no-binary", ":all:", "--no-build-isolation", "--no-clean"]
+            else:
+                command = ["--only-binary", ":all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"]
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(work), *command]
+                + [f"{name}=={version}"],
+                check=False,
+                timeout=900,
+                env={**os.environ, "TMPDIR": str(work)},
+            )
+            trees = sorted(work.glob(f"pip-download-*/{name}_*")) + sorted(work.glob(f"pip-download-*/{name}-*"))
+            wheels = sorted(work.glob(f"{name}-*.whl"))
+            if trees:
+                shutil.copytree(trees[0], dest)
+            elif wheels:
+                with zipfile.ZipFile(wheels[0]) as archive:
+                    archive.extractall(dest)
+                for meta in dest.glob("*.dist-info/METADATA"):
+                    shutil.copy(meta, dest / "METADATA")
+            else:
+                print(f"{name} {version}: no release files of the kind wanted on the index", file=sys.stderr)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def collect(folder: Path) -> None:
+    """Keep, verbatim, the files the engine modules read, one archive per engine."""
+    for name, engine in ENGINES.items():
+        members: list[tuple[str, bytes]] = []
+        for release in sorted(folder.glob(f"{name}-*"), key=lambda p: Version(p.name.split("-", 1)[1])):
+            listing = [str(p.relative_to(release)) for p in release.rglob("*") if p.is_file()]
+            wanted = [*engine.flag_files(listing), *(m for m in METADATA_NAMES if m in listing)]
+            members += [(f"{release.name}/{path}", (release / path).read_bytes()) for path in sorted(set(wanted))]
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:xz", preset=9 | lzma.PRESET_EXTREME) as tar:
+            for member, data in members:
+                info = tarfile.TarInfo(member)
+                info.size, info.mtime, info.mode = len(data), 0, 0o644
+                tar.addfile(info, io.BytesIO(data))
+        (SOURCES / f"{name}.tar.xz").write_bytes(buffer.getvalue())
+
+
+def read_sources(name: str) -> dict[str, dict[str, str]]:
+    """Version -> relative path -> text, from ``tools/knowledge_sources/<engine>.tar.xz``."""
+    out: dict[str, dict[str, str]] = {}
+    with tarfile.open(SOURCES / f"{name}.tar.xz", mode="r:xz") as tar:
+        for member in tar.getmembers():
+            release, _, path = member.name.partition("/")
+            handle = tar.extractfile(member)
+            if handle is not None:
+                out.setdefault(release.partition("-")[2], {})[path] = handle.read().decode("utf-8", "replace")
+    return out
+
+
+def requires_of(files: dict[str, str]) -> list[str]:
+    """The release's Requires-Dist lines, from its own metadata file."""
+    for name in METADATA_NAMES:
+        if name in files:
+            return [str(v) for v in Parser().parsestr(files[name]).get_all("Requires-Dist") or []]
+    return []
+
+
+def requires_python_of(files: dict[str, str]) -> str:
+    """The release's Requires-Python."""
+    for name in METADATA_NAMES:
+        if name in files:
+            return str(Parser().parsestr(files[name]).get("Requires-Python") or "")
+    return ""
+
+
+def tables() -> dict[Path, str]:
+    """Every table file and its text, from the committed sources."""
+    out: dict[Path, str] = {}
+    for name in ENGINES:
+        for version, files in sorted(read_sources(name).items(), key=lambda kv: Version(kv[0])):
+            data = table_data(name, version, files, requires_of(files), requires_python_of(files))
+            data["sources"] = [
+                f"{name} {version} released files on PyPI, kept verbatim in tools/knowledge_sources/{name}.tar.xz"
+            ]
+            line = re.sub(r"^(\d+\.\d+).*", r"\1", version) if name == "vllm" else version
+            out[TABLES / f"{name}-{line}.json"] = json.dumps(data, indent=0, sort_keys=True) + "\n"
+    return out
+
+
+def generate(check: bool) -> int:
+    """Write the tables (``check``: only compare, 1 when they differ)."""
+    wanted = tables()
+    present = set(TABLES.glob("*.json")) if TABLES.exists() else set()
+    stale = [p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+    extra = sorted(present - set(wanted))
+    if check:
+        for path in [*stale, *extra]:
+            print(f"out of date: {path.relative_to(REPO)}", file=sys.stderr)
+        return 1 if stale or extra else 0
+    TABLES.mkdir(parents=True, exist_ok=True)
+    for path in stale:
+        path.write_text(wanted[path], encoding="utf-8")
+    for path in extra:
+        path.unlink()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    sub.add_parser("download").add_argument("folder", type=Path)
+    sub.add_parser("collect").add_argument("folder", type=Path)
+    gen = sub.add_parser("generate")
+    gen.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    if args.step == "download":
+        download(args.folder)
+        return 0
+    if args.step == "collect":
+        collect(args.folder)
+        return 0
+    return generate(args.check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
