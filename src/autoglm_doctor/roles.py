@@ -168,6 +168,7 @@ def question() -> str:
 
 
 APPLIES: dict[str, tuple[str, ...]] = {
+    "packages.abi": (IN_PROCESS, SERVER),
     "cuda.*": (IN_PROCESS, SERVER),
     "system.*": (IN_PROCESS, SERVER),
     "config.syntax": (IN_PROCESS, SERVER),
@@ -180,7 +181,7 @@ APPLIES: dict[str, tuple[str, ...]] = {
 }
 """Checks that apply to some of the built-in roles only (the others apply to every role).
 
-The client runs no model and has no GPU need: the GPU, weights, launch-config and smoke checks
+The client runs no model and has no GPU need: the GPU, torch-extension, weights, launch-config and smoke checks
 are not its; the phone checks are only the client's; the smoke test loads the model in-process.
 """
 
