@@ -39,7 +39,7 @@ def test_deeply_nested_library_registries_are_named_not_fatal(tmp_path: Path) ->
     assert snap["python"]["version"] and not snap["probe_errors"]
     problems = snap["libraries"]["transformers"]["problems"]
     assert any("configuration_auto.py could not be read: brackets nested deeper than" in p for p in problems), problems
-    assert any("registry.py could not be read" in p for p in snap["libraries"]["vllm"]["problems"])
+    assert any("registry.py could not be read" in p for p in snap["libraries"]["engines"]["vllm"]["problems"])
     assert {d["name"] for d in snap["distributions"]} >= {"transformers", "vllm"}
 
     run = doctor(

@@ -1,35 +1,29 @@
-"""A served deployment (vLLM or SGLang launch command): its settings and the GPU memory it will spend.
+"""A served deployment (a vLLM or SGLang launch command): its settings and the GPU memory it will spend.
 
-vLLM sizes its memory once at start-up (``vllm/v1/worker/gpu_worker.py``,
-``Worker.determine_available_memory``; ``vllm/v1/core/kv_cache_utils.py``):
+The accounting is the same arithmetic for every engine; each engine's facts come from its module
+(``engines/<name>.py``, the questions in ``engines/memory.py``). vLLM, for instance, sizes its
+memory once at start-up (``vllm/v1/worker/gpu_worker.py``, ``Worker.determine_available_memory``):
 
-- it refuses to start when the GPU's *free* memory is below ``total x --gpu-memory-utilization``
-  ("Free memory on device ... is less than desired GPU memory utilization");
-- it loads the weights at the served dtype (``--dtype auto``: the checkpoint's ``torch_dtype``,
+- the budget is ``total x`` the engine's share (``--gpu-memory-utilization``; SGLang's
+  ``--mem-fraction-static``), ``MemoryModel.default_share`` when unset; an engine whose
+  ``MemoryModel.refuses_below_budget`` is set refuses to start when less than that is free;
+- the weights load at the served dtype (``--dtype auto``: the checkpoint's ``torch_dtype``,
   16-bit for float32 checkpoints), each GPU holding ``1/--tensor-parallel-size`` of them, except the
   vision tower, which ``--mm-encoder-tp-mode data`` keeps whole on every GPU;
-- it runs one dummy forward pass (``profile_run``): the vision encoder on the largest image the
-  processor keeps, the language model on ``--max-num-batched-tokens`` tokens and the sampler on
-  ``--max-num-seqs`` rows of logits; the peak of that, plus memory allocated outside torch, is
-  subtracted too;
-- what is left of ``total x utilization`` is the KV cache. One sequence of ``--max-model-len``
-  tokens needs ``ceil(len / 16) x 16`` tokens of ``layers x KV heads per GPU x head_dim x 2 (K, V)
-  x dtype bytes``; when it does not fit, vLLM stops with "To serve at least one request with the
-  model's max seq len (...) ... the estimated maximum model length is N".
+- the engine's start-up profile takes its activation peak out of the budget
+  (``Engine.profile_peak``; 0 where activations live outside it, as with SGLang);
+- what is left of the budget is the KV cache. One sequence of ``--max-model-len`` tokens needs
+  ``ceil(len / block) x block`` tokens (``MemoryModel.kv_block_tokens``) of ``layers x KV heads per
+  GPU x head_dim x 2 (K, V) x dtype bytes``; when it does not fit, vLLM stops with "To serve at least
+  one request with the model's max seq len (...) ... the estimated maximum model length is N".
 
-What vLLM spends *outside* that budget still has to fit in the GPU, in what is free beyond
-``total x utilization``: vLLM takes its start-up snapshot after the CUDA context and NCCL exist
-("Now take memory snapshot after NCCL is initialized", ``Worker.init_device``), so the context and NCCL's
-buffers are not in the profile; CUDA graphs are captured after the KV cache is allocated
-(``Worker.compile_or_warm_up_model`` -> ``GPUModelRunner.capture_model``), and 0.12's own hint says
-"memory_profiling does not consider CUDAGraph memory size" (``VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS``,
-which moves them into the profile, does not exist in 0.12). SGLang's ``--mem-fraction-static`` share holds the
-weights and the KV pool; activations live outside it.
+What the engine keeps *outside* that budget (``Engine.outside_budget``: the CUDA context, CUDA
+graphs, NCCL) has to fit in what is free beyond ``total x share``.
 
 The activation peak and what lies outside the budget are estimates (stated in every finding); the
 weights and the KV cache are exact from the safetensors headers and config.json. The verdict carries
-:data:`ESTIMATE_ERROR_BYTES`, the error bar measured against real start-up logs
-(``tests/test_served_memory_logs.py``): a margin inside it is a warning, not a pass.
+the engine's error bar (``MemoryModel.error_bar``, :data:`ESTIMATE_ERROR_BYTES` measured against real
+start-up logs in ``tests/test_served_memory_logs.py``): a margin inside it is a warning, not a pass.
 """
 
 from __future__ import annotations
@@ -38,45 +32,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from autoglm_doctor.configfile.launch import SGLANG, VLLM
-from autoglm_doctor.engines import ENGINES
+from autoglm_doctor import engines
+from autoglm_doctor.engines.memory import ESTIMATE_ERROR_BYTES, GiB, ProfileShape, gib
 from autoglm_doctor.model import Breakdown
 from autoglm_doctor.probe.gpu import GpuDevice
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.probe.weights import ModelFacts
 
-GiB = 1024**3
+__all__ = ["ESTIMATE_ERROR_BYTES", "GiB", "Launch", "ServedMemory", "gib", "read_launch", "served_memory"]
 
-DEFAULT_UTILIZATION = {name: engine.default_utilization for name, engine in ENGINES.items()}
-"""vLLM's --gpu-memory-utilization default; SGLang picks --mem-fraction-static from the GPU (about 0.88)."""
-KV_BLOCK_TOKENS = {name: engine.kv_block_tokens for name, engine in ENGINES.items()}
-"""Tokens per KV-cache block: the KV cache of a sequence is allocated in whole blocks."""
-HIGH_MEMORY_GIB = 70
-"""vLLM's OpenAI server batches 8192 tokens (and 1024 sequences) on GPUs of this size or more, except the A100;
-2048 tokens and 256 sequences below (vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults)."""
-NON_TORCH_BYTES = int(0.25 * GiB)
-"""Memory allocated outside torch during the profile run (cuBLAS workspaces, the allocator's slack)."""
-NCCL_BYTES = int(0.5 * GiB)
-"""NCCL buffers and the custom all-reduce of tensor parallelism (only with --tensor-parallel-size > 1), outside the
-budget: vLLM initialises NCCL before its start-up snapshot (``Worker.init_device``). An allowance: NCCL's default
-channel buffers (``NCCL_BUFFSIZE`` 4 MiB per channel and peer) plus vLLM's custom all-reduce buffer (8 MiB per
-rank) and the IPC handles of the peers come to a few hundred MiB on 2-8 GPUs."""
-CUDA_CONTEXT_BYTES = int(0.5 * GiB)
-"""The engine process's CUDA context, outside the budget (vLLM's start-up snapshot is taken after it exists). An
-allowance: a torch process's context measured 287,047,680 bytes with lazy module loading and 666,632,192 without
-(https://github.com/pytorch/pytorch/pull/86509; lazy is the default since CUDA 12.2 on Linux), and the kernels vLLM
-loads as it runs (cuBLAS, FlashAttention, Triton) add to the lazy figure."""
-CUDA_GRAPH_BYTES_MEASURED = int(0.95 * GiB)
-"""What capturing CUDA graphs took for GLM-4.1V-9B at vLLM's defaults: "Graph capturing finished in 7 secs, took
-0.95 GiB" for 67 piecewise and 35 full graphs (vLLM 0.11.0, https://github.com/zai-org/GLM-V/issues/204)."""
-CUDA_GRAPHS_MEASURED = 67 + 35
-"""How many graphs that log captured: per graph, the measured cost is about 9.5 MiB."""
-ESTIMATE_ERROR_BYTES = int(0.75 * GiB)
-"""The estimate's error bar: the largest margin the doctor computes for a launch that did not start, in the table
-of real start-ups of ``tests/test_served_memory_logs.py`` (Open-AutoGLM#2 on an RTX 4090: 0.64 GiB left beyond the
-budget, and the server did not start), rounded up to the next quarter GiB. It is a lower bound on the error: the
-table has no launch that started with a small margin to bound it from above.
-A margin below it is "may not start", a warning."""
 _DTYPE_BYTES = {
     "float32": 4,
     "float": 4,
@@ -128,8 +92,6 @@ class Launch:
 
     def flag(self, name: str) -> str:
         """The engine's own spelling of a setting (``--context-length`` for SGLang's max-model-len)."""
-        from autoglm_doctor import engines
-
         return engines.get(self.engine).flag(name)
 
 
@@ -164,7 +126,7 @@ def read_launch(snap: Snapshot) -> Launch | None:
         engine=engine,
         max_model_len=length if length is not None and length > 0 else None,
         tensor_parallel=tp if tp and tp > 0 else 1,
-        utilization=float(util) if util_ok else DEFAULT_UTILIZATION[engine],
+        utilization=float(util) if util_ok else engines.get(engine).model.default_share,
         utilization_given=util_ok,
         dtype=str(get("dtype") or "auto").lower(),
         kv_cache_dtype=str(get("kv-cache-dtype") or "auto").lower(),
@@ -219,6 +181,8 @@ class ServedMemory:
     """What the engine spends outside the budget on this GPU: CUDA context, CUDA graphs, NCCL (an estimate)."""
     outside_formula: str = ""
     """How the outside figure was made."""
+    eager_frees: int = 0
+    """Of ``outside``, what turning CUDA graphs off gives back (the engine's graphs)."""
     error_bar: int = ESTIMATE_ERROR_BYTES
     """The estimate's uncertainty: a margin below it may not start."""
 
@@ -302,48 +266,8 @@ class ServedMemory:
         )
 
 
-def gib(n: float) -> str:
-    """Bytes as ``12.34 GiB`` (two decimals, as vLLM prints)."""
-    return f"{n / GiB:.2f} GiB"
-
-
 def _gib_number(n: float) -> float:
     return round(n / GiB, 2)
-
-
-def cuda_graph_sizes(max_seqs: int, batched_tokens: int) -> tuple[int, ...]:
-    """The batch sizes vLLM 0.12 captures CUDA graphs for by default (``VllmConfig._set_cudagraph_sizes``).
-
-    The largest is ``min(2 x --max-num-seqs, 512, --max-num-batched-tokens)``; the sizes are 1, 2, 4, then
-    multiples of 8 below 256, then multiples of 16 from 256 up to the largest.
-    """
-    largest = min(max_seqs * 2, 512, batched_tokens)
-    sizes = [size for size in (1, 2, 4) if size <= largest]
-    if largest >= 8:
-        sizes += range(8, min(largest + 1, 256), 8)
-    if largest >= 256:
-        sizes += range(256, largest + 1, 16)
-    return tuple(sizes)
-
-
-def _outside(launch: Launch, seqs: int, tokens: int, tp: int) -> tuple[int, str]:
-    """What the engine spends outside the profiled budget on one GPU, and how that was made."""
-    parts = [f"CUDA context {gib(CUDA_CONTEXT_BYTES)}"]
-    total = CUDA_CONTEXT_BYTES
-    if launch.engine == VLLM and not launch.eager:
-        sizes = cuda_graph_sizes(seqs, tokens)
-        # FULL_AND_PIECEWISE (0.12's default): a piecewise graph per size, a full decode graph per size up to
-        # --max-num-seqs.
-        graphs = len(sizes) + sum(1 for size in sizes if size <= seqs)
-        graph_bytes = CUDA_GRAPH_BYTES_MEASURED * graphs // CUDA_GRAPHS_MEASURED
-        total += graph_bytes
-        parts.append(f"{graphs} CUDA graphs (sizes 1..{sizes[-1] if sizes else 0}) {gib(graph_bytes)}")
-    elif launch.engine == VLLM:
-        parts.append("no CUDA graphs (--enforce-eager)")
-    if tp > 1:
-        total += NCCL_BYTES
-        parts.append(f"NCCL {gib(NCCL_BYTES)}")
-    return total, " + ".join(parts)
 
 
 def served_dtype(launch: Launch, model: ModelFacts) -> tuple[str, str]:
@@ -444,11 +368,10 @@ def served_memory(launch: Launch, model: ModelFacts, device: GpuDevice, tp: int 
     else:
         length = model.max_position_embeddings or 0
         length_source = f"{launch.flag('max-model-len')} unset: max_position_embeddings"
-    high = total >= HIGH_MEMORY_GIB * GiB and "a100" not in device.name.lower()
-    activation, activation_formula = _activation(launch, model, high, per, tp)
-    seqs = launch.max_seqs or (1024 if high else 256)
-    tokens = launch.batched_tokens or (8192 if high else 2048)
-    outside, outside_formula = _outside(launch, seqs, tokens, tp)
+    engine = engines.get(launch.engine)
+    profile = _profile_shape(launch, model, device, total, per, tp)
+    activation, activation_formula = engine.profile_peak(profile)
+    outside_items = engine.outside_budget(profile)
     return ServedMemory(
         total=total,
         free=free,
@@ -464,10 +387,12 @@ def served_memory(launch: Launch, model: ModelFacts, device: GpuDevice, tp: int 
         kv_formula=kv_formula,
         max_model_len=length,
         max_model_len_source=length_source,
-        block=KV_BLOCK_TOKENS[launch.engine],
+        block=engine.model.kv_block_tokens,
         length_limit=model.max_position_embeddings or 0,
-        outside=outside,
-        outside_formula=outside_formula,
+        outside=sum(item.bytes for item in outside_items),
+        outside_formula=" + ".join(item.text() for item in outside_items),
+        eager_frees=sum(item.bytes for item in outside_items if item.eager_frees),
+        error_bar=engine.model.error_bar,
     )
 
 
@@ -478,37 +403,25 @@ def _memory(device: GpuDevice) -> tuple[int, int]:
     return device.memory_total, device.memory_free
 
 
-def _activation(launch: Launch, model: ModelFacts, high: bool, per: int, tp: int) -> tuple[int, str]:
-    """Peak of vLLM's profile run on one GPU, plus what is allocated outside torch (an estimate).
-
-    ``high``: a GPU of 70 GiB or more that is not an A100, where vLLM's defaults batch more.
-    """
-    outside = NON_TORCH_BYTES
-    if launch.engine == SGLANG:  # SGLang's static share holds weights and KV only
-        return 0, "SGLang keeps activations outside --mem-fraction-static"
-    tokens = launch.batched_tokens or (8192 if high else 2048)
-    seqs = launch.max_seqs or (1024 if high else 256)
-    hidden = model.hidden_size or 0
-    inter = model.intermediate_size or 4 * hidden
-    text = tokens * (3 * inter // tp + 4 * hidden) * per
-    logits = seqs * (model.vocab_size or 0) * 4 * 2
-    language = text + logits
-    parts = [f"{tokens} tokens x (3 x {inter}{'/' + str(tp) if tp > 1 else ''} + 4 x {hidden}) x {per} B"]
-    if logits:
-        parts.append(f"{seqs} x {model.vocab_size} logits x 4 B x 2")
-    vision = 0
-    shape = model.vision_shape
-    pixels = launch.max_pixels or shape.get("max_pixels")
-    if shape.get("hidden_size") and pixels:
-        patch = shape.get("patch_size") or 14
-        patches = pixels // (patch * patch)
-        width = _vision_mlp_width(shape)
-        vision = patches * (3 * shape["hidden_size"] + 3 * width) * per
-        parts.append(f"vision {patches} patches x (3 x {shape['hidden_size']} + 3 x {width}) x {per} B")
-    peak = max(language, vision)
-    formula = f"max of language {gib(language)} and vision {gib(vision)}: " if vision else ""
-    extra = f" + {gib(outside)} outside torch"
-    return peak + outside, formula + "; ".join(parts) + extra
+def _profile_shape(launch: Launch, model: ModelFacts, device: GpuDevice, total: int, per: int, tp: int) -> ProfileShape:
+    """What the engine is asked about its start-up profile and what it keeps beyond the budget on one GPU."""
+    vision = model.vision_shape
+    return ProfileShape(
+        gpu_total=total,
+        gpu_name=device.name,
+        tensor_parallel=tp,
+        dtype_bytes=per,
+        batched_tokens=launch.batched_tokens,
+        max_seqs=launch.max_seqs,
+        max_pixels=launch.max_pixels or vision.get("max_pixels"),
+        eager=launch.eager,
+        hidden_size=model.hidden_size or 0,
+        intermediate_size=model.intermediate_size or 0,
+        vocab_size=model.vocab_size or 0,
+        vision_hidden=vision.get("hidden_size") or 0,
+        vision_mlp=_vision_mlp_width(vision),
+        vision_patch=vision.get("patch_size") or 14,
+    )
 
 
 def tp_that_fits(launch: Launch, model: ModelFacts, device: GpuDevice) -> int | None:

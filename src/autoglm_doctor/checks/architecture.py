@@ -2,9 +2,9 @@
 
 The folder says what loading needs (config.json's model_type and architectures, its processor
 and tokenizer files); the installed libraries say what they can do, in their own files, read as
-text by the probe (transformers' model-type and processor registries, vLLM's and SGLang's served
-architectures). Where transformers' files could not be read, the generated table
-``knowledge/transformers_registry.yaml`` stands in, and it also names the first release that
+text (transformers' model-type and processor registries by the probe; each serving engine's served
+architectures by its module, ``engines.<name>.registry()``). Where transformers' files could not be
+read, the generated table ``knowledge/transformers_registry.yaml`` stands in, and it also names the first release that
 knows a model type. Model code behind ``auto_map`` (trust_remote_code) stays with config.values.
 """
 
@@ -43,9 +43,9 @@ _UNKNOWN_TYPE = (
     fix="Install the transformers release (or the library) the finding names, with the command shown.",
 )
 def weights_architecture(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
-    """The installed transformers, vLLM or SGLang know the architecture; processor and tokenizer needs are met.
+    """The installed transformers and serving engines know the architecture; processor and tokenizer needs are met.
 
-    transformers for the in-process side, vLLM/SGLang (when installed) for the served side.
+    transformers for the in-process side, every installed serving engine (``engines.ENGINES``) for the served side.
     """
     m = snap.model
     assert m is not None  # guaranteed by the need

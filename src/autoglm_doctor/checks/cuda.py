@@ -15,8 +15,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from autoglm_doctor.checks._served import CUDA_CONTEXT_BYTES as CUDA_CONTEXT
-from autoglm_doctor.checks._served import NCCL_BYTES as NCCL
+from autoglm_doctor import engines
 from autoglm_doctor.checks._served import STORED_BYTES, Launch, ServedMemory, read_launch, served_memory, tp_that_fits
 from autoglm_doctor.checks._served import gib as gib2
 from autoglm_doctor.checks._util import installed_version, parse_version, pip_install
@@ -836,7 +835,8 @@ def _served_memory(snap: Snapshot, launch: Launch) -> Iterator[Finding]:
             fix="add --dtype half to the launch command",
             location=_launch_location(snap, "dtype", launch),
         )
-    if launch.engine == "vllm" and memory.free < memory.budget:
+    refusal = engines.get(launch.engine).model.refuses_below_budget
+    if refusal and memory.free < memory.budget:
         holders = [p for p in device.processes if p.used_memory]
         held = f" (pids {', '.join(str(p.pid) for p in holders)})" if holders else ""
         lower = int(memory.free / memory.total * 100) / 100
@@ -850,8 +850,8 @@ def _served_memory(snap: Snapshot, launch: Launch) -> Iterator[Finding]:
         yield error(
             "cuda.memory-startup-free",
             f"{where} has {gib2(memory.free)} free of {gib2(memory.total)}, less than the {gib2(memory.budget)} "
-            f"{util_flag} {launch.utilization:g} reserves: vLLM refuses to start ('Free memory on device ... on "
-            "startup is less than desired GPU memory utilization')",
+            f"{util_flag} {launch.utilization:g} reserves: {engines.get(launch.engine).title} refuses to start "
+            f"('{refusal}')",
             observed=f"{gib2(memory.free)} free",
             expected=f">= {gib2(memory.budget)} free",
             fix=fix,
@@ -951,16 +951,21 @@ def _served_fixes(
         # a shorter sequence frees the budget only: beyond it, the CUDA graphs may need to go too
         if memory.outside_margin >= margin:
             fixes.append(f"{launch.flag('max-model-len')} {length}")
-        elif not launch.eager and memory.outside_margin + _graph_bytes(launch, memory) >= margin:
-            fixes.append(f"{launch.flag('max-model-len')} {length} --enforce-eager")
+        elif memory.eager_frees and memory.outside_margin + memory.eager_frees >= margin:
+            fixes.append(f"{launch.flag('max-model-len')} {length} {launch.flag('enforce-eager')}")
     need = memory.weights + memory.activation + memory.kv_needed + margin
     util = math.ceil(need / memory.total * 100) / 100
     room_after = memory.free - int(util * memory.total)
     if util <= 0.95 and util > launch.utilization and room_after - memory.outside >= margin:
         fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f}")
-    elif util <= 0.95 and util > launch.utilization and not launch.eager and room_after - CUDA_CONTEXT >= margin:
+    elif (
+        util <= 0.95
+        and util > launch.utilization
+        and memory.eager_frees
+        and room_after - (memory.outside - memory.eager_frees) >= margin
+    ):
         # a higher budget leaves no room for the CUDA graphs beyond it: without them it does
-        fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f} --enforce-eager")
+        fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f} {launch.flag('enforce-eager')}")
     tp = tp_that_fits(launch, model, device)
     if tp is not None:
         visible = len(usable_gpus(snap.gpu))
@@ -969,19 +974,14 @@ def _served_fixes(
     return fixes
 
 
-def _graph_bytes(launch: Launch, memory: ServedMemory) -> int:
-    """What the CUDA graphs take of the memory beyond the budget (what --enforce-eager gives back)."""
-    return memory.outside - CUDA_CONTEXT - (NCCL if launch.tensor_parallel > 1 else 0)
-
-
 def _outside_fixes(launch: Launch, memory: ServedMemory) -> list[str]:
     """Ways to leave room beyond the budget: a lower utilization that still holds the KV cache, or no CUDA graphs."""
     fixes = []
     util = int((memory.free - memory.outside) / memory.total * 100) / 100
     if util > 0 and memory.kv_margin - (memory.budget - int(util * memory.total)) >= 0:
         fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f}")
-    if launch.engine == "vllm" and not launch.eager and memory.outside_margin + _graph_bytes(launch, memory) >= 0:
-        fixes.append("add --enforce-eager (no CUDA graphs: slower decoding)")
+    if memory.eager_frees and memory.outside_margin + memory.eager_frees >= 0:
+        fixes.append(f"add {launch.flag('enforce-eager')} (no CUDA graphs: slower decoding)")
     return fixes or [f"use a GPU with more memory, or a smaller {launch.flag('max-model-len')}"]
 
 

@@ -20,11 +20,16 @@ from typing import Any
 from autoglm_doctor.configfile.facts import DOCTOR_ONLY_KEYS
 from autoglm_doctor.engines.base import Engine, EngineFlags, FlagSpec
 
-_NOT_ENGINES = frozenset({"base", "launch", "target"})
+_NOT_ENGINES = frozenset({"base", "launch", "memory", "target"})
 
 
 def _discover() -> dict[str, Engine]:
-    """Every module of this package that defines ``ENGINE``: a new engine is a new file, nothing else."""
+    """Every module of this package that defines ``ENGINE``: a new engine is a new file, nothing else.
+
+    The folders scanned are the package's ``__path__``. What a module must define is stated in
+    ``engines/base.py`` (``REQUIRED_ATTRIBUTES`` and the abstract methods of ``Engine``); an engine
+    that misses one fails here, at import, and so does an ``ENGINE`` that is not an ``Engine``.
+    """
     import importlib
     import pkgutil
 
@@ -33,8 +38,11 @@ def _discover() -> dict[str, Engine]:
         if module.name.startswith("_") or module.name in _NOT_ENGINES:
             continue
         engine = getattr(importlib.import_module(f"{__name__}.{module.name}"), "ENGINE", None)
-        if isinstance(engine, Engine):
-            found[engine.name] = engine
+        if engine is None:
+            continue
+        if not isinstance(engine, Engine):
+            raise TypeError(f"engines/{module.name}.py: ENGINE is {type(engine).__name__}, not an engines.base.Engine")
+        found[engine.name] = engine
     return found
 
 

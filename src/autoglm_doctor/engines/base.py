@@ -1,9 +1,15 @@
-"""What every serving engine answers: its flags and how it parses each value, its defaults, its dtype rules.
+"""What every serving engine answers: its flags, its model registry, its memory accounting, its dtype rules.
 
 The shape is pip's metadata backends (``pip/_internal/metadata/base.py``): this module states the
 interface, ``vllm.py`` and ``sglang.py`` implement it, ``engines/__init__.py`` hands callers the
 engine for a name and picks where its flag definitions come from (the installed engine's files, else
 the table generated from the released files of the version named). No check holds an engine fact.
+
+A new engine is one module in this package that defines ``ENGINE``, an instance of a subclass of
+:class:`Engine` that sets every name in :data:`REQUIRED_ATTRIBUTES` and overrides every abstract
+method (``Engine.__abstractmethods__``); Python refuses to instantiate a subclass that misses a
+method, and :meth:`Engine.__init__` refuses one that leaves an attribute unset, so the module fails
+at discovery, loudly, instead of answering a question with the base class's guess.
 """
 
 from __future__ import annotations
@@ -11,8 +17,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from autoglm_doctor.engines.memory import Allowance, MemoryModel, ProfileShape, shared_allowances
+from autoglm_doctor.probe.libraries import ServedArchitectures
 
 INT_KINDS = frozenset({"int", "token-count", "token-count-or-auto"})
 """Kinds whose value is a whole number."""
@@ -164,7 +175,11 @@ def token_count(text: str, *, auto: bool = False) -> int | None:
         return None
 
 
-class Engine:
+REQUIRED_ATTRIBUTES = ("name", "title", "settings", "default_port", "memory", "only_flags")
+"""Class attributes every engine sets (the base class's are placeholders)."""
+
+
+class Engine(ABC):
     """A serving engine as the doctor asks it questions. Subclasses set the class attributes."""
 
     name = ""
@@ -175,10 +190,8 @@ class Engine:
     """Setting by meaning (vLLM's flag name without dashes) -> this engine's flag names for it."""
     default_port = 0
     """The port its OpenAI-compatible server listens on without ``--port``."""
-    default_utilization = 0.9
-    """Its share of GPU memory without the utilization flag."""
-    kv_block_tokens = 1
-    """Tokens per KV-cache block."""
+    memory: MemoryModel | None = None
+    """How it accounts for GPU memory (its share, KV block, where activations live; see ``engines/memory.py``)."""
     json_message = "invalid loads value: {value!r}"
     """How its parser words a JSON value it cannot read (``{value}`` is the value)."""
     positional_model = False
@@ -186,12 +199,43 @@ class Engine:
     only_flags: frozenset[str] = frozenset()
     """Flag names (without dashes) that only this engine has: a YAML/JSON mapping using one is its flag file."""
 
-    def registry(self, libraries: Any) -> Any:
-        """Its model registry as the probe read it from its files, or None when it is not installed.
+    def __init__(self) -> None:
+        """Refuse an engine that leaves one of :data:`REQUIRED_ATTRIBUTES` at the base class's placeholder."""
+        unset = [key for key in REQUIRED_ATTRIBUTES if getattr(type(self), key) is getattr(Engine, key)]
+        if unset:
+            raise TypeError(f"engine {type(self).__name__} does not set {', '.join(unset)} (engines/base.py)")
 
-        ``LibraryFacts.<name>``: the architectures it serves and the file that was read.
+    @property
+    def model(self) -> MemoryModel:
+        """:attr:`memory`, typed as set (``__init__`` refuses an engine without one)."""
+        assert self.memory is not None
+        return self.memory
+
+    def registry(self, libraries: Any) -> ServedArchitectures | None:
+        """Its model registry as :meth:`read_registry` read it into the snapshot, or None when it is not installed."""
+        found = getattr(libraries, "engines", None) if libraries is not None else None
+        served = found.get(self.name) if isinstance(found, dict) else None
+        return served if isinstance(served, ServedArchitectures) else None
+
+    @abstractmethod
+    def read_registry(self, root: Path) -> ServedArchitectures:
+        """The architectures it serves, read as text from its files under ``root`` (the site-packages folder).
+
+        Host side, never imported, bounded: a file that cannot be read is named in ``problems``.
         """
-        return getattr(libraries, self.name, None) if libraries is not None else None
+
+    @abstractmethod
+    def profile_peak(self, shape: ProfileShape) -> tuple[int, str]:
+        """(bytes, how they were made) of the activation peak it takes out of its budget at start-up, on one GPU.
+
+        ``(0, why)`` when its activations live outside the budget. The batch it profiles when the launch
+        names none is the engine's own (vLLM: ``profile_batch``).
+        """
+
+    def outside_budget(self, shape: ProfileShape) -> list[Allowance]:
+        """What it keeps on one GPU beyond its budget: the CUDA context, and NCCL when the model is split."""
+        context, nccl = shared_allowances(shape.tensor_parallel)
+        return [context] + ([nccl] if nccl is not None else [])
 
     def table_extras(self, files: dict[str, str]) -> dict[str, Any]:
         """What else its generated table keeps from its files (vLLM: the float16 facts)."""
@@ -207,13 +251,13 @@ class Engine:
         """Whether the engine has a flag for this setting at all (SGLang has no --limit-mm-per-prompt)."""
         return bool(self.settings.get(meaning, (meaning,)))
 
+    @abstractmethod
     def read_flags(self, files: dict[str, str]) -> tuple[list[FlagSpec], list[str]]:
         """Flag definitions from the engine's own source files (relative path -> text), and problems."""
-        raise NotImplementedError
 
+    @abstractmethod
     def flag_files(self, listing: list[str]) -> list[str]:
         """Which of the package's files (relative paths) hold its flag definitions."""
-        raise NotImplementedError
 
     def dtype_on_gpu(self, *, dtype: str, bf16_supported: bool, gpu: str, version: str) -> tuple[str, str]:
         """(the dtype the engine runs at, what it logs when it falls back; empty when it does not).

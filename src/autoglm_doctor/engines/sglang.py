@@ -7,21 +7,48 @@ where up to 0.5.13 every flag is written out), and every ``A[T, Arg(...)]`` fiel
 ``Arg(aliases=[...])``; a ``bool`` is ``store_true``, a ``Literal`` gives the choices, ``List[X]``
 takes ``nargs="+"``; an ``Arg(type_parser=json.loads)`` reads JSON. Flags whose action is one of
 SGLang's ``Deprecated*Action`` classes are deprecated, with the help text as the reason.
+
+Models: each ``sglang/srt/models/*.py`` names the classes it serves in ``EntryClass``.
+
+Memory: ``--mem-fraction-static`` (``ServerArgs``; about 0.88 when unset, picked from the GPU's
+memory) is the share that holds the weights and the KV pool, one token per page; activations and
+CUDA graphs live in the rest. See :data:`MEMORY`.
 """
 
 from __future__ import annotations
 
 import ast
+import re
+from pathlib import Path
 from typing import Any
 
 import autoglm_doctor.engines._reader as _reader
 from autoglm_doctor.engines.base import Engine, FlagSpec
+from autoglm_doctor.engines.memory import MemoryModel, ProfileShape
 from autoglm_doctor.engines.vllm import apply_keywords, to_spec
+from autoglm_doctor.probe.libraries import ServedArchitectures
 
 SERVER_ARGS = "sglang/srt/server_args.py"
 """``ServerArgs`` and its ``add_cli_args``."""
 FIELDS_FOLDER = "sglang/srt/arg_groups/fields/"
 """The namespaces whose annotated fields become flags (0.5.20 on)."""
+MODELS_FOLDER = "sglang/srt/models"
+"""One file per model family; each names the classes it serves in ``EntryClass``."""
+ENTRY_CLASS = re.compile(r"^EntryClass\s*=\s*(\[[^\]]*\]|[A-Za-z_]\w*)", re.MULTILINE)
+"""``EntryClass = Qwen2VLForConditionalGeneration`` or ``EntryClass = [A, B]`` at a line's start."""
+MODEL_FILE_LIMIT = 1 << 20
+"""The largest model file read (SGLang's are under 100 KB): a larger one is named, not read."""
+MODEL_FILES_LIMIT = 2000
+"""The most model files read (SGLang 0.5 has about 150)."""
+
+MEMORY = MemoryModel(
+    default_share=0.88,
+    kv_block_tokens=1,
+    activations_in_budget=False,
+    sources=("sglang/srt/server_args.py (mem_fraction_static, picked from the GPU's memory when unset; page_size 1)",),
+)
+"""SGLang's --mem-fraction-static (about 0.88 when unset) holds the weights and the KV pool (pages of one token);
+activations and CUDA graphs live outside it, and it does not compare the free memory with the share at start-up."""
 
 
 def _annotated(annotation: ast.AST) -> tuple[ast.AST, ast.AST | None] | None:
@@ -151,10 +178,37 @@ class Sglang(Engine):
         "enforce-eager": ("disable-cuda-graph",),
     }
     default_port = 30000
-    default_utilization = 0.88
-    kv_block_tokens = 1
+    memory = MEMORY
     json_message = "invalid loads value: {value!r}"
     only_flags = frozenset({"model-path", "context-length", "tp-size", "mem-fraction-static", "chunked-prefill-size"})
+
+    def read_registry(self, root: Path) -> ServedArchitectures:
+        """The ``EntryClass`` names of every ``sglang/srt/models/*.py`` under ``root``, read as text (bounded)."""
+        from autoglm_doctor.safeio import read_text
+
+        folder = root / MODELS_FOLDER
+        names: set[str] = set()
+        problems: list[str] = []
+        try:
+            entries = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".py"))
+        except OSError as exc:
+            return ServedArchitectures(str(folder), [], [f"{folder} could not be read: {exc.strerror or exc}"])
+        for entry in entries[:MODEL_FILES_LIMIT]:
+            try:
+                text = read_text(folder / entry, "metadata", MODEL_FILE_LIMIT, errors="replace")
+            except OSError as exc:
+                problems.append(f"{folder / entry} could not be read: {exc.strerror or exc}")
+                continue
+            for value in ENTRY_CLASS.findall(text):
+                names.update(re.findall(r"[A-Za-z_]\w*", value))
+        if not names:
+            problems.append(f"no EntryClass found in {folder}")
+        return ServedArchitectures(str(folder), sorted(names), problems)
+
+    def profile_peak(self, shape: ProfileShape) -> tuple[int, str]:
+        """Nothing inside the share: SGLang's static share holds weights and KV only."""
+        del shape
+        return 0, "SGLang keeps activations outside --mem-fraction-static"
 
     def flag_files(self, listing: list[str]) -> list[str]:
         """server_args.py and the argument-group field modules."""

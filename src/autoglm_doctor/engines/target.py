@@ -10,19 +10,37 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from autoglm_doctor.engines import _spec, installed_flags, load_table, table_for
+from autoglm_doctor.engines import ENGINES, _spec, installed_flags, load_table, table_for
 from autoglm_doctor.engines.base import EngineFlags
+from autoglm_doctor.probe.libraries import ServedArchitectures
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
 
 
 def _installed_root(snap: Snapshot, name: str) -> str:
-    libraries = snap.libraries
-    served = getattr(libraries, name, None) if libraries is not None else None
-    path = getattr(served, "path", "") if served is not None else ""
-    if not path:
-        return ""
-    parts = Path(path).parts
-    return str(Path(*parts[: parts.index(name)])) if name in parts else ""
+    """The first folder of the target's search path that holds the engine's package (``NAME/__init__.py``), or empty.
+
+    The search path is the probe's (cwd left out: a server is not started from the engine's checkout).
+    A replayed snapshot (``--snapshot``) from another machine finds nothing here: its registries were
+    read where it was made.
+    """
+    python = snap.python
+    search = list(python.sys_path)
+    if search and python.cwd and search[0] == python.cwd:
+        search = search[1:]
+    for folder in search:
+        if folder and Path(folder, name, "__init__.py").is_file():
+            return folder
+    return ""
+
+
+def registries(snap: Snapshot) -> dict[str, ServedArchitectures]:
+    """Host side, once per target: the architectures each installed engine serves, read by its own module."""
+    found: dict[str, ServedArchitectures] = {}
+    for name, engine in ENGINES.items():
+        root = _installed_root(snap, name)
+        if root:
+            found[name] = engine.read_registry(Path(root))
+    return found
 
 
 def installed_version(snap: Snapshot, name: str) -> str:

@@ -9,6 +9,14 @@ choices, a ``dict`` (or a dict subclass such as ``MultiModalDummyOptions``) is r
 ``json.loads`` through ``parse_type``, a dataclass with pydantic, ``max_model_len`` as a human-readable
 integer, and pydantic ``Field(gt=0, le=1)`` bounds are the range.
 
+Models: the keys of the ``_..._MODELS`` dicts of ``vllm/model_executor/models/registry.py``, read
+with ``ast`` from the installed file (never imported).
+
+Memory (``vllm/v1/worker/gpu_worker.py``, ``Worker.determine_available_memory``): the share
+``--gpu-memory-utilization`` of the GPU holds the weights, the activation peak of one dummy
+forward pass (``profile_run``) and the KV cache in blocks of 16 tokens; the CUDA context, NCCL and
+the CUDA graphs (captured after the KV cache is allocated) live beyond it. See :data:`MEMORY`.
+
 dtype: ``vllm/config/model.py`` falls back from bfloat16 to float16 on a GPU without bfloat16
 ("Your device ... doesn't support torch.bfloat16. Falling back to torch.float16 for compatibility.")
 and lists the model types that float16 breaks in ``_FLOAT16_NOT_SUPPORTED_MODELS``.
@@ -18,10 +26,13 @@ from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 from typing import Any
 
 import autoglm_doctor.engines._reader as _reader
 from autoglm_doctor.engines.base import Engine, FlagSpec
+from autoglm_doctor.engines.memory import Allowance, GiB, MemoryModel, ProfileShape, gib, shared_allowances
+from autoglm_doctor.probe.libraries import ServedArchitectures
 
 ARG_FILES = (
     "vllm/engine/arg_utils.py",
@@ -34,6 +45,75 @@ CONFIG_FOLDER = "vllm/config/"
 """The config dataclasses whose field types give the flags' kinds."""
 MODEL_CONFIG = "vllm/config/model.py"
 """Where vLLM states its dtype fallback and the model types float16 breaks."""
+REGISTRY = "vllm/model_executor/models/registry.py"
+"""vLLM's model registry: the architectures it serves are the keys of its ``_..._MODELS`` dicts."""
+REGISTRY_LIMIT = 4 << 20
+"""The largest registry.py read (vLLM 0.12's is about 40 KB)."""
+
+MEMORY = MemoryModel(
+    default_share=0.9,
+    kv_block_tokens=16,
+    activations_in_budget=True,
+    refuses_below_budget="Free memory on device ... on startup is less than desired GPU memory utilization",
+    sources=(
+        "vllm/config/cache.py (gpu_memory_utilization = 0.9, block_size 16)",
+        "vllm/v1/worker/gpu_worker.py (Worker.determine_available_memory, the start-up free-memory check)",
+    ),
+)
+"""vLLM's --gpu-memory-utilization default (0.9), its KV block of 16 tokens, its profile run inside the budget and
+its refusal to start when less than ``total x utilization`` is free."""
+HIGH_MEMORY_GIB = 70
+"""vLLM's OpenAI server batches 8192 tokens (and 1024 sequences) on GPUs of this size or more, except the A100;
+2048 tokens and 256 sequences below (vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults)."""
+NON_TORCH_BYTES = int(0.25 * GiB)
+"""Memory allocated outside torch during the profile run (cuBLAS workspaces, the allocator's slack)."""
+CUDA_GRAPH_BYTES_MEASURED = int(0.95 * GiB)
+"""What capturing CUDA graphs took for GLM-4.1V-9B at vLLM's defaults: "Graph capturing finished in 7 secs, took
+0.95 GiB" for 67 piecewise and 35 full graphs (vLLM 0.11.0, https://github.com/zai-org/GLM-V/issues/204)."""
+CUDA_GRAPHS_MEASURED = 67 + 35
+"""How many graphs that log captured: per graph, the measured cost is about 9.5 MiB."""
+
+
+def cuda_graph_sizes(max_seqs: int, batched_tokens: int) -> tuple[int, ...]:
+    """The batch sizes vLLM 0.12 captures CUDA graphs for by default (``VllmConfig._set_cudagraph_sizes``).
+
+    The largest is ``min(2 x --max-num-seqs, 512, --max-num-batched-tokens)``; the sizes are 1, 2, 4, then
+    multiples of 8 below 256, then multiples of 16 from 256 up to the largest.
+    """
+    largest = min(max_seqs * 2, 512, batched_tokens)
+    sizes = [size for size in (1, 2, 4) if size <= largest]
+    if largest >= 8:
+        sizes += range(8, min(largest + 1, 256), 8)
+    if largest >= 256:
+        sizes += range(256, largest + 1, 16)
+    return tuple(sizes)
+
+
+def registry_architectures(text: str, name: str = REGISTRY) -> tuple[list[str], list[str]]:
+    """(architecture names, problems) of vLLM's model registry: the string keys of its ``_..._MODELS`` dicts.
+
+    ``ast.parse`` bounds the nesting itself (CPython refuses brackets nested past 200 levels with a
+    SyntaxError), and only the module's top-level statements are looked at: a file of 20,000 nested
+    brackets is named as unreadable, never a crash.
+    """
+    try:
+        tree = ast.parse(text, filename=name)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        reason = exc.msg if isinstance(exc, SyntaxError) else type(exc).__name__
+        return [], [f"{name} could not be read: {reason}"]
+    found: set[str] = set()
+    for stmt in tree.body:
+        value: ast.expr | None = None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value = stmt.targets[0], stmt.value
+        elif isinstance(stmt, ast.AnnAssign):
+            target, value = stmt.target, stmt.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and re.fullmatch(r"_[A-Z_]*MODELS", target.id) and isinstance(value, ast.Dict):
+            found.update(k.value for k in value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str))
+    return sorted(found), []
+
 
 _BUILTIN_HEADS = {"bool", "int", "float", "str", "None", "dict", "Dict", "list", "List", "tuple", "Tuple", "set"}
 _COLLECTIONS = {"list", "List", "tuple", "Tuple", "set", "Set", "Sequence"}
@@ -375,8 +455,7 @@ class Vllm(Engine):
         "enforce-eager": ("enforce-eager",),
     }
     default_port = 8000
-    default_utilization = 0.9
-    kv_block_tokens = 16
+    memory = MEMORY
     json_message = "Value {value} cannot be converted to <function loads>."
     positional_model = True
     only_flags = frozenset(
@@ -389,6 +468,75 @@ class Vllm(Engine):
             "max-num-batched-tokens",
         }
     )
+
+    def read_registry(self, root: Path) -> ServedArchitectures:
+        """``model_executor/models/registry.py`` of the vLLM under ``root``, read as text (bounded) and parsed."""
+        from autoglm_doctor.safeio import read_text
+
+        path = root / REGISTRY
+        try:
+            text = read_text(path, "metadata", REGISTRY_LIMIT, errors="replace")
+        except OSError as exc:
+            return ServedArchitectures(str(path), [], [f"{path} is missing or unreadable: {exc.strerror or exc}"])
+        architectures, problems = registry_architectures(text, str(path))
+        return ServedArchitectures(str(path), architectures, problems)
+
+    def profile_batch(self, gpu_total: int, gpu_name: str) -> tuple[int, int]:
+        """(tokens, sequences) it profiles and sizes CUDA graphs for when the launch names neither.
+
+        8192 and 1024 on a GPU of :data:`HIGH_MEMORY_GIB` or more that is not an A100; else 2048 and 256.
+        """
+        high = gpu_total >= HIGH_MEMORY_GIB * GiB and "a100" not in gpu_name.lower()
+        return (8192, 1024) if high else (2048, 256)
+
+    def profile_peak(self, shape: ProfileShape) -> tuple[int, str]:
+        """Peak of vLLM's profile run on one GPU, plus what is allocated outside torch (an estimate).
+
+        The language model on ``--max-num-batched-tokens`` tokens and the sampler on ``--max-num-seqs`` rows
+        of logits, or the vision encoder on the largest image the processor keeps, whichever is larger.
+        """
+        tokens, seqs = self.profile_batch(shape.gpu_total, shape.gpu_name)
+        tokens, seqs = shape.batched_tokens or tokens, shape.max_seqs or seqs
+        tp, per, hidden = shape.tensor_parallel, shape.dtype_bytes, shape.hidden_size
+        inter = shape.intermediate_size or 4 * hidden
+        text = tokens * (3 * inter // tp + 4 * hidden) * per
+        logits = seqs * shape.vocab_size * 4 * 2
+        language = text + logits
+        parts = [f"{tokens} tokens x (3 x {inter}{'/' + str(tp) if tp > 1 else ''} + 4 x {hidden}) x {per} B"]
+        if logits:
+            parts.append(f"{seqs} x {shape.vocab_size} logits x 4 B x 2")
+        vision = 0
+        if shape.vision_hidden and shape.max_pixels:
+            patches = shape.max_pixels // (shape.vision_patch * shape.vision_patch)
+            vision = patches * (3 * shape.vision_hidden + 3 * shape.vision_mlp) * per
+            parts.append(f"vision {patches} patches x (3 x {shape.vision_hidden} + 3 x {shape.vision_mlp}) x {per} B")
+        peak = max(language, vision)
+        formula = f"max of language {gib(language)} and vision {gib(vision)}: " if vision else ""
+        extra = f" + {gib(NON_TORCH_BYTES)} outside torch"
+        return peak + NON_TORCH_BYTES, formula + "; ".join(parts) + extra
+
+    def outside_budget(self, shape: ProfileShape) -> list[Allowance]:
+        """The CUDA context, the CUDA graphs (unless --enforce-eager), NCCL with tensor parallelism.
+
+        vLLM takes its start-up snapshot after the context and NCCL exist (``Worker.init_device``) and
+        captures the graphs after the KV cache is allocated (``GPUModelRunner.capture_model``); 0.12 says
+        "memory_profiling does not consider CUDAGraph memory size".
+        """
+        context, nccl = shared_allowances(shape.tensor_parallel)
+        items = [context]
+        if not shape.eager:
+            tokens, seqs = self.profile_batch(shape.gpu_total, shape.gpu_name)
+            tokens, seqs = shape.batched_tokens or tokens, shape.max_seqs or seqs
+            sizes = cuda_graph_sizes(seqs, tokens)
+            # FULL_AND_PIECEWISE (0.12's default): a piecewise graph per size, a full decode graph per size up to
+            # --max-num-seqs.
+            graphs = len(sizes) + sum(1 for size in sizes if size <= seqs)
+            graph_bytes = CUDA_GRAPH_BYTES_MEASURED * graphs // CUDA_GRAPHS_MEASURED
+            label = f"{graphs} CUDA graphs (sizes 1..{sizes[-1] if sizes else 0})"
+            items.append(Allowance(label, graph_bytes, "zai-org/GLM-V#204", eager_frees=True))
+        else:
+            items.append(Allowance("no CUDA graphs (--enforce-eager)", 0))
+        return items + ([nccl] if nccl is not None else [])
 
     def table_extras(self, files: dict[str, str]) -> dict[str, Any]:
         """``_FLOAT16_NOT_SUPPORTED_MODELS`` and the bfloat16 fallback message of ``vllm/config/model.py``."""

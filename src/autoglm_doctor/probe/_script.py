@@ -256,7 +256,6 @@ TOKEN = re.compile(
 MAPPING_FAMILIES = ("CONFIG", "PROCESSOR", "IMAGE_PROCESSOR", "VIDEO_PROCESSOR", "FEATURE_EXTRACTOR")
 MIN_VERSION = re.compile(r'^([A-Z][A-Z0-9_]*)_MIN_VERSION\s*=\s*["\']([^"\']+)["\']', re.MULTILINE)
 DEPENDENCY = re.compile(r'^\s*"([^"]+)"\s*:\s*"([^"]*)"\s*,?\s*$', re.MULTILINE)
-ENTRY_CLASS = re.compile(r"^EntryClass\s*=\s*(\[[^\]]*\]|[A-Za-z_]\w*)", re.MULTILINE)
 CLOSING = {"(": ")", "[": "]", "{": "}"}
 REQUIRES_CLASS = re.compile(r"^@requires\(backends=\(([^)]*)\)\)[ \t]*\n(?:@[^\n]*\n)*class[ \t]+(\w+)", re.MULTILINE)
 
@@ -550,50 +549,12 @@ def transformers_files(search_path):
     return None
 
 
-def registry_architectures(text):
-    """Architecture names of vLLM's model registry (the keys of its ``_..._MODELS`` dicts)."""
-    found = []
-    for match in re.finditer(r"^(_[A-Z_]*MODELS)\s*(?::[^=\n]*)?=\s*\{", text or "", re.MULTILINE):
-        group = _container(_token_stream(text, match.end()), "{")
-        for element in group[1]:
-            if len(element) >= 2 and element[0][0] == "s" and element[1] == (":",):
-                found.append(element[0][1])
-    return sorted(set(found))
-
-
-def served_architectures(search_path):
-    """Architectures the installed vLLM and SGLang serve, read from their files as text."""
-    out = {}
-    for folder in search_path:
-        if "vllm" not in out:
-            registry = os.path.join(folder, "vllm", "model_executor", "models", "registry.py")
-            if os.path.isfile(os.path.join(folder, "vllm", "__init__.py")):
-                text = read_text(registry, 1 << 22)
-                problems = [] if text is not None else ["%s is missing or unreadable" % registry]
-                try:
-                    architectures = registry_architectures(text)
-                except Unreadable as exc:
-                    architectures, problems = [], ["%s could not be read: %s" % (registry, exc)]
-                out["vllm"] = {"path": registry, "architectures": architectures, "problems": problems}
-        if "sglang" not in out:
-            models = os.path.join(folder, "sglang", "srt", "models")
-            if os.path.isfile(os.path.join(folder, "sglang", "__init__.py")):
-                names = set()
-                for entry in listdir(models):
-                    if entry.endswith(".py"):
-                        for value in ENTRY_CLASS.findall(read_text(os.path.join(models, entry), 1 << 20) or ""):
-                            names.update(re.findall(r"[A-Za-z_]\w*", value))
-                out["sglang"] = {
-                    "path": models,
-                    "architectures": sorted(names),
-                    "problems": [] if names else ["no EntryClass found in %s" % models],
-                }
-    return out
-
-
 def libraries(search_path):
-    """Facts the installed transformers, vLLM and SGLang state about themselves (files as text)."""
-    out = served_architectures(search_path)
+    """Facts the installed transformers states about itself (files as text).
+
+    The serving engines' registries are read on the host side, by each engine's module.
+    """
+    out = {}
     transformers = transformers_files(search_path)
     if transformers is not None:
         out["transformers"] = transformers

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
     from autoglm_doctor.probe.abi import AbiFacts, Prefetch
     from autoglm_doctor.probe.gpu import GpuFacts
+    from autoglm_doctor.probe.libraries import LibraryFacts
     from autoglm_doctor.probe.snapshot import Snapshot
 
 # The snapshot types (and every area's facts behind them) are imported where they are used, so
@@ -291,8 +292,9 @@ def gather(options: GatherOptions, memo: TargetMemo | None = None) -> Snapshot:
         if isinstance(facts, BaseException):
             raise facts
         snap = snapshot_from_probe(facts, host_side.env)
-        # the ELF facts depend on the target only: read once, kept with the probe's facts for later files
-        snap = dataclasses.replace(snap, abi=_abi_facts(snap, prefetch))
+        # the ELF facts and the engines' registries depend on the target only: read once, kept with the
+        # probe's facts for later files
+        snap = dataclasses.replace(snap, abi=_abi_facts(snap, prefetch), libraries=_engine_registries(snap))
     except ProbeError as exc:
         if memo is not None:
             memo.failure, memo.gpu = str(exc), host_side.gpu
@@ -319,6 +321,15 @@ def _combined(snap: Snapshot, host_side: Snapshot) -> Snapshot:
     from autoglm_doctor.engines import target  # the launch command's engine, read from its files
 
     return dataclasses.replace(snap, engines=target.gather(snap))
+
+
+def _engine_registries(snap: Snapshot) -> LibraryFacts | None:
+    """The probe's library facts with each installed engine's registry, read by the engine's module."""
+    from autoglm_doctor.engines import target
+
+    if snap.libraries is None:
+        return None
+    return dataclasses.replace(snap.libraries, engines=target.registries(snap))
 
 
 def _abi_prefetch(interpreter: str) -> Prefetch | None:

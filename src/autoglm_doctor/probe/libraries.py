@@ -4,9 +4,10 @@ transformers names the model types it knows (``models/auto/configuration_auto.py
 generated ``auto_mappings.py`` of 5.x), the processor, image-processor, video-processor and
 feature-extractor classes of each, its own dependency floors (``utils/import_utils.py``'s
 ``ACCELERATE_MIN_VERSION`` and friends) and its extras' ranges (``dependency_versions_table.py``).
-vLLM names the architectures it serves (``model_executor/models/registry.py``), SGLang names
-them in each model file's ``EntryClass``. Nothing is imported; a library that is absent has no
-entry, and one whose files could not be read says so in ``problems``.
+The serving engines' registries (the architectures each serves) are read on the host side by the
+engine's own module (``Engine.read_registry``), in the first folder of the target's search path
+that holds the engine's package, and kept here, by engine name. Nothing is imported; a library that
+is absent has no entry, and one whose files could not be read says so in ``problems``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class TransformersFiles:
 
 @dataclass(frozen=True, slots=True)
 class ServedArchitectures:
-    """The architectures a serving engine (vLLM, SGLang) can serve, read from its files."""
+    """The architectures a serving engine can serve, read from its files by its module (``Engine.read_registry``)."""
 
     path: str
     """The registry file (vLLM) or models folder (SGLang) that was read."""
@@ -71,7 +72,5 @@ class LibraryFacts:
 
     transformers: TransformersFiles | None = None
     """The installed transformers."""
-    vllm: ServedArchitectures | None = None
-    """The installed vLLM."""
-    sglang: ServedArchitectures | None = None
-    """The installed SGLang."""
+    engines: dict[str, ServedArchitectures] = field(default_factory=dict)
+    """Engine name -> the architectures the installed engine serves (read on the host side)."""
