@@ -233,3 +233,42 @@ def test_any_shell_file_that_starts_sglang_is_the_launch_command(workdir: Path, 
     code, report = run_json("--python", str(venv.python), "--only", "python.*")
     assert report["role"]["evidence"] == ["run_glm.sh starts sglang (found in the working directory, read as --config)"]
     assert report["config"] == "run_glm.sh"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "engine"),
+    [
+        ("vllm.yaml", "model: zai-org/AutoGLM-Phone-9B\nmax-model-len: 8192\ngpu-memory-utilization: 0.9\n", "vllm"),
+        ("sglang.json", '{"model-path": "zai-org/AutoGLM-Phone-9B", "context-length": 8192}\n', "sglang"),
+    ],
+)
+def test_a_file_of_engine_flags_is_server_evidence(
+    workdir: Path, run_json: RunJson, venv: Venv, name: str, text: str, engine: str
+) -> None:
+    """vLLM's --config file (keys that are its flags) says server, through the same classifier as a launch command."""
+    (workdir / name).write_text(text)
+    code, report = run_json("--python", str(venv.python), "--config", name, "--only", "python.*")
+    assert report["packs"] == ["open-autoglm-server"]
+    assert report["role"]["evidence"] == [f"{name} holds the flags of {engine}"]
+
+
+def test_the_doctors_own_config_is_not_sglangs_flag_file(workdir: Path, run_json: RunJson, venv: Venv) -> None:
+    """autoglm.yaml's model_path is SGLang's --model-path once spelled with dashes: its other keys say whose it is."""
+    (workdir / "autoglm.yaml").write_text("model_path: zai-org/AutoGLM-Phone-9B\ncontext-length: 8192\ndevice: cuda\n")
+    for args in (("--config", "autoglm.yaml"), ()):  # named, and found in the working directory
+        code, report = run_json("--python", str(venv.python), *args, "--only", "python.*")
+        assert report["packs"] == ["open-autoglm"]
+        (evidence,) = report["role"]["evidence"]
+        assert evidence.split()[0].endswith("autoglm.yaml") and "is the in-process service's config" in evidence
+
+
+def test_a_setup_script_that_installs_vllm_is_not_a_launch_file(
+    workdir: Path, venv: Venv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "setup.sh").write_text("#!/bin/sh\npip install vllm==0.12.0 sglang\nuv pip install 'vllm[audio]'\n")
+    assert main(["check", "--no-smoke", "--python", str(venv.python)]) == 2
+    assert capsys.readouterr().err.startswith("which deployment is this machine?")
+    (workdir / "setup.sh").write_text("#!/bin/sh\npip install vllm==0.12.0 && vllm serve zai-org/AutoGLM-Phone-9B\n")
+    assert main(["check", "--no-smoke", "--format", "json", "--python", str(venv.python), "--only", "python.*"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["role"]["evidence"] == ["setup.sh starts vllm (found in the working directory, read as --config)"]

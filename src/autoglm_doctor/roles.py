@@ -7,17 +7,20 @@ Open-AutoGLM runs as a GPU server (vLLM or SGLang from a launch command: pack
 can say why it checked what it checked; with no evidence at all the question is put to the user
 (:class:`NoRoleEvidence`, a usage error that lists the three commands).
 
-Launch-command detection goes through :func:`launch_engine` only (today ``configfile.launch.engine_of``
-over the parsed config), so that one place changes when a content classifier replaces it.
+Whether a file starts (or configures) a serving engine is decided by one classifier,
+:func:`autoglm_doctor.engines.detect` (what ``configfile.load.file_kind`` and the config's ``engine``
+use too): a shell command that starts an engine, or a YAML/JSON mapping of flags only one engine
+has (vLLM's ``--config`` file), is server evidence; the doctor's own ``autoglm.yaml`` (``model_path``,
+``torch_dtype``...) is not, although SGLang also spells a flag ``model-path``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoglm_doctor import engines
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
 
 SERVER = "open-autoglm-server"
@@ -32,11 +35,6 @@ LAUNCH_FILES_READ = 50
 """At most this many other ``*.sh`` files are read (a scripts folder as the working directory stays quick)."""
 LAUNCH_FILE_MAX_BYTES = 64 * 1024
 """A launch script is a few lines: a bigger ``*.sh`` is not read."""
-LAUNCH_COMMAND = re.compile(
-    r"\bvllm\s+serve\b|\bvllm\.entrypoints\.openai\.api_server\b|\bsglang\.launch_server\b|\bsglang\s+serve\b"
-)
-"""Text that starts vLLM's or SGLang's OpenAI server in a shell file."""
-ENGINES = ("vllm", "sglang")
 CLIENT_VARIABLES = (
     "PHONE_AGENT_BASE_URL",
     "PHONE_AGENT_MODEL",
@@ -66,7 +64,7 @@ class Role:
 
 
 def launch_file_in(cwd: Path) -> Path | None:
-    """A vLLM/SGLang launch script in ``cwd``: the usual names first, then any ``*.sh`` that starts an engine.
+    """A serving engine's launch script in ``cwd``: the usual names first, then any ``*.sh`` that starts one.
 
     Read as text (at most :data:`LAUNCH_FILE_MAX_BYTES`), never run.
     """
@@ -89,17 +87,19 @@ def _starts_engine(path: Path) -> bool:
         text = read_bytes(path, "config", LAUNCH_FILE_MAX_BYTES, head=True).decode("utf-8", errors="replace")
     except OSError:
         return False
-    return LAUNCH_COMMAND.search(text) is not None
+    return bool(engines.detect(text, "flags"))
 
 
 def launch_engine(snap: Snapshot) -> str:
-    """``vllm`` or ``sglang`` when the config the doctor read is an engine's launch command; else empty."""
+    """The engine whose launch command, or file of flags, the config the doctor read is; else empty.
+
+    ``config.engine`` is :func:`autoglm_doctor.engines.detect`'s answer for the parsed file: a mapping
+    with one of the doctor's own keys (``model_path``) is the doctor's config, whatever else it holds.
+    """
     config = snap.config
     if config is None or not config.exists or not config.parsed:
         return ""
-    # Only a command line counts for now: a YAML's keys alone are ambiguous (the in-process config's
-    # model_path is also SGLang's --model-path); the engines classifier will tell them apart by content.
-    return config.engine if config.format == "flags" else ""
+    return config.engine
 
 
 def detect_role(snap: Snapshot, *, cwd: Path, environ: Mapping[str, str], launch_found: Path | None = None) -> Role:
@@ -113,9 +113,10 @@ def detect_role(snap: Snapshot, *, cwd: Path, environ: Mapping[str, str], launch
     engine = launch_engine(snap)
     if engine and config is not None:
         where = " (found in the working directory, read as --config)" if launch_found is not None else ""
-        evidence[SERVER].append(f"{config.path} starts {engine}{where}")
+        does = "starts" if config.format == "flags" else "holds the flags of"
+        evidence[SERVER].append(f"{config.path} {does} {engine}{where}")
     installed = {canonical_name(d.name): d for d in snap.distributions}
-    for name in ENGINES:
+    for name in engines.ENGINES:
         if name in installed:
             evidence[SERVER].append(f"{name} {installed[name].version} is installed in the target environment")
     if "phone-agent" in installed or any("phone_agent" in d.top_level for d in snap.distributions):

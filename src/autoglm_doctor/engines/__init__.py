@@ -64,10 +64,14 @@ def detect(text: str, fmt: str = "flags", data: dict[str, Any] | None = None) ->
     Stable entry point for role detection (a launch command found means a server).
     """
     if fmt == "flags":
-        for word in text[: 1 << 16].split():
-            for engine in ENGINES.values():
-                if starts_engine(word, engine.name):
-                    return engine.name
+        for line in text[: 1 << 16].splitlines():
+            installing = False  # pip install vllm, uv pip install sglang: a setup step, not a launch
+            for word in line.split():
+                if word in ("&&", "||", ";", "|"):
+                    installing = False
+                installing = installing or word == "install"
+                if not installing and any(starts_engine(word, name) for name in ENGINES):
+                    return next(name for name in ENGINES if starts_engine(word, name))
     if data and DOCTOR_ONLY_KEYS & {str(k) for k in data}:
         return ""  # the doctor's own config (model_path, torch_dtype...), whatever else it holds
     names = {str(k).replace("_", "-").lstrip("-") for k in (data or {})}
