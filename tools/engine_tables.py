@@ -29,7 +29,6 @@ import io
 import json
 import lzma
 import os
-import re
 import subprocess
 import sys
 import tarfile
@@ -46,8 +45,6 @@ from packaging.version import Version  # noqa: E402
 
 from autoglm_doctor.engines import ENGINES, table_data  # noqa: E402  (the parsers the doctor runs)
 
-FIRST = {"vllm": Version("0.12"), "sglang": Version("0.5.6")}
-"""The oldest release of each engine the server pack supports."""
 METADATA_NAMES = ("PKG-INFO", "METADATA")
 
 
@@ -64,12 +61,13 @@ def _versions(name: str) -> list[Version]:
 
 
 def chosen_versions(name: str, available: list[Version]) -> list[Version]:
-    """The newest release of each line (vLLM: minor; SGLang: patch) from the first supported one."""
+    """The newest release of each line (the engine's ``release_line_parts``) from its ``first_release`` on."""
+    engine = ENGINES[name]
     newest: dict[tuple[int, ...], Version] = {}
     for v in available:
-        if v.is_prerelease or v < FIRST[name]:
+        if v.is_prerelease or v < Version(engine.first_release):
             continue
-        line = v.release[:2] if name == "vllm" else v.release[:3]
+        line = v.release[: engine.release_line_parts]
         newest[line] = max(newest.get(line, v), v)
     return sorted(newest.values())
 
@@ -91,10 +89,7 @@ def download(folder: Path) -> None:
             work = folder / "work"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            if name == "vllm":
-                command = ["--no-binary", ":all:", "--no-build-isolation", "--no-clean"]
-            else:
-                command = ["--only-binary", ":all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"]
+            command = list(ENGINES[name].pip_download)
             subprocess.run(
                 [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(work), *command]
                 + [f"{name}=={version}"],
@@ -170,7 +165,7 @@ def tables() -> dict[Path, str]:
             data["sources"] = [
                 f"{name} {version} released files on PyPI, kept verbatim in tools/knowledge_sources/{name}.tar.xz"
             ]
-            line = re.sub(r"^(\d+\.\d+).*", r"\1", version) if name == "vllm" else version
+            line = ENGINES[name].table_line(version)
             out[TABLES / f"{name}-{line}.json"] = json.dumps(data, indent=0, sort_keys=True) + "\n"
     return out
 

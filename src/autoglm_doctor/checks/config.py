@@ -679,7 +679,7 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
             expected=f"<= {limit}",
             fix=f"{flag('max-model-len')} {limit}",
         )
-    if engine == "vllm" and model is not None and model.vision:
+    if engines.get(engine).has("limit-mm-per-prompt") and model is not None and model.vision:
         yield from _image_limit(facts, record)
     tp_found = record.setting("tensor-parallel-size")
     tp = tp_found.value if tp_found is not None and isinstance(tp_found.value, int) else 1

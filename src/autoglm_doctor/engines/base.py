@@ -198,6 +198,19 @@ class Engine(ABC):
     """``vllm serve MODEL``: the model may come as the first word after the subcommand."""
     only_flags: frozenset[str] = frozenset()
     """Flag names (without dashes) that only this engine has: a YAML/JSON mapping using one is its flag file."""
+    first_release = "0"
+    """The oldest release the server pack supports: ``tools/engine_tables.py`` makes tables from it on."""
+    release_line_parts = 3
+    """How many parts of a version make a release line with one table (vLLM: 2, ``0.12``; SGLang: 3)."""
+    pip_download: tuple[str, ...] = (
+        "--only-binary",
+        ":all:",
+        "--python-version",
+        "3.11",
+        "--platform",
+        "manylinux_2_28_x86_64",
+    )
+    """How ``tools/engine_tables.py`` asks pip for a release's files (default: the Linux wheel)."""
 
     def __init__(self) -> None:
         """Refuse an engine that leaves one of :data:`REQUIRED_ATTRIBUTES` at the base class's placeholder."""
@@ -236,6 +249,11 @@ class Engine(ABC):
         """What it keeps on one GPU beyond its budget: the CUDA context, and NCCL when the model is split."""
         context, nccl = shared_allowances(shape.tensor_parallel)
         return [context] + ([nccl] if nccl is not None else [])
+
+    def table_line(self, version: str) -> str:
+        """The release line a version's table is named after (the whole version unless the engine says fewer parts)."""
+        parts = version.split(".")
+        return ".".join(parts[: self.release_line_parts]) if self.release_line_parts < 3 else version
 
     def table_extras(self, files: dict[str, str]) -> dict[str, Any]:
         """What else its generated table keeps from its files (vLLM: the float16 facts)."""

@@ -179,6 +179,7 @@ class Sglang(Engine):
     }
     default_port = 30000
     memory = MEMORY
+    first_release = "0.5.6"
     json_message = "invalid loads value: {value!r}"
     only_flags = frozenset({"model-path", "context-length", "tp-size", "mem-fraction-static", "chunked-prefill-size"})
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from autoglm_doctor.engines import ENGINES, _spec, installed_flags, load_table, table_for
+from autoglm_doctor import engines
+from autoglm_doctor.engines import _spec, installed_flags, load_table, table_for
 from autoglm_doctor.engines.base import EngineFlags
 from autoglm_doctor.probe.libraries import ServedArchitectures
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
@@ -36,7 +37,7 @@ def _installed_root(snap: Snapshot, name: str) -> str:
 def registries(snap: Snapshot) -> dict[str, ServedArchitectures]:
     """Host side, once per target: the architectures each installed engine serves, read by its own module."""
     found: dict[str, ServedArchitectures] = {}
-    for name, engine in ENGINES.items():
+    for name, engine in engines.ENGINES.items():
         root = _installed_root(snap, name)
         if root:
             found[name] = engine.read_registry(Path(root))

@@ -456,6 +456,11 @@ class Vllm(Engine):
     }
     default_port = 8000
     memory = MEMORY
+    first_release = "0.12"
+    release_line_parts = 2
+    pip_download = ("--no-binary", ":all:", "--no-build-isolation", "--no-clean")
+    """The source distribution (its wheels are ~400 MB); pip cannot build its metadata without CUDA, so
+    ``--no-clean`` keeps the unpacked tree it downloaded."""
     json_message = "Value {value} cannot be converted to <function loads>."
     positional_model = True
     only_flags = frozenset(
