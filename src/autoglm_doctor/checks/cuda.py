@@ -879,20 +879,23 @@ def _served_verdict(
     observed = f"{gib2(memory.kv_available)} left for the KV cache"
     expected = f">= {gib2(memory.kv_needed)} ({memory.max_model_len} tokens)"
     tighter = "in the budget" if memory.kv_margin <= memory.outside_margin else "beyond the budget"
+    engine = engines.get(launch.engine)
+    words = engine.model
     if memory.kv_margin < 0 and memory.largest_len <= 0:
         code, fixes = "cuda.memory-weights", _served_fixes(snap, launch, model, device, memory, 0)
         message = (
             f"{launch.engine} on {where}: the weights ({gib2(memory.weights)}) and the profiling peak "
             f"({gib2(memory.activation)}) leave no room for a KV cache in the {gib2(memory.budget)} that "
-            f"{util_flag} {launch.utilization:g} allows: start-up fails ('No available memory for the cache blocks')"
+            f"{util_flag} {launch.utilization:g} allows: start-up fails"
+            + (f" ('{words.no_room}')" if words.no_room else "")
         )
     elif memory.kv_margin < 0:
         code, fixes = "cuda.memory-max-model-len", _served_fixes(snap, launch, model, device, memory, 0)
+        stops = words.too_long.format(length=memory.max_model_len) if words.too_long else ""
         message = (
             f"{launch.engine} on {where}: one {memory.max_model_len}-token sequence needs {gib2(memory.kv_needed)} "
             f"of KV cache, more than the {gib2(memory.kv_available)} left; the largest {len_flag} that fits is "
-            f"{memory.largest_len}. vLLM stops at start-up with 'To serve at least one request with the model's "
-            f"max seq len ({memory.max_model_len}) ... the estimated maximum model length is ...'"
+            f"{memory.largest_len}" + (f". {engine.title} stops at start-up with '{stops}'" if stops else "")
         )
     elif memory.outside_margin < 0:
         code, fixes = "cuda.memory-outside-budget", _outside_fixes(launch, memory)
@@ -900,7 +903,7 @@ def _served_verdict(
             f"{launch.engine} on {where}: beyond the {gib2(memory.budget)} budget ({util_flag} "
             f"{launch.utilization:g}) only {gib2(memory.outside_room)} is free, but what {launch.engine} keeps "
             f"there needs ~{gib2(memory.outside)} ({memory.outside_formula}): start-up fails with 'CUDA out of "
-            "memory' while capturing CUDA graphs"
+            "memory'" + (" while capturing CUDA graphs" if memory.eager_frees else "")
         )
         observed = f"{gib2(memory.outside_room)} free beyond the budget"
         expected = f">= {gib2(memory.outside)}"

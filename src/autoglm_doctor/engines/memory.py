@@ -53,6 +53,11 @@ class MemoryModel:
     refuses_below_budget: str = ""
     """The words it stops with when the GPU has less free than ``total x share`` at start-up (empty: it does not
     check)."""
+    no_room: str = ""
+    """The words it stops with when the weights (and its profile) leave no room for a KV cache in the share."""
+    too_long: str = ""
+    """The words it stops with when one sequence of the longest length does not fit the KV cache (``{length}``:
+    that length; empty: it does not stop for it)."""
     error_bar: int = ESTIMATE_ERROR_BYTES
     """The estimate's uncertainty for this engine: a margin below it may not start."""
     sources: tuple[str, ...] = field(default=())

@@ -45,10 +45,17 @@ MEMORY = MemoryModel(
     default_share=0.88,
     kv_block_tokens=1,
     activations_in_budget=False,
-    sources=("sglang/srt/server_args.py (mem_fraction_static, picked from the GPU's memory when unset; page_size 1)",),
+    no_room="Not enough memory. Please try to increase --mem-fraction-static.",
+    sources=(
+        "sglang/srt/server_args.py (mem_fraction_static, picked from the GPU's memory when unset; page_size 1)",
+        "sglang/srt/model_executor/model_runner.py (max_total_num_tokens <= 0: 'Not enough memory. ...')",
+    ),
 )
 """SGLang's --mem-fraction-static (about 0.88 when unset) holds the weights and the KV pool (pages of one token);
-activations and CUDA graphs live outside it, and it does not compare the free memory with the share at start-up."""
+activations and CUDA graphs live outside it, and it does not compare the free memory with the share at start-up.
+When the weights leave no token of KV pool it stops with "Not enough memory. Please try to increase
+--mem-fraction-static." (``too_long`` is left empty: the doctor quotes no SGLang words for a sequence longer
+than the pool)."""
 
 
 def _annotated(annotation: ast.AST) -> tuple[ast.AST, ast.AST | None] | None:

@@ -55,13 +55,18 @@ MEMORY = MemoryModel(
     kv_block_tokens=16,
     activations_in_budget=True,
     refuses_below_budget="Free memory on device ... on startup is less than desired GPU memory utilization",
+    no_room="No available memory for the cache blocks",
+    too_long="To serve at least one request with the model's max seq len ({length}) ... the estimated maximum "
+    "model length is ...",
     sources=(
         "vllm/config/cache.py (gpu_memory_utilization = 0.9, block_size 16)",
         "vllm/v1/worker/gpu_worker.py (Worker.determine_available_memory, the start-up free-memory check)",
     ),
 )
-"""vLLM's --gpu-memory-utilization default (0.9), its KV block of 16 tokens, its profile run inside the budget and
-its refusal to start when less than ``total x utilization`` is free."""
+"""vLLM's --gpu-memory-utilization default (0.9), its KV block of 16 tokens, its profile run inside the budget, its
+refusal to start when less than ``total x utilization`` is free, and its words when the KV cache has no room
+(``vllm/v1/core/kv_cache_utils.py``: "No available memory for the cache blocks", "To serve at least one request
+with the model's max seq len ...")."""
 HIGH_MEMORY_GIB = 70
 """vLLM's OpenAI server batches 8192 tokens (and 1024 sequences) on GPUs of this size or more, except the A100;
 2048 tokens and 256 sequences below (vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults)."""
