@@ -198,6 +198,10 @@ class Engine(ABC):
     """``vllm serve MODEL``: the model may come as the first word after the subcommand."""
     only_flags: frozenset[str] = frozenset()
     """Flag names (without dashes) that only this engine has: a YAML/JSON mapping using one is its flag file."""
+    underscore_flags = False
+    """Its parser reads ``--max_model_len`` as ``--max-model-len`` (the part before a ``.``)."""
+    joined_short: dict[str, str] = {}  # noqa: RUF012  (read-only class data)
+    """Short options whose value may be joined to them, and the long option they stand for."""
     first_release = "0"
     """The oldest release the server pack supports: ``tools/engine_tables.py`` makes tables from it on."""
     release_line_parts = 3

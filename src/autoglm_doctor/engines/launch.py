@@ -129,10 +129,22 @@ class _Reader:
         self.problems: list[LaunchProblem] = []
         self.model: LaunchValue | None = None
 
+    def _joined_short(self, word: str) -> str:
+        """The engine's short options that take their value joined (vLLM: ``-O3`` is ``--optimization-level 3``)."""
+        for short, long in self.engine.joined_short.items():
+            if long not in self.index:
+                continue
+            if word == short:
+                return long
+            joined = re.fullmatch(re.escape(short) + r"=?(\S+)", word)
+            if joined:
+                return f"{long}={joined.group(1)}"
+        return word
+
     def lookup(self, option: str) -> tuple[FlagSpec | None, str]:
         """(the flag, the option's name as the engine reads it)."""
         name = option
-        if self.engine.name == "vllm" and name.startswith("--"):
+        if self.engine.underscore_flags and name.startswith("--"):
             head, dot, rest = name[2:].partition(".")
             name = "--" + head.replace("_", "-") + dot + rest
         spec = self.index.get(name)
@@ -286,11 +298,7 @@ class _Reader:
                     continue
                 self.unknown(word, line, column)
                 continue
-            shorthand = re.fullmatch(r"-O=?(\S+)", word) if self.engine.name == "vllm" else None
-            if shorthand and "--optimization-level" in self.index:  # vLLM: -O3 is --optimization-level 3
-                word = "--optimization-level=" + shorthand.group(1)
-            elif word == "-O" and "--optimization-level" in self.index:
-                word = "--optimization-level"
+            word = self._joined_short(word)
             option, eq, inline = word.partition("=")
             spec, name = self.lookup(option)
             if spec is None:

@@ -461,6 +461,10 @@ class Vllm(Engine):
     }
     default_port = 8000
     memory = MEMORY
+    underscore_flags = True
+    """vLLM's ``FlexibleArgumentParser`` turns ``--max_model_len`` into ``--max-model-len``."""
+    joined_short = {"-O": "--optimization-level"}  # noqa: RUF012
+    """``-O3`` is ``--optimization-level 3`` (``FlexibleArgumentParser.parse_args``)."""
     first_release = "0.12"
     release_line_parts = 2
     pip_download = ("--no-binary", ":all:", "--no-build-isolation", "--no-clean")
