@@ -13,8 +13,6 @@ from typing import Any
 from autoglm_doctor import engines
 from autoglm_doctor.engines.base import token_count as _token_count
 
-VLLM = "vllm"
-SGLANG = "sglang"
 SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {name: dict(e.settings) for name, e in engines.ENGINES.items()}
 """Setting (vLLM's flag name) -> each engine's flag names for it (from the engine modules)."""
 DEFAULT_PORT = {name: e.default_port for name, e in engines.ENGINES.items()}

@@ -940,7 +940,11 @@ def detect_format(name: str, text: str) -> str:
     if head.startswith(("{", "[")):
         return "json"
     first = head.split(None, 1)[0] if head else ""
-    if first.startswith("--") or first in ("vllm", "python", "python3", "sglang") or _ASSIGNMENT.match(first):
+    if first.startswith("--") or first in ("python", "python3") or _ASSIGNMENT.match(first):
+        return "flags"
+    from autoglm_doctor import engines  # the engine programs: vllm, sglang, each engine module's name
+
+    if any(engines.starts_engine(first, name) for name in engines.ENGINES):
         return "flags"
     return "yaml"
 
