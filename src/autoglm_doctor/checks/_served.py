@@ -29,13 +29,13 @@ start-up logs in ``tests/test_served_memory_logs.py``): a margin inside it is a 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from autoglm_doctor import engines
 from autoglm_doctor.engines.memory import ESTIMATE_ERROR_BYTES, GiB, ProfileShape, gib
 from autoglm_doctor.model import Breakdown
-from autoglm_doctor.probe.gpu import GpuDevice
+from autoglm_doctor.probe.gpu import GpuDevice, GpuFacts
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.probe.weights import ModelFacts
 
@@ -53,7 +53,6 @@ _DTYPE_BYTES = {
 }
 STORED_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 """Bytes per element of each safetensors dtype."""
-_TP_CHOICES = (2, 4, 8)
 
 
 def launch_engine(snap: Snapshot) -> str:
@@ -312,7 +311,7 @@ def _vision_mlp_width(shape: dict[str, int]) -> int:
 def served_weight_bytes(model: ModelFacts, dtype: str) -> int:
     """Bytes of the whole model's weights served at ``dtype`` (a quantized checkpoint: as stored)."""
     per = _DTYPE_BYTES.get(dtype, 2)
-    stored = _stored_per_param(model)
+    stored = stored_per_param(model)
     if model.parameter_bytes and stored < 2:  # a quantized checkpoint loads as stored
         return model.parameter_bytes
     if model.parameter_count:
@@ -320,7 +319,8 @@ def served_weight_bytes(model: ModelFacts, dtype: str) -> int:
     return int((model.parameter_bytes or 0) * per / stored)
 
 
-def _stored_per_param(model: ModelFacts) -> float:
+def stored_per_param(model: ModelFacts) -> float:
+    """Bytes per parameter as the checkpoint stores them (its dominant safetensors dtype; 2 when unknown)."""
     if model.bytes_by_dtype:
         dominant = max(model.bytes_by_dtype, key=lambda k: model.bytes_by_dtype[k])
         return float(STORED_BYTES.get(dominant.upper(), 2))
@@ -424,13 +424,99 @@ def _profile_shape(launch: Launch, model: ModelFacts, device: GpuDevice, total: 
     )
 
 
-def tp_that_fits(launch: Launch, model: ModelFacts, device: GpuDevice) -> int | None:
-    """The smallest tensor-parallel size (2, 4, 8; dividing the attention heads) whose GPUs fit the sequence."""
-    heads = model.num_attention_heads or 0
-    for tp in _TP_CHOICES:
-        if tp <= launch.tensor_parallel or (heads and heads % tp):
+MIG_ONE_DEVICE = (
+    "a CUDA process enumerates a single MIG instance, however many are made visible (NVIDIA Multi-Instance GPU "
+    "User Guide, CUDA device enumeration), so tensor parallelism cannot span MIG instances"
+)
+"""Why a host whose CUDA GPUs are MIG instances counts as one GPU for ``--tensor-parallel-size``."""
+
+
+def gpus_for_tensor_parallel(gpu: GpuFacts | None) -> tuple[int | None, bool]:
+    """(how many GPUs one server process can split the model over, whether MIG limits it); None: unknown.
+
+    A GPU in MIG mode shows CUDA its instances, and one CUDA process sees only one of them: the
+    server gets one device, whatever ``CUDA_VISIBLE_DEVICES`` names.
+    """
+    if gpu is None:
+        return None, False
+    visible = gpu.visible_gpus()
+    if any(device.mig_mode and device.mig_devices for device in visible):
+        return 1, True
+    return len(visible), False
+
+
+@dataclass(frozen=True, slots=True)
+class TensorParallel:
+    """A tensor-parallel size the engine accepts for the model on this host."""
+
+    size: int
+    """``--tensor-parallel-size``."""
+    needs_data_mode: bool
+    """Only with ``--mm-encoder-tp-mode data`` (the vision heads do not split this many ways)."""
+
+    def flags(self, engine: str) -> str:
+        """The launch flags that set it (``--tensor-parallel-size 8 --mm-encoder-tp-mode data``)."""
+        spelled = engines.get(engine).flag
+        data = f" {spelled('mm-encoder-tp-mode')} data" if self.needs_data_mode else ""
+        return f"{spelled('tensor-parallel-size')} {self.size}{data}"
+
+
+def vision_heads(model: ModelFacts) -> int:
+    """The vision tower's attention heads (0: no vision tower, or config.json does not say)."""
+    return model.vision_shape.get("num_heads") or model.vision_shape.get("num_attention_heads") or 0
+
+
+def kv_heads_split(tp: int, kv_heads: int) -> bool:
+    """Whether vLLM's QKVParallelLinear can split or replicate ``kv_heads`` over ``tp`` GPUs.
+
+    Up to the KV head count each GPU takes kv/tp heads; past it, each GPU holds one head replicated
+    tp/kv times. Either way one must divide the other.
+    """
+    return tp <= 1 or not kv_heads or (kv_heads % tp == 0 if tp <= kv_heads else tp % kv_heads == 0)
+
+
+def tensor_parallel_sizes(
+    model: ModelFacts | None, engine: str, *, data_mode: bool, gpus: int | None
+) -> list[TensorParallel]:
+    """Every tensor-parallel size that passes all the checks the doctor makes of it, smallest first.
+
+    The one place config.values (head divisibility) and cuda.memory (spreading the model) take their
+    ``--tensor-parallel-size`` fixes from, so they agree: the size divides the text attention heads,
+    splits or replicates the KV heads, divides the vision tower's heads unless ``--mm-encoder-tp-mode
+    data`` is set (a size that needs it is offered with it, where the engine has the flag), and is at
+    most the GPUs one process can use (``gpus``; None: not known here, no limit).
+    """
+    heads = (model.num_attention_heads or 0) if model is not None else 0
+    kv_heads = (model.num_key_value_heads or 0) if model is not None else 0
+    vision = vision_heads(model) if model is not None else 0
+    has_mode = engines.get(engine).has("mm-encoder-tp-mode")
+    upto = min(gpus if gpus is not None else 1024, heads or 1024)
+    sizes = []
+    for tp in range(1, max(upto, 1) + 1):
+        if (heads and heads % tp) or not kv_heads_split(tp, kv_heads):
             continue
-        memory = served_memory(launch, model, device, tp=tp)
-        if memory is not None and memory.margin >= 0:
-            return tp
+        if vision and has_mode and vision % tp:
+            sizes.append(TensorParallel(tp, needs_data_mode=not data_mode))
+        else:
+            sizes.append(TensorParallel(tp, needs_data_mode=False))
+    return sizes
+
+
+def tp_that_fits(
+    launch: Launch, model: ModelFacts, device: GpuDevice, gpus: int | None, margin: int = 0
+) -> tuple[TensorParallel, ServedMemory] | None:
+    """The smallest tensor-parallel size above the launch's that fits the sequence, with its memory.
+
+    The size passes every head check and is within ``gpus``; its GPUs fit the sequence with ``margin``
+    to spare, if need be without CUDA graphs (``memory.outside_margin`` below ``margin`` says
+    ``--enforce-eager`` is needed too); the memory is at ``--mm-encoder-tp-mode data`` if it needs it.
+    """
+    choices = tensor_parallel_sizes(model, launch.engine, data_mode=launch.encoder_data_parallel, gpus=gpus)
+    for choice in choices:
+        if choice.size <= launch.tensor_parallel:
+            continue
+        served = replace(launch, encoder_data_parallel=True) if choice.needs_data_mode else launch
+        memory = served_memory(served, model, device, tp=choice.size)
+        if memory is not None and memory.kv_margin >= margin and memory.outside_margin + memory.eager_frees >= margin:
+            return choice, memory
     return None

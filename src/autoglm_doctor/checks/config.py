@@ -12,6 +12,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from autoglm_doctor import engines
+from autoglm_doctor.checks._served import (
+    MIG_ONE_DEVICE,
+    TensorParallel,
+    gpus_for_tensor_parallel,
+    kv_heads_split,
+    tensor_parallel_sizes,
+    vision_heads,
+)
 from autoglm_doctor.checks._util import installed_version, pip_install
 from autoglm_doctor.configfile.facts import DOCTOR_KEYS, ConfigFacts, Diagnostic
 from autoglm_doctor.configfile.launch import TOKEN_COUNT_FLAGS, port_of, setting, token_count
@@ -683,20 +691,21 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
         yield from _image_limit(facts, record)
     tp_found = record.setting("tensor-parallel-size")
     tp = tp_found.value if tp_found is not None and isinstance(tp_found.value, int) else 1
-    visible = len(snap.gpu.visible_gpus()) if snap.gpu is not None else None
+    visible, mig = gpus_for_tensor_parallel(snap.gpu)
     if tp_found is not None and visible is not None and tp > visible:
+        seen = f"{visible} {'is' if visible == 1 else 'are'} visible here (CUDA_VISIBLE_DEVICES included)"
         yield error(
             "config.launch-tensor-parallel",
-            f"{flag('tensor-parallel-size')} {tp} needs {tp} GPUs, but {visible} {'is' if visible == 1 else 'are'} "
-            f"visible here (CUDA_VISIBLE_DEVICES included): {title} fails to start its workers",
+            f"{flag('tensor-parallel-size')} {tp} needs {tp} GPUs, but "
+            + (f"the server gets one MIG instance ({MIG_ONE_DEVICE})" if mig else seen)
+            + f": {title} fails to start its workers",
             location=where(tp_found),
-            observed=f"{visible} GPU(s) visible",
+            observed=f"{visible} GPU(s) visible" + (" (MIG)" if mig else ""),
             expected=f">= {tp}",
-            fix=f"{flag('tensor-parallel-size')} {max(1, visible)}" if visible else "run the server on a GPU host",
+            fix=_tp_fix(snap, record, model, below=tp) if visible else "run the server on a GPU host",
         )
     heads = model.num_attention_heads if model is not None else None
     if tp_found is not None and heads and heads % tp:
-        fitting = max(d for d in range(1, min(tp, heads) + 1) if heads % d == 0)
         yield error(
             "config.launch-tensor-parallel",
             f"{flag('tensor-parallel-size')} {tp} does not divide the model's {heads} attention heads: {title} "
@@ -705,26 +714,21 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
             location=where(tp_found),
             observed=f"{flag('tensor-parallel-size')} {tp}",
             expected=f"a divisor of {heads}",
-            fix=f"{flag('tensor-parallel-size')} {fitting}",
+            fix=_tp_fix(snap, record, model, below=tp),
         )
     kv_heads = model.num_key_value_heads if model is not None else None
-    if tp_found is not None and heads and not heads % tp and kv_heads and tp > 1:
-        # vLLM's QKVParallelLinear: below the KV head count each GPU takes kv/tp heads; above it,
-        # each GPU holds one head, replicated tp/kv times (the memory estimate counts that).
-        bad = (kv_heads % tp) if tp <= kv_heads else (tp % kv_heads)
-        if bad:
-            big, small = (kv_heads, tp) if tp <= kv_heads else (tp, kv_heads)
-            fits = max(d for d in range(1, tp + 1) if heads % d == 0 and (kv_heads % d == 0 or d % kv_heads == 0))
-            yield error(
-                "config.launch-tensor-parallel",
-                f"{flag('tensor-parallel-size')} {tp} cannot split or replicate the model's {kv_heads} KV heads: "
-                f"{title} stops with '{big} is not divisible by {small}'",
-                location=where(tp_found),
-                observed=f"{flag('tensor-parallel-size')} {tp}, num_key_value_heads {kv_heads}",
-                expected=f"a divisor or a multiple of {kv_heads}",
-                fix=f"{flag('tensor-parallel-size')} {fits}",
-            )
-    yield from _vision_heads(model, record, tp, where(tp_found))
+    if tp_found is not None and heads and not heads % tp and kv_heads and not kv_heads_split(tp, kv_heads):
+        big, small = (kv_heads, tp) if tp <= kv_heads else (tp, kv_heads)
+        yield error(
+            "config.launch-tensor-parallel",
+            f"{flag('tensor-parallel-size')} {tp} cannot split or replicate the model's {kv_heads} KV heads: "
+            f"{title} stops with '{big} is not divisible by {small}'",
+            location=where(tp_found),
+            observed=f"{flag('tensor-parallel-size')} {tp}, num_key_value_heads {kv_heads}",
+            expected=f"a divisor or a multiple of {kv_heads}",
+            fix=_tp_fix(snap, record, model, below=tp),
+        )
+    yield from _vision_heads(snap, model, record, tp, where(tp_found))
     yield from _float16_family(snap, facts, record, where(record.setting("dtype")))
     port = port_of(facts.data, engine)
     port_value = record.number("port")
@@ -745,18 +749,39 @@ def _served_launch(snap: Snapshot, facts: ConfigFacts, record: LaunchRecord) -> 
         )
 
 
-def _vision_heads(model: ModelFacts | None, record: LaunchRecord, tp: int, location: Location) -> Iterator[Finding]:
+def _tp_fix(snap: Snapshot, record: LaunchRecord, model: ModelFacts | None, *, below: int) -> str:
+    """The ``--tensor-parallel-size`` fix of a tensor-parallel error, from the sizes cuda.memory picks from.
+
+    The largest size below ``below`` that passes every check (heads, KV heads, vision heads, GPUs),
+    and a larger one that needs ``--mm-encoder-tp-mode data`` where there is one.
+    """
+    gpus, _ = gpus_for_tensor_parallel(snap.gpu)
+    data_mode = str(record.number("mm-encoder-tp-mode") or "").lower() == "data"
+    choices = [c for c in tensor_parallel_sizes(model, record.engine, data_mode=data_mode, gpus=gpus) if c.size < below]
+    plain = [c for c in choices if not c.needs_data_mode]  # never empty: 1 always passes
+    offered = plain[-1:] + [c for c in choices[-1:] if c.needs_data_mode]
+    return "; or ".join(c.flags(record.engine) for c in offered)
+
+
+def _vision_heads(
+    snap: Snapshot, model: ModelFacts | None, record: LaunchRecord, tp: int, location: Location
+) -> Iterator[Finding]:
     """VLLM shards the vision tower over TP too, unless --mm-encoder-tp-mode data keeps it whole per GPU."""
     engine = engines.get(record.engine)
     if tp <= 1 or not engine.has("mm-encoder-tp-mode") or model is None:
         return
-    model_heads = model.vision_shape.get("num_heads") or model.vision_shape.get("num_attention_heads") or 0
+    model_heads = vision_heads(model)
     if not model_heads:
         return
     mode = record.number("mm-encoder-tp-mode")
     if str(mode or "weights") == "data" or model_heads % tp == 0:
         return
-    fitting = max(d for d in range(1, min(tp, model_heads) + 1) if model_heads % d == 0)
+    gpus, _ = gpus_for_tensor_parallel(snap.gpu)
+    # adding data mode is a fix only where this size passes every other check too
+    with_data = TensorParallel(tp, needs_data_mode=True) in tensor_parallel_sizes(
+        model, record.engine, data_mode=False, gpus=gpus
+    )
+    fix = _tp_fix(snap, record, model, below=tp)
     yield error(
         "config.launch-vision-tensor-parallel",
         f"{engine.flag('tensor-parallel-size')} {tp} splits the vision tower's {model_heads} attention heads "
@@ -764,8 +789,11 @@ def _vision_heads(model: ModelFacts | None, record: LaunchRecord, tp: int, locat
         location=location,
         observed=f"{engine.flag('tensor-parallel-size')} {tp}, vision num_heads {model_heads}",
         expected=f"a divisor of {model_heads}, or --mm-encoder-tp-mode data",
-        fix=f"add --mm-encoder-tp-mode data (each GPU keeps the whole vision tower), or "
-        f"{engine.flag('tensor-parallel-size')} {fitting}",
+        fix=(
+            f"add {engine.flag('mm-encoder-tp-mode')} data (each GPU keeps the whole vision tower); or {fix}"
+            if with_data
+            else fix
+        ),
     )
 
 
