@@ -16,7 +16,17 @@ from typing import Any
 from packaging.version import Version
 
 from autoglm_doctor import engines
-from autoglm_doctor.checks._served import STORED_BYTES, Launch, ServedMemory, read_launch, served_memory, tp_that_fits
+from autoglm_doctor.checks._served import (
+    MIG_ONE_DEVICE,
+    STORED_BYTES,
+    Launch,
+    ServedMemory,
+    gpus_for_tensor_parallel,
+    read_launch,
+    served_memory,
+    stored_per_param,
+    tp_that_fits,
+)
 from autoglm_doctor.checks._served import gib as gib2
 from autoglm_doctor.checks._util import installed_version, parse_version, pip_install
 from autoglm_doctor.context import CheckContext, config_value
@@ -881,7 +891,20 @@ def _served_verdict(
     tighter = "in the budget" if memory.kv_margin <= memory.outside_margin else "beyond the budget"
     engine = engines.get(launch.engine)
     words = engine.model
-    if memory.kv_margin < 0 and memory.largest_len <= 0:
+    kept = memory.outside - memory.eager_frees  # the CUDA context and NCCL: no flag gives them back
+    _, mig = gpus_for_tensor_parallel(snap.gpu)
+    if memory.weights > memory.free - kept:
+        code, fixes = "cuda.memory-weights", _weights_fixes(snap, launch, model, device, memory)
+        per_gpu = " per GPU" if memory.weights < memory.weights_total else ""
+        message = (
+            f"{launch.engine} on {where}: the weights alone ({gib2(memory.weights)}{per_gpu} at {memory.dtype}) "
+            f"exceed the {gib2(memory.free - kept)} this GPU can give them ({gib2(memory.free)} free, less the "
+            f"{gib2(kept)} {launch.engine} keeps outside the budget even with {launch.flag('enforce-eager')}): "
+            f"loading them fails with 'CUDA out of memory', whatever {len_flag} or {util_flag}"
+        )
+        observed = f"{gib2(memory.free - kept)} for the weights"
+        expected = f">= {gib2(memory.weights)} (the weights{per_gpu})"
+    elif memory.kv_margin < 0 and memory.largest_len <= 0:
         code, fixes = "cuda.memory-weights", _served_fixes(snap, launch, model, device, memory, 0)
         message = (
             f"{launch.engine} on {where}: the weights ({gib2(memory.weights)}) and the profiling peak "
@@ -928,9 +951,13 @@ def _served_verdict(
         )
         expected = f">= {gib2(memory.kv_needed)}"
         location = None
+    if mig and severity is not Severity.INFO:
+        message += f"; more GPUs are no way out here: {MIG_ONE_DEVICE}"
     fix = "; or ".join(fixes) if fixes else None
     if severity is Severity.ERROR and not fix:
-        fix = f"use a GPU with more memory, or a smaller {len_flag}"
+        # no shorter sequence helps when not even the weights and the profile leave a KV block
+        shorter = "" if code == "cuda.memory-weights" else f", or a smaller {len_flag}"
+        fix = f"use a GPU with more memory{shorter}"
     return Finding(
         severity,
         code,
@@ -969,11 +996,51 @@ def _served_fixes(
     ):
         # a higher budget leaves no room for the CUDA graphs beyond it: without them it does
         fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f} {launch.flag('enforce-eager')}")
-    tp = tp_that_fits(launch, model, device)
-    if tp is not None:
-        visible = len(usable_gpus(snap.gpu))
-        more = "" if tp <= visible else f" (needs {tp} GPUs; {visible} visible here)"
-        fixes.append(f"{launch.flag('tensor-parallel-size')} {tp}{more}")
+    fixes += _tp_fixes(snap, launch, model, device, margin)
+    return fixes
+
+
+def _tp_fixes(snap: Snapshot, launch: Launch, model: ModelFacts, device: GpuDevice, margin: int) -> list[str]:
+    """Spreading the model over more of this host's GPUs, when a size fits with ``margin`` to spare.
+
+    Only sizes every head check accepts (the sizes config.values offers), with ``--enforce-eager``
+    where the CUDA graphs would not fit beyond the budget.
+    """
+    gpus, _ = gpus_for_tensor_parallel(snap.gpu)
+    found = tp_that_fits(launch, model, device, gpus, margin)
+    if found is None:
+        return []
+    choice, memory = found
+    eager = f" {launch.flag('enforce-eager')}" if memory.outside_margin < margin and not launch.eager else ""
+    return [choice.flags(launch.engine) + eager]
+
+
+def _weights_fixes(
+    snap: Snapshot, launch: Launch, model: ModelFacts, device: GpuDevice, memory: ServedMemory
+) -> list[str]:
+    """What can hold weights that one GPU cannot: more of this host's GPUs, fewer bits, a bigger GPU.
+
+    Never a shorter --max-model-len or another --gpu-memory-utilization: neither makes room for weights.
+    """
+    fixes = _tp_fixes(snap, launch, model, device, 0)
+    per = DTYPE_BYTES.get(memory.dtype, 2.0)
+    if per >= 2 and stored_per_param(model) >= 2:  # not a quantized checkpoint already
+        four_bit = memory.weights_total / per / 2 / launch.tensor_parallel
+        fixes.append(
+            f"serve a quantized checkpoint of the model (AWQ/GPTQ 4-bit weights: about {gib2(int(four_bit))}"
+            f"{' per GPU' if launch.tensor_parallel > 1 else ''})"
+        )
+    # the smallest card whose budget holds the weights, the profile and the sequence, with room beyond it
+    held = memory.weights + memory.activation + memory.kv_needed
+    room = 1 - launch.utilization
+    card = max(held / launch.utilization, memory.outside / room if room > 0 else 0) + (memory.total - memory.free)
+    kind = "MIG instance or GPU" if device.mig_mode and device.mig_devices else "GPU"
+    whole = (
+        f": the whole {device.name} with MIG off (sudo nvidia-smi -i {device.index} -mig 0)"
+        if device.mig_mode and device.mig_devices and device.memory_total >= card
+        else ""
+    )
+    fixes.append(f"a {kind} with at least {gib2(int(card))} of memory{whole}")
     return fixes
 
 
@@ -985,7 +1052,8 @@ def _outside_fixes(launch: Launch, memory: ServedMemory) -> list[str]:
         fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f}")
     if memory.eager_frees and memory.outside_margin + memory.eager_frees >= 0:
         fixes.append(f"add {launch.flag('enforce-eager')} (no CUDA graphs: slower decoding)")
-    return fixes or [f"use a GPU with more memory, or a smaller {launch.flag('max-model-len')}"]
+    # a shorter sequence frees memory inside the budget only, never beyond it
+    return fixes or ["use a GPU with more memory"]
 
 
 def _launch_location(snap: Snapshot, name: str, launch: Launch) -> Location | None:
