@@ -87,6 +87,36 @@ class Breakdown:
         """``total`` minus every part: what is left (negative: over)."""
         return self.total - sum(amount for _, amount in self.parts)
 
+    def margin_text(self) -> str:
+        """What is left or short, in words, with the unit on every figure.
+
+        ``left 17.79 GiB: 17.65 GiB in the budget, 0.14 GiB beyond it``, or, where a note splits the
+        margin into the budget and what is free beyond it (``kv_margin``, ``outside_margin``), which side
+        is short: ``short by 1.97 GiB: the budget has 0.39 GiB to spare, but beyond it 2.37 GiB more is
+        needed than the GPU has free``. Never a negative figure: a sign is no explanation.
+        """
+        unit = self.unit
+        notes = dict(self.notes)
+        margin = round(self.margin, 2)
+        if "kv_margin" not in notes or "outside_margin" not in notes:
+            return f"left {margin:.2f} {unit}" if margin >= 0 else f"short by {-margin:.2f} {unit}"
+        inside, beyond = notes["kv_margin"], notes["outside_margin"]
+        if inside >= 0 and beyond >= 0:
+            return f"left {margin:.2f} {unit}: {inside:.2f} {unit} in the budget, {beyond:.2f} {unit} beyond it"
+        head = f"short by {-margin:.2f} {unit}" if margin < 0 else f"{margin:.2f} {unit} free in all, yet short"
+        budget = (
+            f"the budget has {inside:.2f} {unit} to spare"
+            if inside >= 0
+            else f"the budget is {-inside:.2f} {unit} short"
+        )
+        outside = (
+            f"{beyond:.2f} {unit} is spare beyond it"
+            if beyond >= 0
+            else f"beyond it {-beyond:.2f} {unit} more is needed than the GPU has free"
+        )
+        joint = ", and " if (inside < 0) == (beyond < 0) else ", but "
+        return f"{head}: {budget}{joint}{outside}"
+
     def to_dict(self) -> dict[str, Any]:
         """The breakdown in the JSON report's shape."""
         out: dict[str, Any] = {

@@ -38,6 +38,17 @@ PIXELS_MAX = 10**10
 """``max_pixels`` above this (a 100,000 x 100,000 image) is taken as a typo, not a screenshot size."""
 
 
+def _figure(value: float) -> str:
+    """A bound as a person reads it.
+
+    Whole numbers in full with thousands separators (``2,147,483,647``, not ``2.14748e+09``),
+    fractions as written (``0.9``).
+    """
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
 @dataclass(frozen=True, slots=True)
 class LaunchValue:
     """One flag's value as the engine reads it."""
@@ -250,14 +261,14 @@ class _Reader:
             accepted = "more than 0 and at most 1"
         else:
             bad = bad or value < low or value > high
-            accepted = f"{low:g} to {high:g}{' ' + unit if unit else ''}" if math.isfinite(high) else ""
+            accepted = f"{_figure(low)} to {_figure(high)}{' ' + unit if unit else ''}" if math.isfinite(high) else ""
         for name, limit in bounds.items():
             if {"gt": value <= limit, "ge": value < limit, "lt": value >= limit, "le": value > limit}[name]:
                 bad = True
         if not bad:
             return None
         if bounds and not accepted:
-            accepted = ", ".join(f"{k} {v:g}" for k, v in sorted(bounds.items()))
+            accepted = ", ".join(f"{k} {_figure(v)}" for k, v in sorted(bounds.items()))
         shown = str(value) if len(str(value)) <= 40 else str(value)[:20] + f"... ({len(str(value))} digits)"
         return LaunchProblem(
             "config.launch-range",

@@ -97,7 +97,7 @@ def _finding(finding: Finding) -> list[str]:
         lines.append(f"  - expected: {code(finding.expected)}")
     for breakdown in finding.breakdown:
         parts = ", ".join(f"{inline(name)} {amount:.2f}" for name, amount in breakdown.parts)
-        left = f"left {breakdown.margin:.2f}" if breakdown.margin >= 0 else f"over by {-breakdown.margin:.2f}"
+        left = inline(breakdown.margin_text())
         lines.append(f"  - {inline(breakdown.label)}: {breakdown.total:.2f} {breakdown.unit}: {parts}; {left}")
     if finding.details:
         count = len(finding.details)

@@ -189,7 +189,7 @@ def breakdown_lines(breakdown: Breakdown, width: int) -> list[Text]:
 
     ``GPU 0 (NVIDIA GeForce RTX 4090): 23.99 GiB`` / ``[░█████…▓▓▒▒▚▚··]`` / ``░ in use by others 0.49 · …``.
     Each part takes cells in proportion to its amount (cumulative rounding, so the cells add up to the
-    bar); parts that exceed the whole stretch the bar's scale and the margin shows as ``over``.
+    bar); parts that exceed the whole stretch the bar's scale and the margin shows as ``short by``.
     """
     unit = breakdown.unit
     cells = max(10, width - len(_DETAIL_INDENT) - 2)
@@ -211,14 +211,11 @@ def breakdown_lines(breakdown: Breakdown, width: int) -> list[Text]:
     legend = [
         f"{_BAR_GLYPHS[index % len(_BAR_GLYPHS)][0]} {name} {amount:.2f}" for index, (name, amount) in enumerate(parts)
     ]
-    margin = breakdown.margin
     notes = dict(breakdown.notes)
-    left = f"{_BAR_SPARE[0]} left {margin:.2f}" if margin >= 0 else f"over by {-margin:.2f}"
-    if "kv_margin" in notes and "outside_margin" in notes:
-        left += f" ({notes['kv_margin']:.2f} in the budget, {notes['outside_margin']:.2f} beyond it)"
+    left = (f"{_BAR_SPARE[0]} " if breakdown.margin >= 0 else "") + breakdown.margin_text()
     if "error_bar" in notes:
-        left += f"; estimate error ±{notes['error_bar']:.2f}"
-    legend.append(left + f" {unit}")
+        left += f"; estimate error ±{notes['error_bar']:.2f} {unit}"
+    legend.append(left)
     text = ", ".join(legend)
     return [
         title,
