@@ -996,6 +996,8 @@ def _served_fixes(
     ):
         # a higher budget leaves no room for the CUDA graphs beyond it: without them it does
         fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f} {launch.flag('enforce-eager')}")
+    if memory.outside_margin < margin:  # short beyond the budget: move memory there, or drop the CUDA graphs
+        fixes += [fix for fix in _outside_room(launch, memory, margin) if fix not in fixes]
     fixes += _tp_fixes(snap, launch, model, device, margin)
     return fixes
 
@@ -1046,14 +1048,27 @@ def _weights_fixes(
 
 def _outside_fixes(launch: Launch, memory: ServedMemory) -> list[str]:
     """Ways to leave room beyond the budget: a lower utilization that still holds the KV cache, or no CUDA graphs."""
-    fixes = []
-    util = int((memory.free - memory.outside) / memory.total * 100) / 100
-    if util > 0 and memory.kv_margin - (memory.budget - int(util * memory.total)) >= 0:
-        fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f}")
-    if memory.eager_frees and memory.outside_margin + memory.eager_frees >= 0:
-        fixes.append(f"add {launch.flag('enforce-eager')} (no CUDA graphs: slower decoding)")
     # a shorter sequence frees memory inside the budget only, never beyond it
-    return fixes or ["use a GPU with more memory"]
+    return _outside_room(launch, memory, 0) or ["use a GPU with more memory"]
+
+
+def _outside_room(launch: Launch, memory: ServedMemory, margin: int) -> list[str]:
+    """Leaving ``margin`` free beyond the budget while the budget keeps ``margin`` for the KV cache too.
+
+    A lower utilization moves memory from the budget to beyond it; --enforce-eager drops the CUDA graphs.
+    """
+    fixes = []
+    util = int((memory.free - memory.outside - margin) / memory.total * 100) / 100
+    if 0 < util < launch.utilization and memory.kv_margin - (memory.budget - int(util * memory.total)) >= margin:
+        fixes.append(f"{launch.flag('gpu-memory-utilization')} {util:.2f}")
+    if (
+        memory.eager_frees
+        and not launch.eager
+        and memory.kv_margin >= margin
+        and memory.outside_margin + memory.eager_frees >= margin
+    ):
+        fixes.append(f"add {launch.flag('enforce-eager')} (no CUDA graphs: slower decoding)")
+    return fixes
 
 
 def _launch_location(snap: Snapshot, name: str, launch: Launch) -> Location | None:
