@@ -182,3 +182,52 @@ def test_unreadable_snapshot_is_a_usage_error(
 def test_missing_snapshot_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--snapshot", str(tmp_path / "absent.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def _email_headers(text: str) -> dict[str, list[str]]:
+    """The headers as pip and importlib.metadata read them (the stdlib email parser), unfolded."""
+    import email.parser
+    import email.policy
+    import re
+
+    message = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
+    out: dict[str, list[str]] = {}
+    for name, value in message.items():
+        out.setdefault(name.lower(), []).append(re.sub(r"(\r\n|\r|\n)(?=[ \t])", "", str(value)).strip())
+    return out
+
+
+def test_metadata_headers_split_as_the_email_parser_splits_them() -> None:
+    """Every released engine METADATA kept for the tables, and the edge cases of the format, read as pip reads them."""
+    import lzma
+    import tarfile
+
+    from autoglm_doctor.probe import _script as probe
+
+    sources = Path(__file__).resolve().parent.parent / "tools" / "knowledge_sources"
+    texts: dict[str, str] = {}
+    for archive in ("sglang.tar.xz", "vllm.tar.xz"):
+        with tarfile.open(sources / archive, mode="r:xz") as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(("/METADATA", "/PKG-INFO")):
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    texts[member.name] = handle.read().decode("utf-8")
+    for path in (sources / "vllm-metadata").glob("*.xz"):
+        texts[path.name] = lzma.decompress(path.read_bytes()).decode("utf-8")
+    assert sum(name.startswith("sglang-") for name in texts) >= 18
+    texts.update(
+        {
+            "crlf": "Name: a\r\nVersion: 1\r\nRequires-Dist: b\r\n\r\nRequires-Dist: body\r\n",
+            "leading continuation": " stray\nName: a\nVersion: 1\n",
+            "folded with blank-looking lines": "Name: a\nLicense: x\n   \n\t\n y\nRequires-Dist: b\n\nbody: c\n",
+            "a line that is no header starts the body": "Name: a\nnot a header\nRequires-Dist: b\n",
+            "a name with a space starts the body": "Name: a\nRequires Dist: b\nRequires-Dist: c\n",
+            "no name": "Name: a\n: x\n  more\nRequires-Dist: b\n",
+            "folded value": "Name: a\nRequires-Dist: b\n  >=1\n",
+        }
+    )
+    sglang = probe.parse_metadata(texts["sglang-0.5.6.post2/METADATA"])
+    assert len(sglang["requires-dist"]) == 76  # before: 0, the License: header's blank-looking lines ended it
+    for name, text in texts.items():
+        assert probe.parse_metadata(text) == _email_headers(text), name

@@ -97,21 +97,44 @@ def env_kind():
     return "system"
 
 
+HEADER_NAME = re.compile(r"[\041-\071\073-\176]*\Z")
+"""A header's name: printable ASCII but space and colon (the email parser's ``headerRE``)."""
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def parse_metadata(text):
-    """Headers of a METADATA / PKG-INFO file (RFC 822 style, stops at the body)."""
+    """Headers of a METADATA / PKG-INFO file, split where the stdlib ``email`` parser splits them.
+
+    As pip and ``importlib.metadata`` read it (``email.message_from_string``): a line starting with
+    a space or tab continues the previous header, even when it holds only whitespace (SGLang's
+    folded License: header has such lines before its 76 Requires-Dist); only an empty line ends the
+    headers, or a line that is neither a header nor a continuation (the body then begins). A folded
+    value is unfolded (RFC 822: the line break before the whitespace is dropped).
+
+    Hand-written rather than ``email.parser.HeaderParser`` for speed: importing ``email`` and
+    parsing with it made the whole probe 57 -> 83 ms (median of 45 runs on an 88-distribution
+    venv, 2 cores), +46% on every check; this one measured no slower than the line splitter it
+    replaced. tests/test_probe.py checks that both give the same headers on every released
+    METADATA kept in tools/knowledge_sources.
+    """
     headers = {}
     last = None
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if not line.strip():
+    for line in LINE_BREAK.split(text):
+        if not line:
             break
-        if line[0] in " \t" and last is not None:
-            continue  # folded continuation (long descriptions); not needed
+        if line[0] in " \t":
+            if last is not None:
+                last[-1] += line
+            continue  # a continuation before any header: the email parser drops it too
         name, sep, value = line.partition(":")
-        if not sep:
+        if not sep or not HEADER_NAME.match(name):
+            break
+        if not name:
+            last = None  # ":value": no name; the email parser skips it
             continue
-        last = name.strip().lower()
-        headers.setdefault(last, []).append(value.strip())
-    return headers
+        last = headers.setdefault(name.lower(), [])
+        last.append(value.lstrip(" \t"))
+    return {name: [value.strip() for value in values] for name, values in headers.items()}
 
 
 def egg_info_requires(text):
