@@ -301,6 +301,21 @@ def test_the_version_the_launch_file_names_picks_its_table(workdir: Path, model:
     assert "--attention-backend is not a flag of vLLM 0.12.0" in unknown[0]["message"]
 
 
+def test_a_release_published_as_wheels_only_has_its_own_table(workdir: Path, model: Path, run_json: RunJson) -> None:
+    """vLLM 0.15.1 has no source distribution: its table comes from the wheel's files, not 0.14's."""
+    launch = workdir / "docker.sh"
+    launch.write_text(
+        f"docker run --gpus all vllm/vllm-openai:v0.15.1 \\\n  --model {model} \\\n  --mm-encoder-only \\\n"
+        "  --ssl-ciphers ECDHE\n"
+    )
+    code, report = _check(run_json, launch)
+    note = next(f for f in result(report, "config.values")["findings"] if f["code"] == "config.launch-definitions")
+    assert "vLLM 0.15.1" in note["message"] and "vllm 0.15.1 is named in the launch file" in note["message"]
+    assert "nearest older" not in note["message"]
+    # two flags vLLM 0.15 added (0.14's table calls them unknown)
+    assert [f for f in _values(report) if f["code"] == "config.launch-unknown-flag"] == []
+
+
 def test_tensor_parallel_must_split_or_replicate_the_kv_heads(workdir: Path, run_json: RunJson) -> None:
     config = json.loads(json.dumps(CONFIG))
     config["text_config"].update(num_attention_heads=24, num_key_value_heads=3)

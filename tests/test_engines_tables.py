@@ -36,8 +36,9 @@ def test_the_sources_are_small_and_cover_every_supported_line() -> None:
 
 def test_the_table_of_the_named_version_else_the_nearest_older_else_the_newest() -> None:
     assert engines.table_for("vllm", "0.33.0") == ("0.33", "vllm 0.33.0 is named")
-    line, why = engines.table_for("vllm", "0.15.1")  # 0.15 has no source distribution on the index
-    assert line == "0.14" and "nearest older table is 0.14" in why
+    # 0.15 has no source distribution on the index: its table comes from its wheel's files
+    assert engines.table_for("vllm", "0.15.1") == ("0.15", "vllm 0.15.1 is named")
+    assert engines.table_for("vllm", "0.35.0") == ("0.34", "vllm 0.35.0 is named; the nearest older table is 0.34")
     assert engines.table_for("vllm", "") == ("0.34", "no version is installed or named: the newest table")
     assert engines.table_for("sglang", "0.5.8")[0] == "0.5.8.post1"
 
@@ -100,3 +101,27 @@ def test_every_release_line_reads_every_flag_it_defines(engine: str) -> None:
         record = read_config(config, flags)
         rejected = [p.message for p in record.problems if p.code != "config.launch-deprecated"]
         assert rejected == [], (line, rejected[:3])
+
+
+def test_a_wheel_gives_only_the_files_the_tables_keep(tmp_path: Path) -> None:
+    """A release without an sdist is read from its wheel member by member: the flag files and METADATA, nothing else."""
+    import importlib.util
+    import zipfile
+
+    spec = importlib.util.spec_from_file_location("engine_tables", REPO / "tools" / "engine_tables.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    wheel = tmp_path / "vllm-0.15.1-cp38-abi3-manylinux_2_31_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("vllm/engine/arg_utils.py", "class EngineArgs: ...\n")
+        archive.writestr("vllm/config/cache.py", "x = 1\n")
+        archive.writestr("vllm/_C.abi3.so", b"\0" * 4096)
+        archive.writestr("vllm/model_executor/models/registry.py", "_MODELS = {}\n")
+        archive.writestr("vllm-0.15.1.dist-info/METADATA", "Name: vllm\nVersion: 0.15.1\n")
+        archive.writestr("vllm-0.15.1.dist-info/RECORD", "")
+    dest = tmp_path / "vllm-0.15.1"
+    copied = tool.from_wheel(wheel, dest, "vllm")
+    written = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert written == ["METADATA", "vllm/config/cache.py", "vllm/engine/arg_utils.py"], copied
+    assert (dest / "METADATA").read_text() == "Name: vllm\nVersion: 0.15.1\n"

@@ -11,12 +11,13 @@ post-release (SGLang adds and renames flags in patch releases: 0.5.6 has 292 ``a
 
 Three steps; only the first touches the network (PyPI, through pip itself):
 
-    python tools/engine_tables.py download DIR        # sdists (vLLM: its wheel is ~400 MB) / wheels (SGLang)
+    python tools/engine_tables.py download DIR        # sdists (vLLM; its wheel where none) / wheels (SGLang)
     python tools/engine_tables.py collect DIR         # DIR/<engine>-<version>/ -> knowledge_sources/<engine>.tar.xz
     python tools/engine_tables.py generate [--check]  # sources -> src/autoglm_doctor/knowledge/engines/*.json
 
 ``download`` leaves, per version, a folder ``DIR/<engine>-<version>/`` holding the release's files
-(pip's unpacked sdist or wheel) and its metadata file (``PKG-INFO`` / ``METADATA``). ``collect`` keeps,
+(pip's unpacked sdist, or the members of the wheel that ``collect`` keeps) and its metadata file
+(``PKG-INFO`` / ``METADATA``); the wheel itself is deleted. ``collect`` keeps,
 verbatim, only the files the engine module reads (``flag_files``) plus the metadata, in one
 deterministic archive per engine (sorted, mtime 0). ``generate`` parses them; ``--check`` only
 compares, and the test suite runs it (tests/test_engines_tables.py).
@@ -72,12 +73,47 @@ def chosen_versions(name: str, available: list[Version]) -> list[Version]:
     return sorted(newest.values())
 
 
+WHEEL_FALLBACK = ("--only-binary", ":all:", "--python-version", "3.12") + tuple(
+    option for glibc in (28, 31, 35) for option in ("--platform", f"manylinux_2_{glibc}_x86_64")
+)
+"""The Linux x86_64 wheel, for a release that has no source distribution (pip matches each ``--platform``
+exactly, so each glibc tag the engines build for is named)."""
+
+
+def _pip_download(name: str, version: Version, options: tuple[str, ...], work: Path) -> None:
+    """``pip download --no-deps`` of one release into ``work`` (its temporary files there too)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(work), *options, f"{name}=={version}"],
+        check=False,
+        timeout=900,
+        env={**os.environ, "TMPDIR": str(work)},
+    )
+
+
+def from_wheel(wheel: Path, dest: Path, name: str) -> list[str]:
+    """Copy out of ``wheel`` only what ``collect`` keeps: the engine's flag files and the wheel's METADATA.
+
+    Members are read one by one with zipfile; nothing else is unpacked (vLLM 0.15.1's wheel is 509 MB,
+    the 27 members read from it 0.5 MB). Returns the members copied.
+    """
+    with zipfile.ZipFile(wheel) as archive:
+        listing = archive.namelist()
+        metadata = [m for m in listing if m.endswith(".dist-info/METADATA") and m.count("/") == 1]
+        copied = [*ENGINES[name].flag_files(listing), *metadata[:1]]
+        for member in copied:
+            target = dest / ("METADATA" if member in metadata else member)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(member))
+    return copied
+
+
 def download(folder: Path) -> None:
     """Fetch the released files (network: PyPI through pip) into ``folder/<engine>-<version>/``.
 
-    vLLM: the source distribution (its wheels are ~400 MB); pip cannot build its metadata without
-    CUDA, so ``--no-clean`` keeps the unpacked tree it downloaded. 0.15.x was published as wheels
-    only: that line is read with 0.14's table, and the report says so. SGLang: the wheel.
+    vLLM: the source distribution (its wheels are ~500 MB); pip cannot build its metadata without
+    CUDA, so ``--no-clean`` keeps the unpacked tree it downloaded. A release with no source
+    distribution (vLLM 0.15.x was published as wheels only) falls back to its Linux wheel, read
+    with :func:`from_wheel`. SGLang: the wheel. Only the files ``collect`` keeps are written.
     """
     import shutil
 
@@ -89,23 +125,15 @@ def download(folder: Path) -> None:
             work = folder / "work"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            command = list(ENGINES[name].pip_download)
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(work), *command]
-                + [f"{name}=={version}"],
-                check=False,
-                timeout=900,
-                env={**os.environ, "TMPDIR": str(work)},
-            )
+            _pip_download(name, version, ENGINES[name].pip_download, work)
             trees = sorted(work.glob(f"pip-download-*/{name}_*")) + sorted(work.glob(f"pip-download-*/{name}-*"))
+            if not trees and not list(work.glob(f"{name}-*.whl")):
+                _pip_download(name, version, WHEEL_FALLBACK, work)
             wheels = sorted(work.glob(f"{name}-*.whl"))
             if trees:
                 shutil.copytree(trees[0], dest)
             elif wheels:
-                with zipfile.ZipFile(wheels[0]) as archive:
-                    archive.extractall(dest)
-                for meta in dest.glob("*.dist-info/METADATA"):
-                    shutil.copy(meta, dest / "METADATA")
+                from_wheel(wheels[0], dest, name)
             else:
                 print(f"{name} {version}: no release files of the kind wanted on the index", file=sys.stderr)
             shutil.rmtree(work, ignore_errors=True)

@@ -468,7 +468,8 @@ class Vllm(Engine):
     first_release = "0.12"
     release_line_parts = 2
     pip_download = ("--no-binary", ":all:", "--no-build-isolation", "--no-clean")
-    """The source distribution (its wheels are ~400 MB); pip cannot build its metadata without CUDA, so
+    """The source distribution (its wheels are ~500 MB; a release without one, 0.15.x, is read from the wheel);
+    pip cannot build its metadata without CUDA, so
     ``--no-clean`` keeps the unpacked tree it downloaded."""
     json_message = "Value {value} cannot be converted to <function loads>."
     positional_model = True
