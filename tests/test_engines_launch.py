@@ -286,34 +286,34 @@ def test_the_model_named_by_the_command_is_used_else_what_was_not_checked_is_sai
     assert "were not checked against its config.json" in notes["config.launch-model-absent"]["message"]
 
 
-def test_the_version_the_launch_file_names_picks_its_table(workdir: Path, model: Path, run_json: RunJson) -> None:
-    """No engine installed: `vllm/vllm-openai:v0.12.0` in the command reads it against vLLM 0.12's flags."""
+def _docker_launch(
+    run_json: RunJson, workdir: Path, model: Path, tag: str, flags: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The definitions note and the unknown-flag errors of `docker run vllm/vllm-openai:TAG --model M FLAGS`."""
     launch = workdir / "docker.sh"
-    launch.write_text(
-        f"docker run --gpus all vllm/vllm-openai:v0.12.0 \\\n  --model {model} \\\n  --disable-log-requests \\\n"
-        "  --attention-backend FLASH_ATTN\n"
-    )
+    launch.write_text(f"docker run --gpus all vllm/vllm-openai:{tag} \\\n  --model {model} \\\n{flags}")
     code, report = _check(run_json, launch)
     note = next(f for f in result(report, "config.values")["findings"] if f["code"] == "config.launch-definitions")
+    return note, [f for f in _values(report) if f["code"] == "config.launch-unknown-flag"]
+
+
+def test_the_version_the_launch_file_names_picks_its_table(workdir: Path, model: Path, run_json: RunJson) -> None:
+    """No engine installed: `vllm/vllm-openai:v0.12.0` in the command reads it against vLLM 0.12's flags."""
+    flags = "  --disable-log-requests \\\n  --attention-backend FLASH_ATTN\n"
+    note, unknown = _docker_launch(run_json, workdir, model, "v0.12.0", flags)
     assert "vLLM 0.12.0" in note["message"] and "vllm 0.12.0 is named in the launch file" in note["message"]
-    unknown = [f for f in _values(report) if f["code"] == "config.launch-unknown-flag"]
     assert [f["location"]["line"] for f in unknown] == [4]  # --attention-backend came later than 0.12
     assert "--attention-backend is not a flag of vLLM 0.12.0" in unknown[0]["message"]
 
 
 def test_a_release_published_as_wheels_only_has_its_own_table(workdir: Path, model: Path, run_json: RunJson) -> None:
     """vLLM 0.15.1 has no source distribution: its table comes from the wheel's files, not 0.14's."""
-    launch = workdir / "docker.sh"
-    launch.write_text(
-        f"docker run --gpus all vllm/vllm-openai:v0.15.1 \\\n  --model {model} \\\n  --mm-encoder-only \\\n"
-        "  --ssl-ciphers ECDHE\n"
+    note, unknown = _docker_launch(
+        run_json, workdir, model, "v0.15.1", "  --mm-encoder-only \\\n  --ssl-ciphers ECDHE\n"
     )
-    code, report = _check(run_json, launch)
-    note = next(f for f in result(report, "config.values")["findings"] if f["code"] == "config.launch-definitions")
     assert "vLLM 0.15.1" in note["message"] and "vllm 0.15.1 is named in the launch file" in note["message"]
     assert "nearest older" not in note["message"]
-    # two flags vLLM 0.15 added (0.14's table calls them unknown)
-    assert [f for f in _values(report) if f["code"] == "config.launch-unknown-flag"] == []
+    assert unknown == []  # two flags vLLM 0.15 added (0.14's table calls them unknown)
 
 
 def test_tensor_parallel_must_split_or_replicate_the_kv_heads(workdir: Path, run_json: RunJson) -> None:
