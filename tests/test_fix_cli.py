@@ -297,3 +297,38 @@ def test_a_target_pip_without_dry_run_report_is_replaced_by_the_doctors(venv: Ve
     command, note = pip_command(str(venv.python))
     assert command[-2:] == ["--python", str(venv.python)]
     assert note.startswith(f"{venv.python}'s pip 21.3.1 is older than 22.2 (no install --dry-run --report)")
+
+
+def _fix_packages(capsys: pytest.CaptureFixture[str], venv: Venv, workdir: Path) -> str:
+    """``check --pack open-autoglm-server --only packages.* --fix --no-index`` on the venv; the file it wrote."""
+    args = ["--python", str(venv.python), "--pack", "open-autoglm-server", "--only", "packages.*"]
+    code, _, err = run(capsys, *args, "--fix", "--no-index")
+    assert code == 1, err
+    return (workdir / "requirements-autoglm.txt").read_text(encoding="utf-8")
+
+
+def test_the_file_resolves_the_grouped_finding_by_its_code(
+    venv: Venv, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --no-deps vLLM is one packages.dependencies-missing error: each line it adds says it resolves that."""
+    from tests.helpers.engines import no_deps_vllm
+
+    text = _fix_packages(capsys, no_deps_vllm(venv), workdir)
+    added = [line for line in text.splitlines() if "vllm 0.12.0 requires " in line]
+    assert len(added) >= 50
+    assert all(line.endswith("; resolves packages.dependencies-missing") for line in added), added[:3]
+    assert "packages.dependency-missing" not in text  # the report emitted no such finding
+    assert "# Resolves: packages.dependencies-missing" in text
+    assert "Not resolved by this file" not in text  # every requirement vLLM lacks is a line of the file
+
+
+def test_a_grouped_finding_the_file_cannot_cover_stays_listed(
+    venv: Venv, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pip is never pinned: a distribution missing pip among its requirements is not resolved by the file."""
+    venv.add("tool", "1.0", ["pip>=23", "alpha>=1", "beta"])
+    text = _fix_packages(capsys, venv, workdir)
+    assert "alpha>=1  # not installed: tool 1.0 requires alpha>=1, which is not installed; resolves " in text
+    assert "resolves packages.dependencies-missing" in text
+    footer = text.split("# Not resolved by this file (do these by hand):", 1)[1]
+    assert "#   packages.dependencies-missing: tool 1.0 is missing 3 of its 3 requirements" in footer

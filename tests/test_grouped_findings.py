@@ -8,7 +8,6 @@ launch command. Faked: NVML (fixture).
 
 from __future__ import annotations
 
-import lzma
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,25 +17,13 @@ import pytest
 from autoglm_doctor.cli import main
 from autoglm_doctor.probe.gpu import NVML_FIXTURE_ENV
 from tests.conftest import result
+from tests.helpers.engines import no_deps_vllm
 from tests.helpers.gpu import fixture
 from tests.helpers.served import build_autoglm_phone, write_launch
 from tests.helpers.venvs import Venv
 
 ROOT = Path(__file__).resolve().parent.parent
-METADATA = ROOT / "tools" / "knowledge_sources" / "vllm-metadata" / "vllm-0.12.0.METADATA.xz"
 RunJson = Callable[..., tuple[int, dict[str, Any]]]
-
-
-def no_deps_vllm(venv: Venv) -> Venv:
-    """torch 2.9.0 and transformers, then vLLM 0.12.0 installed with --no-deps: its real METADATA, nothing it needs."""
-    # what pip put beside torch 2.9.0 (its own requirements, at versions vLLM accepts)
-    venv.add("filelock", "3.16.1")
-    venv.add("typing-extensions", "4.12.2", package="typing_extensions")
-    venv.add_torch("2.9.0", cuda="12.8")
-    venv.add("transformers", "4.57.1")
-    dist_info = venv.add("vllm", "0.12.0", metadata=False)
-    (dist_info / "METADATA").write_bytes(lzma.decompress(METADATA.read_bytes()))
-    return venv
 
 
 @pytest.fixture

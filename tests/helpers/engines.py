@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lzma
 import tarfile
 from pathlib import Path
 
@@ -9,6 +10,8 @@ from tests.helpers.venvs import Venv
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = REPO / "tools" / "knowledge_sources"
+VLLM_METADATA = SOURCES / "vllm-metadata" / "vllm-0.12.0.METADATA.xz"
+"""vLLM 0.12.0's released METADATA (68 Requires-Dist lines), compressed."""
 
 
 def install_release(venv: Venv, engine: str, version: str) -> Path:
@@ -40,3 +43,15 @@ def install_release(venv: Venv, engine: str, version: str) -> Path:
     (dist_info / "top_level.txt").write_text(engine + "\n", encoding="utf-8")
     (venv.site_packages / engine / "__init__.py").write_text(f"__version__ = {version!r}\n", encoding="utf-8")
     return dist_info
+
+
+def no_deps_vllm(venv: Venv) -> Venv:
+    """torch 2.9.0 and transformers, then vLLM 0.12.0 installed with --no-deps: its real METADATA, nothing it needs."""
+    # what pip put beside torch 2.9.0 (its own requirements, at versions vLLM accepts)
+    venv.add("filelock", "3.16.1")
+    venv.add("typing-extensions", "4.12.2", package="typing_extensions")
+    venv.add_torch("2.9.0", cuda="12.8")
+    venv.add("transformers", "4.57.1")
+    dist_info = venv.add("vllm", "0.12.0", metadata=False)
+    (dist_info / "METADATA").write_bytes(lzma.decompress(VLLM_METADATA.read_bytes()))
+    return venv

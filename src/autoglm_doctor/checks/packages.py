@@ -273,7 +273,7 @@ def _dependency_findings(snap: Snapshot) -> Iterator[Finding]:
                 missing.setdefault((dist.key, frozenset(extras)), (dist, []))[1].append(
                     error(
                         "packages.dependency-missing",
-                        f"{who} requires {wanted}, which is not installed",
+                        missing_requirement(who, req),
                         observed="not installed",
                         expected=wanted,
                         fix=pip_install(snap, wanted),
@@ -300,6 +300,19 @@ def _dependency_findings(snap: Snapshot) -> Iterator[Finding]:
         yield _missing_group(snap, dependent, findings)
 
 
+def missing_requirement(who: str, req: Requirement) -> str:
+    """The words for a requirement of ``who`` (``vllm 0.12.0``) that is not installed.
+
+    One text for the finding, the line of a grouped finding's ``details`` and the ``--fix`` line that
+    adds the requirement, so that the file can say which finding each of its lines resolves.
+    """
+    wanted = f"{req.name}{req.specifier}" if req.specifier else req.name
+    return f"{who} requires {wanted}, which is not installed"
+
+
+GROUPED_MISSING = "packages.dependencies-missing"
+"""The code of one distribution's many missing requirements as one finding (``details``: one line each)."""
+
 GROUP_MISSING_AT = 3
 """From this many missing requirements of one distribution, they are one finding (an install with ``--no-deps``,
 or an interrupted install): vLLM 0.12 installed with ``--no-deps`` lacks 60-odd, which were ~220 lines, one per
@@ -312,7 +325,7 @@ def _missing_group(snap: Snapshot, dist: Distribution, findings: list[Finding]) 
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     total = sum(1 for _ in _requirements(dist, set(), marker_environment(snap.python)))
     return error(
-        "packages.dependencies-missing",
+        GROUPED_MISSING,
         f"{dist.name} {dist.version} is missing {len(findings)} of its {total} requirements ({shown}): it was "
         "installed without its dependencies (pip install --no-deps, or an interrupted install) and will fail "
         "at import",

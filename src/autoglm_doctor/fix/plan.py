@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor.checks._util import marker_environment, parse_version
 from autoglm_doctor.checks.abi import abi_codes
-from autoglm_doctor.checks.packages import active_rules
+from autoglm_doctor.checks.packages import GROUPED_MISSING, active_rules, missing_requirement
 from autoglm_doctor.context import CheckContext, Options
 from autoglm_doctor.knowledge import gpu as kb
 from autoglm_doctor.knowledge.libraries import TORCH_FAMILY, family_pin, transformers_floor
@@ -567,7 +567,7 @@ class _Planner:
                     entry = self.entries[key] = _Entry(name=req.name)
                     entry.change(
                         spec=req.specifier if str(req.specifier) else None,
-                        why=f"{who}, which is not installed",
+                        why=missing_requirement(f"{dependent.name} {dependent.installed}", req),
                         code="packages.dependency-missing",
                     )
                     entry.extras |= set(req.extras)
@@ -644,14 +644,68 @@ def _platform(snap: Snapshot) -> str:
     return f"{base} ({py.platform_full})" if py.platform_full else base
 
 
-def _report_findings(report: Report) -> Iterator[tuple[str, str, str, bool, str]]:
-    """(code, message, fix, in a fixed area, expected) of every warning and error of the report."""
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A warning or error of the report, as the plan weighs it."""
+
+    code: str
+    message: str
+    fix: str
+    fixed_area: bool
+    expected: str
+    details: tuple[str, ...]
+
+
+def _report_findings(report: Report) -> Iterator[_Found]:
+    """Every warning and error of the report."""
     for result in report.results:
         fixed_area = result.id.startswith(FIXED_AREAS[0]) or result.id == FIXED_AREAS[1]
         for finding in result.findings:
             if finding.severity is Severity.INFO:
                 continue
-            yield finding.code, finding.message, finding.fix or "", fixed_area, finding.expected or ""
+            yield _Found(
+                finding.code, finding.message, finding.fix or "", fixed_area, finding.expected or "", finding.details
+            )
+
+
+def _grouped_requirements(snap: Snapshot, env: dict[str, str], found: list[_Found]) -> dict[str, str | None]:
+    """Each line of the report's grouped missing-requirements findings -> the distribution it asks for.
+
+    The lines are the messages :func:`~autoglm_doctor.checks.packages.missing_requirement` wrote; each
+    installed distribution's requirements are worded the same way to find their names (None: not found).
+    """
+    lines = {detail for item in found if item.code == GROUPED_MISSING for detail in item.details}
+    named: dict[str, str | None] = dict.fromkeys(lines)
+    for dist in snap.distributions if lines else ():
+        for req in _requirements(dist, set(), env):
+            said = missing_requirement(f"{dist.name} {dist.version}", req)
+            if said in named:
+                named[said] = canonical_name(req.name)
+    return named
+
+
+def _credit_grouped(lines: tuple[Line, ...], grouped: dict[str, str | None], found: list[_Found]) -> tuple[Line, ...]:
+    """Lines that install a requirement of a grouped finding resolve that finding, by the code the report used.
+
+    ``packages.dependency-missing`` stays only where the report has such a finding for that distribution.
+    """
+    keys = {key for key in grouped.values() if key}
+    single: set[str] = set()
+    for finding in found:
+        if finding.code == "packages.dependency-missing":
+            try:
+                single.add(canonical_name(Requirement(finding.expected).name))
+            except InvalidRequirement:
+                continue
+    out = []
+    for line in lines:
+        key = canonical_name(line.name)
+        if line.action == "keep" or key not in keys:
+            out.append(line)
+            continue
+        codes = [c for c in line.resolves if c != "packages.dependency-missing" or key in single]
+        out.append(replace(line, resolves=tuple(dict.fromkeys([*codes, GROUPED_MISSING]))))
+    return tuple(out)
 
 
 def make_plan(report: Report, snap: Snapshot, pack: Pack, *, device: str | None = None) -> FixPlan:
@@ -679,15 +733,23 @@ def make_plan(report: Report, snap: Snapshot, pack: Pack, *, device: str | None 
         planner.settle()
         if not planner.apply_combinations():
             break
-    lines = planner.lines()
+    found = list(_report_findings(report))
+    grouped = _grouped_requirements(snap, planner.env, found)
+    lines = _credit_grouped(planner.lines(), grouped, found)
     torch = choice.torch
     resolvable = {code for item in lines for code in item.resolves}
-    found = list(_report_findings(report))
-    resolved = tuple(dict.fromkeys(code for code, _, _, _, _ in found if code in resolvable))
+    in_file = {canonical_name(item.name) for item in lines}
+
+    def resolves(item: _Found) -> bool:
+        if item.code == GROUPED_MISSING:  # only when every requirement it lists is in the file
+            return all(grouped.get(detail) in in_file for detail in item.details)
+        return item.code in resolvable
+
+    resolved = tuple(dict.fromkeys(item.code for item in found if resolves(item)))
     unresolved = tuple(
-        Unresolved(code, message, fix, expected)
-        for code, message, fix, fixed_area, expected in found
-        if fixed_area and code not in resolvable
+        Unresolved(item.code, item.message, item.fix, item.expected)
+        for item in found
+        if item.fixed_area and not resolves(item)
     )
     torch_why = ""
     if torch is not None:
