@@ -8,6 +8,7 @@ launch command. Faked: NVML (fixture).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from autoglm_doctor.cli import main
 from autoglm_doctor.probe.gpu import NVML_FIXTURE_ENV
 from tests.conftest import result
-from tests.helpers.engines import no_deps_vllm
+from tests.helpers.engines import install_release, no_deps_vllm
 from tests.helpers.gpu import fixture
 from tests.helpers.served import build_autoglm_phone, write_launch
 from tests.helpers.venvs import Venv
@@ -71,8 +72,11 @@ def test_first_screen_at_80_columns_shows_the_gpu_and_model_findings(
     assert "lines behind this: -v lists them)" in first
     for check_id in ("(cuda.driver)", "(cuda.torch-build)", "(cuda.memory)"):
         assert check_id in first, first
-    # the GPU/model verdict itself (the README command on an A10), not only its check line
+    # the GPU/model verdict itself (the README command on an A10), its bar and its fix, not only its check line
     assert "vllm on GPU 0 (NVIDIA A10): one 25480-token" in first
+    assert "GPU 0 (NVIDIA A10): 22.49 GiB" in first  # its bar follows (a host nvcc's warning may push it down)
+    # what the model needs from vLLM's missing requirements is not a second error (one failure, one finding)
+    assert "Pillow is not installed" not in "\n".join(lines)
     # the requirement list only with -v
     assert "requires fastapi" not in "\n".join(lines)
     assert main([*args, "--pack", "open-autoglm-server", "--format", "rich", "-v"]) == 1
@@ -91,3 +95,43 @@ def test_markdown_folds_the_list_into_details(setup: tuple[Venv, Path], capsys: 
     count = int(folded.split(" lines</summary>", 1)[0])
     items = [line for line in folded.splitlines() if line.strip().startswith("- vllm 0.12.0 requires ")]
     assert len(items) == count >= 50
+
+
+def test_without_torch_the_skips_name_the_no_deps_engine_and_the_model_needs_are_not_repeated(
+    venv: Venv, workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``pip install --no-deps vllm`` into an empty venv (QA's report): no torch, no Pillow, nothing vLLM needs."""
+    monkeypatch.setenv(NVML_FIXTURE_ENV, str(fixture("rtx4090-headless")))
+    monkeypatch.setenv("COLUMNS", "80")
+    install_release(venv, "vllm", "0.12.0")
+    model = build_autoglm_phone(tmp_path / "models" / "AutoGLM-Phone-9B")
+    write_launch(workdir, model)
+    args = ["check", "--no-smoke", "--python", str(venv.python)]
+    assert main([*args, "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    # the engine is installed: the skips say why torch is absent instead of "install the engine"
+    for check_id in ("cuda.torch-build", "cuda.toolkit"):
+        skipped = result(report, check_id)
+        assert skipped["status"] == "skip"
+        assert skipped["findings"][0]["message"] == (
+            "torch is not installed: vllm 0.12.0 was installed without its requirements"
+        )
+    # Pillow is among the grouped requirements: reported once, by packages.conflicts
+    needs = {f["code"]: f for f in result(report, "weights.architecture")["findings"]}
+    for code in ("weights.processor-needs-pillow",):
+        assert needs[code]["severity"] == "info", needs[code]
+        assert "reported once by packages.conflicts (packages.dependencies-missing)" in needs[code]["message"]
+        assert "fix" not in needs[code]
+    # alone (packages.conflicts not run), the model's need is still the error it is
+    assert main([*args, "--only", "weights.architecture", "--format", "json"]) == 1
+    alone = json.loads(capsys.readouterr().out)
+    pillow = [f for f in result(alone, "weights.architecture")["findings"] if "Pillow" in f["message"]]
+    assert [f["severity"] for f in pillow] == ["error"]
+    # the first screen: the grouped error, then the GPU/model verdict with its bar
+    assert main([*args, "--format", "rich"]) == 1
+    first = "\n".join(capsys.readouterr().out.splitlines()[:40])
+    assert "vllm 0.12.0 is missing 55 of its 55 requirements" in first
+    assert "vllm on GPU 0 (NVIDIA GeForce RTX 4090) may not" in first
+    assert "█ weights 19.17" in first
+    # the skips say it in one line each at 80 columns
+    assert first.count("      torch is not installed: vllm 0.12.0 was installed without its requirements\n") == 2

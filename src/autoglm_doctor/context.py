@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +114,27 @@ def missing_need(needs: tuple[str, ...], snap: Snapshot, ctx: CheckContext) -> s
     for need in needs:
         entry = NEEDS.get(need)
         if entry is None or not entry[0](snap, ctx):
+            if need == "torch" and (requirer := _requires_torch(snap)):
+                return f"torch is not installed: {requirer} was installed without its requirements"
             return need_reason(need, ctx)
     return None
+
+
+_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _requires_torch(snap: Snapshot) -> str:
+    """``vllm 0.12.0``: an installed distribution whose base requirements name torch, or empty.
+
+    Such a distribution was installed without its requirements (an engine with ``--no-deps``); with none,
+    a skip says how torch usually comes instead.
+    """
+    for dist in snap.distributions:
+        for line in dist.requires:
+            name = _NAME.match(line)
+            if name and name.group(1).lower() == "torch" and "extra" not in line.partition(";")[2]:
+                return f"{dist.name} {dist.version}"
+    return ""
 
 
 def config_value(snap: Snapshot, key: str) -> Any:

@@ -17,11 +17,12 @@ from packaging.version import Version
 
 from autoglm_doctor import engines
 from autoglm_doctor.checks._util import parse_version, pip_install
+from autoglm_doctor.checks.packages import GROUPED_MISSING, grouped_requirements
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.knowledge import libraries as kb
 from autoglm_doctor.model import Finding, Location, Skip, error, info, warning
 from autoglm_doctor.probe.libraries import ServedArchitectures, TransformersFiles
-from autoglm_doctor.probe.snapshot import Distribution, Snapshot
+from autoglm_doctor.probe.snapshot import Distribution, Snapshot, canonical_name
 from autoglm_doctor.probe.weights import ModelFacts
 from autoglm_doctor.registry import check
 
@@ -59,8 +60,35 @@ def weights_architecture(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]
         served = engine.registry(snap.libraries)
         if served is not None and key in installed:
             yield from _engine_serves(snap, m, engine.title, installed[key], served)
-    yield from _processor_needs(snap, m, tf, files, installed)
-    yield from _tokenizer_needs(snap, m, installed)
+    needs = [*_processor_needs(snap, m, tf, files, installed), *_tokenizer_needs(snap, m, installed)]
+    yield from _reported_once(needs, snap, ctx)
+
+
+def _reported_once(needs: list[Finding], snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """A missing library that packages.conflicts' grouped finding already lists is not a second error.
+
+    An engine installed with ``--no-deps`` lacks Pillow, torchvision, sentencepiece... among its
+    requirements: that is one failure, reported once (``packages.dependencies-missing``, whose reinstall
+    brings them). What the model needs from that list stays as an info note naming that finding.
+    """
+    earlier = ctx.earlier.get("packages.conflicts")
+    grouped = [f for f in earlier.findings if f.code == GROUPED_MISSING] if earlier is not None else []
+    named = grouped_requirements(snap, [line for f in grouped for line in f.details]) if grouped else {}
+    for finding in needs:
+        library = (finding.observed or "").removesuffix(" not installed")
+        owner = next((line for line, key in named.items() if key == canonical_name(library)), "")
+        if not owner or finding.observed == library:
+            yield finding
+            continue
+        who = owner.partition(" requires ")[0]
+        yield info(
+            finding.code,
+            f"{finding.message}; it is one of the requirements {who} is missing, reported once by "
+            f"packages.conflicts ({GROUPED_MISSING}), whose reinstall brings it",
+            location=finding.location,
+            observed=finding.observed,
+            expected=finding.expected,
+        )
 
 
 def _config(m: ModelFacts) -> Location:

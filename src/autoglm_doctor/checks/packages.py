@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
@@ -313,6 +313,27 @@ def missing_requirement(who: str, req: Requirement) -> str:
 GROUPED_MISSING = "packages.dependencies-missing"
 """The code of one distribution's many missing requirements as one finding (``details``: one line each)."""
 
+
+def grouped_requirements(snap: Snapshot, details: Iterable[str]) -> dict[str, str | None]:
+    """Each line of grouped missing-requirements findings -> the canonical name of what it asks for.
+
+    The lines are :func:`missing_requirement`'s words; each installed distribution's base requirements
+    are worded the same way to find their names (None where no installed distribution says it).
+    """
+    named: dict[str, str | None] = dict.fromkeys(details)
+    if not named:
+        return named
+    env = marker_environment(snap.python)
+    for dist in snap.distributions:
+        for req in _requirements(dist, set(), env):
+            if isinstance(req, str):
+                continue
+            said = missing_requirement(f"{dist.name} {dist.version}", req)
+            if said in named:
+                named[said] = canonical_name(req.name)
+    return named
+
+
 GROUP_MISSING_AT = 3
 """From this many missing requirements of one distribution, they are one finding (an install with ``--no-deps``,
 or an interrupted install): vLLM 0.12 installed with ``--no-deps`` lacks 60-odd, which were ~220 lines, one per
@@ -326,9 +347,8 @@ def _missing_group(snap: Snapshot, dist: Distribution, findings: list[Finding]) 
     total = sum(1 for _ in _requirements(dist, set(), marker_environment(snap.python)))
     return error(
         GROUPED_MISSING,
-        f"{dist.name} {dist.version} is missing {len(findings)} of its {total} requirements ({shown}): it was "
-        "installed without its dependencies (pip install --no-deps, or an interrupted install) and will fail "
-        "at import",
+        f"{dist.name} {dist.version} is missing {len(findings)} of its {total} requirements ({shown}): "
+        "installed without them (pip install --no-deps, or interrupted), it fails at import",
         observed=f"{len(findings)} requirements not installed",
         expected=f"every requirement of {dist.name} {dist.version} installed",
         fix=pip_install(snap, f"{dist.name}=={dist.version}")

@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from autoglm_doctor.checks._util import marker_environment, parse_version
 from autoglm_doctor.checks.abi import abi_codes
-from autoglm_doctor.checks.packages import GROUPED_MISSING, active_rules, missing_requirement
+from autoglm_doctor.checks.packages import GROUPED_MISSING, active_rules, grouped_requirements, missing_requirement
 from autoglm_doctor.context import CheckContext, Options
 from autoglm_doctor.knowledge import gpu as kb
 from autoglm_doctor.knowledge.libraries import TORCH_FAMILY, family_pin, transformers_floor
@@ -668,22 +668,6 @@ def _report_findings(report: Report) -> Iterator[_Found]:
             )
 
 
-def _grouped_requirements(snap: Snapshot, env: dict[str, str], found: list[_Found]) -> dict[str, str | None]:
-    """Each line of the report's grouped missing-requirements findings -> the distribution it asks for.
-
-    The lines are the messages :func:`~autoglm_doctor.checks.packages.missing_requirement` wrote; each
-    installed distribution's requirements are worded the same way to find their names (None: not found).
-    """
-    lines = {detail for item in found if item.code == GROUPED_MISSING for detail in item.details}
-    named: dict[str, str | None] = dict.fromkeys(lines)
-    for dist in snap.distributions if lines else ():
-        for req in _requirements(dist, set(), env):
-            said = missing_requirement(f"{dist.name} {dist.version}", req)
-            if said in named:
-                named[said] = canonical_name(req.name)
-    return named
-
-
 def _credit_grouped(lines: tuple[Line, ...], grouped: dict[str, str | None], found: list[_Found]) -> tuple[Line, ...]:
     """Lines that install a requirement of a grouped finding resolve that finding, by the code the report used.
 
@@ -734,7 +718,7 @@ def make_plan(report: Report, snap: Snapshot, pack: Pack, *, device: str | None 
         if not planner.apply_combinations():
             break
     found = list(_report_findings(report))
-    grouped = _grouped_requirements(snap, planner.env, found)
+    grouped = grouped_requirements(snap, [line for f in found if f.code == GROUPED_MISSING for line in f.details])
     lines = _credit_grouped(planner.lines(), grouped, found)
     torch = choice.torch
     resolvable = {code for item in lines for code in item.resolves}

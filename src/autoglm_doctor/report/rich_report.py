@@ -159,6 +159,8 @@ def _finding_lines(finding: Finding, width: int, verbose: bool = False) -> list[
         if finding.expected:
             expected = "expected: " + finding.expected
             lines.append(Text(_DETAIL_INDENT + wrap(expected, width, len(_DETAIL_INDENT), _DETAIL_INDENT), style="dim"))
+    elif finding.details and not verbose:
+        pass  # a grouped finding's message says what it counts; its evidence prints with its list (-v)
     elif seen := evidence(finding).replace("; ", "   "):
         lines.append(Text(_DETAIL_INDENT + wrap(seen, width, len(_DETAIL_INDENT), _DETAIL_INDENT), style="dim"))
     for breakdown in finding.breakdown:
