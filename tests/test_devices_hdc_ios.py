@@ -165,11 +165,14 @@ def test_the_device_type_picks_the_check_that_must_pass(env: pytest.MonkeyPatch,
     for check_id, kind in (("devices.hdc", "hdc"), ("devices.ios", "ios")):
         res = result(report, check_id)
         assert res["status"] == "skip"
-        assert f"PHONE_AGENT_DEVICE_TYPE is 'adb', not {kind} (adb is the default)" in res["findings"][0]["message"]
+        message = res["findings"][0]["message"]
+        # unset is not "'adb'": the message says what the variable is (QA P3.17)
+        assert message.startswith("PHONE_AGENT_DEVICE_TYPE is unset: the client defaults to adb"), message
+        assert "is 'adb'" not in message
     env.setenv("PHONE_AGENT_DEVICE_TYPE", "ios")
-    assert (
-        result(run_json("--pack", "open-autoglm-phone", "--only", "devices.adb")[1], "devices.adb")["status"] == "skip"
-    )
+    adb = result(run_json("--pack", "open-autoglm-phone", "--only", "devices.adb")[1], "devices.adb")
+    assert adb["status"] == "skip"
+    assert adb["findings"][0]["message"] == "PHONE_AGENT_DEVICE_TYPE is 'ios', not adb"
 
 
 def test_agent_step_skips_without_an_endpoint_or_a_device(env: pytest.MonkeyPatch, tmp_path: Path, run_json) -> None:  # type: ignore[no-untyped-def]

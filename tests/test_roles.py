@@ -142,6 +142,11 @@ def test_not_applicable_checks_are_one_line_and_v_lists_them(
     main(["check", "--no-smoke", "-v", "--python", str(venv.python), "--skip", "devices.*,service.*"])
     out = capsys.readouterr().out
     assert "cuda.driver (NVIDIA driver and GPUs): not part of the phone-agent client" in out
+    # one left out is said in the singular (QA P3.17: "1 check do not apply")
+    main(["check", "--no-smoke", "--python", str(venv.python), "--only", "cuda.drive*,python.*"])
+    out = capsys.readouterr().out
+    assert "1 check does not apply to open-autoglm-phone (-v lists them)" in out
+    assert "1 check do not apply" not in out
     # an id named in --only runs whatever the role
     main(["check", "--no-smoke", "--format", "json", "--python", str(venv.python), "--only", "cuda.driver"])
     report = json.loads(capsys.readouterr().out)

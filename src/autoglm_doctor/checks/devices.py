@@ -164,7 +164,7 @@ def _applies(snap: Snapshot, ctx: CheckContext) -> None:
         raise Skip(f"pack {ctx.pack.name} drives no phones (use --pack {PHONE_PACK})")
     kind = device_type(snap)
     if kind != "adb":
-        raise Skip(f"PHONE_AGENT_DEVICE_TYPE is {kind!r}, not adb")
+        raise Skip(_device_type_skip(snap, kind, "adb"))
 
 
 @check(
@@ -355,9 +355,14 @@ def _applies_to(snap: Snapshot, ctx: CheckContext, kind: str) -> None:
         raise Skip(f"pack {ctx.pack.name} drives no phones (use --pack {PHONE_PACK})")
     chosen = device_type(snap)
     if chosen != kind:
-        raise Skip(
-            f"PHONE_AGENT_DEVICE_TYPE is {chosen!r}, not {kind}" + (" (adb is the default)" if chosen == "adb" else "")
-        )
+        raise Skip(_device_type_skip(snap, chosen, kind))
+
+
+def _device_type_skip(snap: Snapshot, chosen: str, kind: str) -> str:
+    """Why a device check for ``kind`` does not run: the variable's value, or that it is unset and adb is the default."""
+    if not (snap.env.get("PHONE_AGENT_DEVICE_TYPE") or "").strip():
+        return f"PHONE_AGENT_DEVICE_TYPE is unset: the client defaults to adb (set it to {kind} to drive that device)"
+    return f"PHONE_AGENT_DEVICE_TYPE is {chosen!r}, not {kind}"
 
 
 def parse_hdc_targets(text: str) -> list[str]:

@@ -375,7 +375,9 @@ def summary_lines(report: Report, options: RenderOptions) -> list[Text]:
             printed.extend(Text(f"  {i} ({title}): {why}", style="dim") for i, title, why in report.not_applicable)
         else:
             printed.append(
-                Text(f"{count} check{'s' if count != 1 else ''} do not apply to {roles} (-v lists them)", style="dim")
+                Text(
+                    f"{count} check{'s do' if count != 1 else ' does'} not apply to {roles} (-v lists them)", style="dim"
+                )
             )
     hidden = 0 if options.verbose else hidden_info(report)
     if hidden:
