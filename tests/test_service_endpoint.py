@@ -127,6 +127,26 @@ def test_the_installed_clients_prompt_is_read_as_text_and_sent(  # type: ignore[
     assert "prompts_zh.py" in note["message"]
 
 
+def test_an_installed_client_without_prompt_files_is_not_called_missing(  # type: ignore[no-untyped-def]
+    server: ScriptedServer, ask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QA P3.17: a phone_agent without config/prompts*.py was reported as "phone_agent is not installed"
+    source = tmp_path / "src"
+    (source / "phone_agent").mkdir(parents=True)
+    (source / "phone_agent" / "__init__.py").write_text("")
+    site = source / "phone_agent-0.1.0.dist-info"
+    site.mkdir()
+    (site / "METADATA").write_text("Metadata-Version: 2.1\nName: phone-agent\nVersion: 0.1.0\n")
+    (site / "top_level.txt").write_text("phone_agent\n")
+    monkeypatch.setenv("PYTHONPATH", str(source))
+    code, res = ask("--endpoint", server.url)
+    assert res["status"] == "pass", res
+    note = next(f for f in res["findings"] if f["code"] == "service.system-prompt")["message"]
+    assert "not installed" not in note
+    assert f"phone_agent is installed at {source / 'phone_agent'}" in note
+    assert "config/prompts_zh.py or config/prompts.py" in note
+
+
 def test_image_refused(server: ScriptedServer, ask) -> None:  # type: ignore[no-untyped-def]
     # vLLM's multimodal input check, a server started without --limit-mm-per-prompt for images
     # (vllm/multimodal/processing.py: "At most {limit} {modality}(s) may be provided in one request.")

@@ -38,7 +38,7 @@ from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.phone.actions import has_action_marker, judge_reply
 from autoglm_doctor.phone.chat import StepExchange, agent_payload, error_message, stream_chat
 from autoglm_doctor.phone.openai_shapes import MODELS_MAX, ModelCard, NotOpenAIShape, model_list, quote
-from autoglm_doctor.phone.prompt import DOCTOR_PROMPT, TASK, client_prompt
+from autoglm_doctor.phone.prompt import DOCTOR_PROMPT, TASK, client_prompt, prompt_files
 from autoglm_doctor.phone.screenshot import PHONE_SIZE, image_size, synthetic_png
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
@@ -341,9 +341,16 @@ def _client_folders(snap: Snapshot) -> list[Path]:
 def system_prompt(snap: Snapshot) -> tuple[str, str]:
     """(prompt, where it came from): the installed client's own SYSTEM_PROMPT, else the doctor's."""
     lang = snap.env.get("PHONE_AGENT_LANG") or "cn"  # the client's default language
-    found = client_prompt(_client_folders(snap), lang)
+    folders = _client_folders(snap)
+    found = client_prompt(folders, lang)
     if found is not None:
         return found[0], str(found[1])
+    if folders:  # installed, but not in the shape whose prompt the doctor reads: say what was looked for
+        looked = " or ".join(prompt_files(lang))
+        return DOCTOR_PROMPT, (
+            f"the doctor's own instruction (phone_agent is installed at {folders[0]}, but no SYSTEM_PROMPT was "
+            f"found in its {looked})"
+        )
     return DOCTOR_PROMPT, "the doctor's own instruction (phone_agent is not installed in the target environment)"
 
 

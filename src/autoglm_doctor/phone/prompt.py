@@ -71,9 +71,14 @@ def read_prompt_file(path: Path) -> str | None:
     return None
 
 
+def prompt_files(lang: str) -> tuple[str, ...]:
+    """The files, relative to the ``phone_agent`` folder, the client reads its SYSTEM_PROMPT from for ``lang``."""
+    return PROMPT_FILES["en" if lang.strip().lower() == "en" else "cn"]
+
+
 def client_prompt(package_dirs: list[Path], lang: str) -> tuple[str, Path] | None:
     """(prompt, file) from the first installed ``phone_agent`` folder that has one; None when none does."""
-    names = PROMPT_FILES["en" if lang.strip().lower() == "en" else "cn"]
+    names = prompt_files(lang)
     for folder in package_dirs:
         for name in names:
             path = folder / name
