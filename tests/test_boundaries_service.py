@@ -123,7 +123,9 @@ def test_a_stream_trickled_without_framing_ends_at_the_deadline(tmp_path: Path) 
         result, seconds = _check(tmp_path, url, "service.endpoint", timeout=3, bound_s=40)
         took = time.monotonic() - started
     assert _errors(result) == ["service.timeout"]
-    assert "within 3 s" in result["findings"][0]["message"]
+    # the server answered (its headers came): not "got nothing" (QA P3.17)
+    assert "an agent step to 127.0.0.1:" in result["findings"][0]["message"]
+    assert "answered (HTTP 200) but the reply did not finish within 3 s" in result["findings"][0]["message"]
     assert result["duration_ms"] < 3000 + 1500, result["duration_ms"]  # the check's own time: the deadline, held
     assert took < 20 and seconds < 20
 
@@ -145,7 +147,13 @@ def test_a_700_kb_reply_is_cut_off_at_the_reply_bound(tmp_path: Path, server: Sc
     server.script.reply = _distinct_words(700_000)
     result, seconds = _check(tmp_path, server.url, "service.endpoint", timeout=60, bound_s=60)
     assert _errors(result) == ["service.bad-reply"]
-    assert f"{REPLY_MAX_CHARS:,} characters" in result["findings"][0]["message"]
+    finding = result["findings"][0]
+    assert f"{REPLY_MAX_CHARS:,} characters" in finding["message"]
+    # an OpenAI server that streamed too much: about the length and the server's limits, not the URL (QA P3.17)
+    assert "too long for an agent step" in finding["message"]
+    assert "max_tokens 3000 asked; its context is 25480 tokens" in finding["message"]
+    assert "PHONE_AGENT_BASE_URL" not in finding["fix"] and "OpenAI-compatible" not in finding["fix"]
+    assert "did not stop at max_tokens 3000" in finding["fix"]
     assert seconds < 30
 
 

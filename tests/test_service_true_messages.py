@@ -99,6 +99,58 @@ def test_a_hung_server_costs_one_endpoint_timeout_for_the_whole_run(silent_socke
     assert took < 2 + 8, took  # the probe and start-up besides
 
 
+@pytest.fixture
+def trickling_socket() -> Iterator[str]:
+    """A real socket that answers every request with a 200 status and headers, then one byte a second; its base URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def trickle(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+                while not stop.wait(1):
+                    conn.sendall(b" ")
+            except OSError:
+                pass
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_server_that_answered_then_trickles_is_not_called_silent(trickling_socket: str, run_json) -> None:  # type: ignore[no-untyped-def]
+    # QA P3.17: headers, then a byte a second, was "got no answer within 2 s"
+    code, report = run_json(
+        "--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", trickling_socket,
+        "--endpoint-timeout", "2",
+    )
+    endpoint = result(report, "service.endpoint")
+    assert errors(endpoint) == ["service.timeout"]
+    message = endpoint["findings"][0]["message"]
+    assert "GET /models to 127.0.0.1:" in message
+    assert "answered (HTTP 200) but the reply did not finish within 2 s" in message
+    assert "no answer" not in message
+
+
 @pytest.mark.usefixtures("clean_env")
 def test_endpoint_timeout_must_be_a_bounded_number(run_json) -> None:  # type: ignore[no-untyped-def]
     from autoglm_doctor.cli import main

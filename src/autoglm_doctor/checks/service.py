@@ -63,6 +63,8 @@ class Answer:
     """The underlying error, one line."""
     seconds: float = 0.0
     """Wall time of the exchange."""
+    answered: int | None = None
+    """The HTTP status whose headers arrived before a timeout: the server answered, its reply did not finish."""
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -149,6 +151,7 @@ def _exchange(req: Any, timeout: float) -> Answer:
     from autoglm_doctor import httpclient
 
     started = time.monotonic()
+    headers: int | None = None  # the status line and headers arrived: a later timeout cut the body short
 
     def took() -> float:
         return time.monotonic() - started
@@ -157,6 +160,7 @@ def _exchange(req: Any, timeout: float) -> Answer:
         # one total deadline, a bounded error body, no Authorization to another origin (httpclient); its
         # fresh opener reads HTTP(S)_PROXY/NO_PROXY now, as the streamed step does
         with httpclient.urlopen(req, timeout) as resp:
+            headers = resp.status
             return Answer(status=resp.status, body=resp.read(1 << 20), seconds=took())
     except urllib.error.HTTPError as exc:
         return Answer(
@@ -165,7 +169,9 @@ def _exchange(req: Any, timeout: float) -> Answer:
     except urllib.error.URLError as exc:
         return _network_failure(exc.reason, took())
     except TimeoutError as exc:
-        return Answer(status=None, failure="timeout", detail=str(exc) or "timed out", seconds=took())
+        return Answer(
+            status=None, failure="timeout", detail=str(exc) or "timed out", seconds=took(), answered=headers
+        )
     except (OSError, ValueError) as exc:
         return _network_failure(exc, took())
 
@@ -202,6 +208,19 @@ NO_ANSWER_CODES = frozenset(
 """service.endpoint's findings that mean the endpoint did not answer: the other served checks do not ask again."""
 
 
+def unfinished(what: str, host: str, status: int, timeout: float) -> Finding:
+    """service.timeout for a server that sent its status and headers, then did not finish the reply in time."""
+    return error(
+        "service.timeout",
+        f"{what} to {host} answered (HTTP {status}) but the reply did not finish within {timeout:g} s",
+        fix="the server started its answer, then stalled or trickles it: check its log (a stuck worker) and what sits "
+        "between (a proxy that buffers); raise --endpoint-timeout S (or service.timeout in the pack) if it is merely "
+        "slow",
+        observed=f"HTTP {status} and its headers, then no complete reply after {timeout:g} s",
+        expected=f"a complete reply within {timeout:g} s",
+    )
+
+
 def explain_failure(
     answer: Answer, url: str, timeout: float, what: str, base: str = "", *, token_sent: bool = False
 ) -> Finding:
@@ -230,6 +249,8 @@ def explain_failure(
             fix="correct the host in PHONE_AGENT_BASE_URL / --endpoint (or add it to DNS / /etc/hosts)",
             observed=answer.detail,
         )
+    if answer.failure == "timeout" and answer.answered is not None:
+        return unfinished(what, host, answer.answered, timeout)
     if answer.failure == "timeout":
         return error(
             "service.timeout",
@@ -487,6 +508,30 @@ def _context_check(card: ModelCard, need: int, max_tokens: int) -> Finding | Non
     )
 
 
+def _too_long_reply(exchange: StepExchange, wanted: str, max_tokens: int, card: ModelCard | None) -> Finding:
+    """service.bad-reply for a reply cut off at REPLY_MAX_CHARS: the server did not stop where an agent step stops.
+
+    The endpoint is an OpenAI server (it streamed a reply): the advice is about the length, what the
+    doctor asked for (max_tokens) and what the server allows (its max_model_len), not the URL.
+    """
+    limit = card.max_model_len if card is not None else None
+    context = (
+        f"its context is {limit} tokens (/v1/models max_model_len, --max-model-len)"
+        if limit is not None
+        else "/v1/models names no max_model_len (see the server's --max-model-len)"
+    )
+    return error(
+        "service.bad-reply",
+        f"{exchange.detail}: far too long for an agent step (model {wanted!r}, max_tokens {max_tokens} asked; "
+        f"{context})",
+        fix=f"the server did not stop at max_tokens {max_tokens}: check that it honours max_tokens (a generation "
+        "config or a proxy that drops it) and the chat template (a model that never emits its stop token runs on "
+        "to --max-model-len); read the server's log for this request",
+        observed=exchange.detail,
+        expected=f"a reply of at most max_tokens {max_tokens} tokens: <think>…</think><answer>one action</answer>",
+    )
+
+
 def _rejected(
     exchange: StepExchange, url: str, wanted: str, timeout: float, base: str, *, token_sent: bool = False
 ) -> Finding:
@@ -536,6 +581,8 @@ def _rejected(
             "read its log for this request",
             observed=exchange.detail,
         )
+    if exchange.failure == "timeout" and exchange.ttft_s is None and exchange.answered is not None:
+        return unfinished("an agent step", _host(url), exchange.answered, timeout)
     if exchange.failure == "timeout":
         got = "nothing" if exchange.ttft_s is None else f"a first token after {exchange.ttft_s:.1f} s, then no end"
         return error(
@@ -582,6 +629,8 @@ def agent_step(
         from autoglm_doctor.httpclient import split_userinfo
 
         sent = bool(token) or split_userinfo(url)[1] is not None
+        if exchange.failure == "too-long":
+            return [_too_long_reply(exchange, wanted, settings.max_tokens, card)], None
         return [_rejected(exchange, chat_url, wanted, settings.timeout, url, token_sent=sent)], None
     return [], exchange
 

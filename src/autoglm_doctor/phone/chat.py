@@ -49,7 +49,8 @@ class StepExchange:
     body: bytes = b""
     """The body of a non-200 answer (capped)."""
     failure: str = ""
-    """refused, dns, timeout, network, or ``stream`` for a broken event stream; empty when it worked."""
+    """refused, dns, timeout, network, ``stream`` for a broken event stream, ``too-long`` for a reply past
+    REPLY_MAX_CHARS; empty when it worked."""
     detail: str = ""
     """The underlying error, one line."""
     ttft_s: float | None = None
@@ -62,6 +63,8 @@ class StepExchange:
     """The last ``finish_reason`` the stream named."""
     streamed: bool = True
     """False when the server answered with one JSON body despite ``stream: true``."""
+    answered: int | None = None
+    """The HTTP status whose headers arrived before a failure: the server answered, its reply did not finish."""
 
 
 def agent_messages(system_prompt: str, image: bytes, task: str = TASK) -> list[dict[str, Any]]:
@@ -112,10 +115,7 @@ def proxy_for(url: str) -> ParseResult | None:
 
 
 def _too_long(size: int) -> str:
-    return (
-        f"the reply ran past {REPLY_MAX_CHARS:,} characters ({size:,} so far): more than the client's "
-        f"max_tokens ({CLIENT_MAX_TOKENS}) can produce"
-    )
+    return f"the reply ran past {REPLY_MAX_CHARS:,} characters ({size:,} so far)"
 
 
 def _failure_kind(exc: BaseException) -> str:
@@ -180,12 +180,14 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
     ttft: float | None = None
     chunks = 0
     finish = ""
+    answered: int | None = None  # the status line and headers arrived: a later timeout cut a reply short
 
     def took() -> float:
         return time.monotonic() - started
 
     def timed_out(detail: str) -> StepExchange:
         return StepExchange(
+            answered=answered,
             status=200 if chunks else None,
             text="".join(text),
             reasoning="".join(reasoning),
@@ -196,11 +198,11 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
             chunks=chunks,
         )
 
-    def broken(detail: str) -> StepExchange:
+    def broken(detail: str, failure: str = "stream") -> StepExchange:
         return StepExchange(
             status=200,
             text="".join(text)[:4096],
-            failure="stream",
+            failure=failure,
             detail=detail,
             ttft_s=ttft,
             total_s=took(),
@@ -211,6 +213,7 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
         try:
             conn.request("POST", path or "/", body=json.dumps(payload).encode("utf-8"), headers=headers)
             response = conn.getresponse()
+            answered = response.status
         except (OSError, http.client.HTTPException) as exc:
             if watchdog.expired:
                 return timed_out(f"no answer within {timeout:g} s")
@@ -238,7 +241,7 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
                 shown = openai_shapes.quote(raw[:200].decode("utf-8", "replace"))
                 return broken(f"not an event stream, nor a JSON completion: {shown}")
             if len(answer.content) > REPLY_MAX_CHARS:
-                return broken(_too_long(len(answer.content)))
+                return broken(_too_long(len(answer.content)), "too-long")
             return StepExchange(status=200, text=answer.content, ttft_s=took(), total_s=took(), streamed=False)
         while True:
             try:
@@ -291,7 +294,7 @@ def stream_chat(url: str, payload: dict[str, Any], *, timeout: float, token: str
                 if delta.finish_reason:
                     finish = delta.finish_reason
             if size > REPLY_MAX_CHARS:
-                return broken(_too_long(size))
+                return broken(_too_long(size), "too-long")
         return StepExchange(
             status=200,
             text="".join(text),
