@@ -300,8 +300,9 @@ def test_token_is_sent_from_the_live_environment(server: ScriptedServer, ask, mo
     code, res = ask("--endpoint", server.url)
     assert res["status"] == "pass", res
     assert all("s3cr3t" not in f["message"] for f in res["findings"])
-    monkeypatch.delenv("PHONE_AGENT_API_KEY")
-    assert errors(ask("--endpoint", server.url)[1]) == ["service.unauthorized"]
+    monkeypatch.delenv("PHONE_AGENT_API_KEY")  # unset: the client sends its default, which this server refuses
+    assert errors(ask("--endpoint", server.url)[1]) == ["service.token-refused"]
+    assert server.requests[-1]["auth"] == "Bearer EMPTY"
 
 
 def test_concurrency_reports_latency_percentiles(server: ScriptedServer, ask) -> None:  # type: ignore[no-untyped-def]

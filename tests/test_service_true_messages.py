@@ -203,7 +203,44 @@ def test_a_refused_token_is_not_called_a_missing_one(  # type: ignore[no-untyped
     assert "does not send" not in res["findings"][0]["message"]
     monkeypatch.delenv("PHONE_AGENT_API_KEY")
     code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", server.url)
+    res = result(report, "service.endpoint")  # unset: the client still sends its default, EMPTY (QA P3.16)
+    assert errors(res) == ["service.token-refused"]
+    message = res["findings"][0]["message"]
+    assert "PHONE_AGENT_API_KEY is unset: the client sends its default 'EMPTY'" in message, message
+    assert [r["auth"] for r in server.requests[-1:]] == ["Bearer EMPTY"]
+    # a client whose main.py defaults the key to "" sends none: that one is a missing token
+    write_checkout(Path.cwd(), 'os.getenv("PHONE_AGENT_API_KEY", "")')
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", server.url)
     assert errors(result(report, "service.endpoint")) == ["service.unauthorized"]
+    assert server.requests[-1]["auth"] is None
+
+
+def write_checkout(root: Path, key_default: str) -> None:
+    """An Open-AutoGLM-shaped checkout in ``root``: main.py reading the key as ``key_default``, and phone_agent/."""
+    (root / "phone_agent").mkdir(exist_ok=True)
+    (root / "phone_agent" / "__init__.py").write_text("raise SystemExit('imported')\n")
+    (root / "main.py").write_text(
+        "import argparse\nimport os\n\nparser = argparse.ArgumentParser()\n"
+        f'parser.add_argument("--apikey", type=str, default={key_default})\n'
+        "raise SystemExit('run')\n"
+    )
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_an_unset_api_key_is_sent_as_the_clients_default(server: ScriptedServer, run_json) -> None:  # type: ignore[no-untyped-def]
+    # QA P3.16: Open-AutoGLM's main.py sends Bearer EMPTY when PHONE_AGENT_API_KEY is unset; a server whose
+    # --api-key is EMPTY accepts it, and the doctor must not say the client sends no token
+    server.script.token = "EMPTY"
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", server.url)
+    res = result(report, "service.endpoint")
+    assert res["status"] == "pass", res
+    assert [r["auth"] for r in server.requests] == ["Bearer EMPTY", "Bearer EMPTY"]
+    # the default is read from the client's own main.py where a checkout is the working directory
+    write_checkout(Path.cwd(), 'os.getenv("PHONE_AGENT_API_KEY", "sk-local")')
+    server.script.token = "sk-local"
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", server.url)
+    assert result(report, "service.endpoint")["status"] == "pass"
+    assert server.requests[-1]["auth"] == "Bearer sk-local"
 
 
 class _HangsUpOnCompletion(BaseHTTPRequestHandler):

@@ -112,10 +112,48 @@ def default_note(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         )
 
 
-def _api_key(snap: Snapshot) -> str | None:
-    if "PHONE_AGENT_API_KEY" not in snap.env:
-        return None
-    return os.environ.get("PHONE_AGENT_API_KEY") or None
+CLIENT_API_KEY_DEFAULT = "EMPTY"
+"""The key Open-AutoGLM's client sends when PHONE_AGENT_API_KEY is unset, when no checkout's main.py says
+(main.py at 6b18d7b, line 422: ``default=os.getenv("PHONE_AGENT_API_KEY", "EMPTY")``; the OpenAI SDK sends it
+as ``Authorization: Bearer EMPTY``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientToken:
+    """The bearer token the client sends, and, when it is the client's default, where that default is stated."""
+
+    value: str | None
+    """The token; None when the client sends none."""
+    default_note: str = ""
+    """Non-empty when PHONE_AGENT_API_KEY is unset and ``value`` is the client's default: says so and where from."""
+
+
+def client_token(snap: Snapshot) -> ClientToken:
+    """What the client sends as its API key: PHONE_AGENT_API_KEY (live value), else the client's own default.
+
+    The default is read from an Open-AutoGLM checkout's main.py as text where one is on the target's path or
+    the working directory, else it is :data:`CLIENT_API_KEY_DEFAULT`.
+    """
+    from autoglm_doctor.knowledge.client_defects import client_checkouts, source_default
+
+    if "PHONE_AGENT_API_KEY" in snap.env:
+        return ClientToken(os.environ.get("PHONE_AGENT_API_KEY") or None)
+    found = source_default(client_checkouts(snap.python.sys_path, snap.python.cwd), "PHONE_AGENT_API_KEY")
+    value, where = (
+        (found.value, f"{found.path}:{found.line}")
+        if found is not None
+        else (CLIENT_API_KEY_DEFAULT, "Open-AutoGLM main.py")
+    )
+    if not value:
+        return ClientToken(None)
+    return ClientToken(value, f"PHONE_AGENT_API_KEY is unset: the client sends its default {value!r} ({where})")
+
+
+def _with_token_note(finding: Finding, token: ClientToken) -> Finding:
+    """A token finding that says the token refused is the client's default, when it is."""
+    if not token.default_note or finding.code != "service.token-refused":
+        return finding
+    return dataclasses.replace(finding, message=f"{finding.message} ({token.default_note})")
 
 
 def _timeout(ctx: CheckContext) -> float:
@@ -645,15 +683,15 @@ def send_step(
     """
     settings = step_settings(ctx)
     deadline = time.monotonic() + settings.timeout
-    token = _api_key(snap)
-    found, chosen = served_model(url, ctx, snap, deadline, token)
-    yield from found
+    token = client_token(snap)
+    found, chosen = served_model(url, ctx, snap, deadline, token.value)
+    yield from (_with_token_note(f, token) for f in found)
     if chosen is None:
         return None
     wanted, card = chosen
     prompt, source = system_prompt(snap)
-    findings, exchange = agent_step(url, wanted, image, prompt, settings, deadline, token, card)
-    yield from findings
+    findings, exchange = agent_step(url, wanted, image, prompt, settings, deadline, token.value, card)
+    yield from (_with_token_note(f, token) for f in findings)
     return None if exchange is None else (wanted, exchange, source)
 
 
@@ -741,7 +779,7 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     yield info("service.system-prompt", f"system prompt: {source}")
     if ctx.options.endpoint_concurrency > 0:
         yield from _concurrency(
-            f"{url}/chat/completions", wanted, _api_key(snap), settings.timeout, ctx.options.endpoint_concurrency
+            f"{url}/chat/completions", wanted, client_token(snap).value, settings.timeout, ctx.options.endpoint_concurrency
         )
 
 

@@ -110,3 +110,47 @@ def found_in(checkouts: list[Path], condition: str) -> list[Found]:
             if match is not None:
                 hits.append(Found(defect, path, text.count("\n", 0, match.start()) + 1))
     return hits
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDefault:
+    """The default a client's ``main.py`` gives an environment variable, read from its source."""
+
+    value: str
+    """The default (``os.getenv(NAME, "EMPTY")``'s second argument)."""
+    path: Path
+    """The main.py it was read from."""
+    line: int
+    """1-based line of the ``os.getenv`` call."""
+
+
+def source_default(checkouts: list[Path], variable: str) -> SourceDefault | None:
+    """The string default ``main.py`` of the first checkout that has one gives ``variable``; None when none does.
+
+    ``os.getenv(variable, "...")`` and ``os.environ.get(variable, "...")`` are found in the syntax tree of
+    the file read as text (at most :data:`SOURCE_MAX_BYTES`), never imported.
+    """
+    import ast
+
+    from autoglm_doctor.safeio import read_bytes
+
+    for root in checkouts:
+        path = root / "main.py"
+        try:
+            tree = ast.parse(read_bytes(path, "config", SOURCE_MAX_BYTES).decode("utf-8", errors="replace"))
+        except (OSError, SyntaxError, ValueError, RecursionError):
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and len(node.args) == 2):
+                continue
+            if node.func.attr not in ("getenv", "get"):
+                continue
+            name, default = node.args
+            if (
+                isinstance(name, ast.Constant)
+                and name.value == variable
+                and isinstance(default, ast.Constant)
+                and isinstance(default.value, str)
+            ):
+                return SourceDefault(default.value, path, node.lineno)
+    return None
