@@ -45,7 +45,7 @@ def _hanging_adb(folder: Path) -> Path:
     ("section", "key", "words"),
     [
         ("devices: {adb_timeout: .nan}", "devices.adb_timeout", "number of seconds from 0.1 to 300 (got .nan)"),
-        ("service: {timeout: .inf}", "service.timeout", "number of seconds from 0.1 to 600 (got .inf)"),
+        ("service: {timeout: .inf}", "service.timeout", "number of seconds from 0.5 to 600 (got .inf)"),
         ("service: {timeout: -3}", "service.timeout", "(got -3)"),
         ("service: {max_tokens: '3000'}", "service.max_tokens", "whole number from 1 to 1048576 (got '3000')"),
         ("service: {max_tokens: 1" + "0" * 400 + "}", "service.max_tokens", "integer of more than 60 digits"),

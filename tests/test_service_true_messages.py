@@ -160,6 +160,31 @@ def test_endpoint_timeout_must_be_a_bounded_number(run_json) -> None:  # type: i
 
 
 @pytest.mark.usefixtures("clean_env")
+def test_endpoint_timeout_and_the_packs_service_timeout_accept_the_same_range(  # type: ignore[no-untyped-def]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # QA P3.18: --endpoint-timeout took 0.5 to 3600 s, the pack's service.timeout 0.1 to 600 s
+    from autoglm_doctor.cli import main
+    from autoglm_doctor.packs_schema import SERVICE_SECONDS_MAX, SERVICE_TIMEOUT_MIN
+
+    def pack(value: float) -> str:
+        path = tmp_path / f"p{value:g}.yaml"
+        path.write_text(f"pack: client\ndescription: test\nservice:\n  timeout: {value!r}\n")
+        return str(path)
+
+    base = ["check", "--no-smoke", "--only", "python.version"]
+    below, above = SERVICE_TIMEOUT_MIN / 2, SERVICE_SECONDS_MAX * 2
+    for value, code in ((SERVICE_TIMEOUT_MIN, 0), (SERVICE_SECONDS_MAX, 0), (below, 2), (above, 2)):
+        assert main([*base, "--endpoint-timeout", repr(value)]) == code, value
+        err = capsys.readouterr().err
+        assert main([*base, "--pack", pack(value)]) == code, value
+        pack_err = capsys.readouterr().err
+        if code == 2:
+            wanted = f"a number of seconds from {SERVICE_TIMEOUT_MIN:g} to {SERVICE_SECONDS_MAX:g}"
+            assert wanted in err and wanted in pack_err, (err, pack_err)
+
+
+@pytest.mark.usefixtures("clean_env")
 def test_agent_step_does_not_repeat_the_endpoints_failure(run_json) -> None:  # type: ignore[no-untyped-def]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))  # bound, never listening: refused

@@ -21,6 +21,7 @@ from autoglm_doctor import __version__
 from autoglm_doctor.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE, Question, UsageError
 from autoglm_doctor.fix.formats import FixFormat
 from autoglm_doctor.output import check_output_target, color_wanted, stderr_is_terminal, width, write_output
+from autoglm_doctor.packs_schema import SERVICE_SECONDS_MAX, SERVICE_TIMEOUT_MIN
 from autoglm_doctor.report import Format
 
 if TYPE_CHECKING:
@@ -81,9 +82,9 @@ class CheckArgs:
 SMOKE_TIMEOUT_MIN = 1.0
 SMOKE_TIMEOUT_MAX = 86_400.0
 """A day: ``--smoke-timeout`` must be a finite number of seconds (``nan`` or ``inf`` would mean none)."""
-ENDPOINT_TIMEOUT_MIN = 0.5
-ENDPOINT_TIMEOUT_MAX = 3600.0
-"""An hour: a served check that takes longer is not a preflight."""
+ENDPOINT_TIMEOUT_MIN = SERVICE_TIMEOUT_MIN
+ENDPOINT_TIMEOUT_MAX = SERVICE_SECONDS_MAX
+"""--endpoint-timeout accepts what the pack's service.timeout accepts (packs_schema: one range for both)."""
 ENDPOINT_CONCURRENCY_MIN = 0
 ENDPOINT_CONCURRENCY_MAX = 64
 """More concurrent requests than this is a load test, not a preflight (``10**20`` used to hang)."""

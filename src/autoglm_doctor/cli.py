@@ -22,7 +22,13 @@ from typing import Annotated
 import typer
 
 from autoglm_doctor import __version__, check_command
-from autoglm_doctor.check_command import ENDPOINT_CONCURRENCY_MIN, SMOKE_TIMEOUT_MIN, CheckArgs
+from autoglm_doctor.check_command import (
+    ENDPOINT_CONCURRENCY_MIN,
+    ENDPOINT_TIMEOUT_MAX,
+    ENDPOINT_TIMEOUT_MIN,
+    SMOKE_TIMEOUT_MIN,
+    CheckArgs,
+)
 from autoglm_doctor.exits import (
     EXIT_FAIL,
     EXIT_INTERNAL,
@@ -143,8 +149,9 @@ def check(
         typer.Option(
             "--endpoint-timeout",
             metavar="S",
-            help="Seconds each served check may take in all (default: the pack's service.timeout, 12 s); "
-            "a server that does not answer costs this once for the whole run.",
+            help="Seconds each served check may take in all, "
+            f"{ENDPOINT_TIMEOUT_MIN:g} to {ENDPOINT_TIMEOUT_MAX:g} as the pack's service.timeout (default: the pack's "
+            "service.timeout, 12 s); a server that does not answer costs this once for the whole run.",
         ),
     ] = None,
     endpoint_concurrency: Annotated[

@@ -35,6 +35,9 @@ DEVICE_SECONDS_MAX = 300.0
 """The longest wait for one device-tool call (adb, hdc, WebDriverAgent, a screenshot): 5 minutes."""
 SERVICE_SECONDS_MAX = 600.0
 """The longest a served check may take in all: the doctor's per-check budget (10 minutes)."""
+SERVICE_TIMEOUT_MIN = 0.5
+"""The shortest time a served check may be given in all, by the pack's ``service.timeout`` and ``--endpoint-timeout``
+alike (one range for both): the streamed step is never given less than half a second of its deadline."""
 MAX_TOKENS_MAX = 1 << 20
 """max_tokens of the served completion: no served context is longer than a million tokens."""
 SMOKE_TOKENS_MAX = 4096
@@ -82,16 +85,16 @@ def _key(path: tuple[Any, ...]) -> str:
     return ".".join(map(str, path))
 
 
-def seconds(high: float) -> Callable[[tuple[Any, ...], Any], float]:
-    """A validator for a timeout: a finite number of seconds from :data:`SECONDS_MIN` to ``high``."""
+def seconds(high: float, low: float = SECONDS_MIN) -> Callable[[tuple[Any, ...], Any], float]:
+    """A validator for a timeout: a finite number of seconds from ``low`` (:data:`SECONDS_MIN`) to ``high``."""
 
     def convert(path: tuple[Any, ...], value: Any) -> float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             number = float(value) if isinstance(value, float) or abs(value) < 10**18 else math.inf
-            if math.isfinite(number) and SECONDS_MIN <= number <= high:
+            if math.isfinite(number) and low <= number <= high:
                 return number
         raise SectionError(
-            path, f"'{_key(path)}' must be a number of seconds from {SECONDS_MIN:g} to {high:g} (got {shown(value)})"
+            path, f"'{_key(path)}' must be a number of seconds from {low:g} to {high:g} (got {shown(value)})"
         )
 
     return convert
@@ -204,7 +207,7 @@ SCHEMA: dict[str, tuple[type[Any], dict[str, Validator]]] = {
         ServiceSettings,
         {
             "model": text(NAME_MAX, _NAME),
-            "timeout": seconds(SERVICE_SECONDS_MAX),
+            "timeout": seconds(SERVICE_SECONDS_MAX, SERVICE_TIMEOUT_MIN),  # the range of --endpoint-timeout too
             "max_tokens": count(MAX_TOKENS_MAX),
             "step_budget": seconds(SERVICE_SECONDS_MAX),
             "action_required": flag,
