@@ -312,7 +312,7 @@ def test_concurrency_reports_latency_percentiles(server: ScriptedServer, ask) ->
     assert len(server.requests) == 2 + 8
 
 
-def test_auth_required_and_enforced(server: ScriptedServer, ask, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_auth_required_and_enforced(server: ScriptedServer, ask, tmp_path: Path, run_json) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "work" / "deploy.yaml"
     config.write_text("auth:\n  require_token: true\n")
     server.script.token = "t0ken"
@@ -322,7 +322,16 @@ def test_auth_required_and_enforced(server: ScriptedServer, ask, tmp_path: Path)
     server.script.token = None
     res = ask("--endpoint", server.url, "--config", str(config), check="service.auth")[1]
     assert errors(res) == ["service.auth-not-enforced"]
-    assert "--api-key" in res["findings"][0]["fix"]
+    # the requirement is cited from where it came, by name; an in-process config's fix names that config (QA P2.9)
+    finding = res["findings"][0]
+    assert "(deploy.yaml:2 sets auth.require_token: true)" in finding["message"]
+    assert "deploy.yaml's auth.require_token" in finding["fix"] and "--api-key" not in finding["fix"]
+    # the pack's key, by the pack's name
+    pack = tmp_path / "work" / "tokens.yaml"
+    pack.write_text("pack: tokens\ndescription: test\nservice:\n  model: autoglm-phone-9b\n  require_token: true\n")
+    code, report = run_json("--pack", str(pack), "--only", "service.auth", "--endpoint", server.url)
+    finding = result(report, "service.auth")["findings"][0]
+    assert "(pack tokens sets service.require_token: true)" in finding["message"], finding
 
 
 def test_auth_skips_when_no_token_is_required(server: ScriptedServer, ask) -> None:  # type: ignore[no-untyped-def]

@@ -398,3 +398,54 @@ def test_strict_never_passes_a_run_that_tested_nothing(run_json, capsys) -> None
     assert "every selected check was skipped, nothing was tested" in capsys.readouterr().out
     code, report = run_json("--pack", "open-autoglm", "--only", "service.auth")
     assert (code, report["status"]) == (0, "pass")  # without --strict a skip fails nothing
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_server_role_hints_name_the_launch_commands_settings(  # type: ignore[no-untyped-def]
+    server: ScriptedServer, run_json, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QA P2.9: on the server role the hints named the client's PHONE_AGENT_* variables, and a server serving
+    # another model was a warning there but an error on the client role
+    from tests.helpers.served import README_LAUNCH
+
+    monkeypatch.delenv("PHONE_AGENT_MODEL")
+    Path("serve.sh").write_text(README_LAUNCH)
+    server_role = ("--pack", "open-autoglm-server", "--config", "serve.sh", "--only", "service.*")
+    code, report = run_json(*server_role)
+    res = result(report, "service.endpoint")
+    assert res["status"] == "skip"
+    assert res["findings"][0]["message"] == (
+        "no endpoint: pass --endpoint http://localhost:8000/v1 (serve.sh's --host/--port) once the server runs"
+    )
+    server.script.served = ["glm-4.1v"]
+    code, report = run_json(*server_role, "--endpoint", server.url)
+    res = result(report, "service.endpoint")
+    assert errors(res) == ["service.model-not-served"]
+    finding = res["findings"][0]
+    assert finding["message"] == "serve.sh's --served-model-name is 'autoglm-phone-9b' but the server serves 'glm-4.1v'"
+    assert "--served-model-name autoglm-phone-9b" in finding["fix"] and "PHONE_AGENT" not in finding["fix"]
+    auth = result(report, "service.auth")
+    assert auth["findings"][0]["message"] == (
+        "nothing requires a token: serve.sh starts the server without --api-key, and pack open-autoglm-server "
+        "does not set service.require_token"
+    )
+    # the same server on the client role: the same severity (error), the client's variable in the fix
+    code, report = run_json("--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", server.url)
+    client = result(report, "service.endpoint")
+    assert errors(client) == ["service.model-not-served"]
+    assert client["findings"][0]["fix"].startswith("export PHONE_AGENT_MODEL=glm-4.1v")
+    # nothing listening: start what serve.sh starts, not "correct PHONE_AGENT_BASE_URL"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        code, report = run_json(*server_role, "--endpoint", url)
+    refused = result(report, "service.endpoint")["findings"][0]
+    assert refused["code"] == "service.connection-refused"
+    assert refused["fix"] == "start the server (serve.sh; it listens at http://localhost:8000/v1) or correct --endpoint"
+    # a refused token: serve.sh's --api-key, not the client's variable alone
+    server.script.served = ["autoglm-phone-9b"]
+    server.script.token = "the-servers-token"
+    code, report = run_json(*server_role, "--endpoint", server.url)
+    refused = result(report, "service.endpoint")["findings"][0]
+    assert refused["code"] == "service.token-refused"
+    assert refused["fix"].startswith("the server checks the token against serve.sh's --api-key")

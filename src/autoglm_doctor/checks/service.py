@@ -156,6 +156,123 @@ def _with_token_note(finding: Finding, token: ClientToken) -> Finding:
     return dataclasses.replace(finding, message=f"{finding.message} ({token.default_note})")
 
 
+@dataclass(frozen=True, slots=True)
+class Names:
+    """The settings a served check's hints name, in the machine's role.
+
+    On the client (the phone agent) they are its PHONE_AGENT_* variables; on the server the launch command's
+    flags (--host/--port, --served-model-name, --api-key) in the file that holds it; on the in-process
+    deployment its config's keys. The doctor asks the same endpoint in each role; what the user changes differs.
+    """
+
+    role: str
+    """``client``, ``server`` or ``in-process``."""
+    where: str = ""
+    """The launch command or config file (its name) on the server and in-process roles."""
+    listens: str = ""
+    """The base URL the launch command or config says the service listens on; empty when it does not say."""
+    served_name: str = ""
+    """The launch command's --served-model-name; empty when it has none."""
+
+    @property
+    def endpoint(self) -> str:
+        """What to correct when the endpoint URL is wrong."""
+        if self.role == "client":
+            return "PHONE_AGENT_BASE_URL / --endpoint"
+        return f"--endpoint ({self.where} listens at {self.listens})" if self.listens else "--endpoint"
+
+    def no_endpoint(self) -> str:
+        """Why a served check has nothing to ask, and what to pass."""
+        if self.role == "client":
+            return "no endpoint (pass --endpoint URL or export PHONE_AGENT_BASE_URL)"
+        if self.listens:
+            service = "the server" if self.role == "server" else "the service"
+            return f"no endpoint: pass --endpoint {self.listens} ({self.where}'s {self._address()}) once {service} runs"
+        return "no endpoint: pass --endpoint URL (the server's OpenAI base URL, ending in /v1)"
+
+    def _address(self) -> str:
+        return "--host/--port" if self.role == "server" else "host/port"
+
+    def start(self, port: int | None) -> str:
+        """How to get something listening at the endpoint."""
+        if self.role == "server" and self.where:
+            return f"start the server ({self.where}; it listens at {self.listens or 'its --port'}) or correct --endpoint"
+        if self.role == "in-process" and self.where:
+            return f"start the service ({self.where}'s host/port: {self.listens or 'its port'}) or correct --endpoint"
+        return (
+            f"start the model server (e.g. `vllm serve MODEL --port {port or 8000}`) "
+            f"or correct {self.endpoint}"
+        )
+
+    def base_fix(self, base: str) -> str:
+        """How to point the check at the OpenAI base URL ``base``."""
+        if self.role == "client":
+            return f"use the OpenAI base URL, e.g. export PHONE_AGENT_BASE_URL={base}"
+        return f"use the OpenAI base URL: pass --endpoint {base}"
+
+    @property
+    def base_setting(self) -> str:
+        """The setting that holds the base URL."""
+        return "PHONE_AGENT_BASE_URL" if self.role == "client" else "--endpoint"
+
+    def token_fix(self) -> str:
+        """What makes the token sent the one the server checks."""
+        if self.role == "server":
+            flag = f"{self.where}'s --api-key" if self.where else "the server's --api-key"
+            return (
+                f"the server checks the token against {flag}: export PHONE_AGENT_API_KEY=<that value> before running "
+                "the doctor, and give every client the same value"
+            )
+        if self.role == "in-process":
+            return f"send the token {self.where or 'the config'} expects (auth.require_token): export PHONE_AGENT_API_KEY"
+        return "export PHONE_AGENT_API_KEY=<the server's --api-key value>"
+
+    def model_fix(self, served: str, wanted: str) -> str:
+        """What makes the model name asked and the name served agree."""
+        if self.role == "server":
+            if self.served_name:
+                return (
+                    f"this endpoint is not the server {self.where} starts (--served-model-name {self.served_name}): "
+                    f"pass --endpoint {self.listens or 'URL'} of that server, or restart it from {self.where}"
+                )
+            return f"restart the server with --served-model-name {wanted} (the name the phone agent sends)"
+        return f"export PHONE_AGENT_MODEL={served}  (or restart the server with --served-model-name {wanted})"
+
+
+def names(snap: Snapshot, ctx: CheckContext) -> Names:
+    """The settings this run's hints name: the client's variables when the client is checked, else the server's."""
+    from autoglm_doctor.configfile.launch import port_of, setting
+
+    env = ctx.pack.sections.get("env")
+    if isinstance(env, dict) and "PHONE_AGENT_BASE_URL" in env:  # the client is (one of) the roles checked
+        return Names("client")
+    config = snap.config
+    if config is None or not config.exists:  # no file to name: the server's flags by their names, else the client's
+        return Names("server" if "launch" in ctx.pack.sections else "client")
+    where = Path(config.path).name
+    if config.engine:
+        port = port_of(config.data, config.engine)
+        host = setting(config.data, config.engine, "host")
+        served = setting(config.data, config.engine, "served-model-name")
+        return Names(
+            "server",
+            where,
+            _listens(host[1] if host else None, port, "/v1"),
+            served[1] if served is not None and isinstance(served[1], str) else "",
+        )
+    port_value = config_value(snap, "port")
+    port = port_value if isinstance(port_value, int) and not isinstance(port_value, bool) else None
+    return Names("in-process", where, _listens(config_value(snap, "host"), port, ""))
+
+
+def _listens(host: Any, port: int | None, path: str) -> str:
+    """``http://HOST:PORT/v1`` a local client reaches; empty without a port."""
+    if port is None or not 0 < port < 65536:
+        return ""
+    shown = host if isinstance(host, str) and host.strip() and host not in ("0.0.0.0", "::", "[::]") else "localhost"
+    return f"http://{shown}:{port}{path}"
+
+
 def _timeout(ctx: CheckContext) -> float:
     if ctx.options.endpoint_timeout is not None:  # --endpoint-timeout, read and bounded by the command line
         return ctx.options.endpoint_timeout
@@ -260,7 +377,14 @@ def unfinished(what: str, host: str, status: int, timeout: float) -> Finding:
 
 
 def explain_failure(
-    answer: Answer, url: str, timeout: float, what: str, base: str = "", *, token_sent: bool = False
+    answer: Answer,
+    url: str,
+    timeout: float,
+    what: str,
+    base: str = "",
+    *,
+    token_sent: bool = False,
+    hints: Names = Names("client"),
 ) -> Finding:
     """A finding for an exchange with ``url`` (under the endpoint ``base``) that got no usable answer.
 
@@ -276,15 +400,14 @@ def explain_failure(
         return error(
             "service.connection-refused",
             f"nothing is listening at {host}: {what} was refused",
-            fix=f"start the model server (e.g. `vllm serve MODEL --port {urlparse(url).port or 8000}`) "
-            "or correct PHONE_AGENT_BASE_URL / --endpoint",
+            fix=hints.start(urlparse(url).port),
             observed=answer.detail,
         )
     if answer.failure == "dns":
         return error(
             "service.dns-failure",
             f"the host name in {url} does not resolve",
-            fix="correct the host in PHONE_AGENT_BASE_URL / --endpoint (or add it to DNS / /etc/hosts)",
+            fix=f"correct the host in {hints.endpoint} (or add it to DNS / /etc/hosts)",
             observed=answer.detail,
         )
     if answer.failure == "timeout" and answer.answered is not None:
@@ -311,21 +434,21 @@ def explain_failure(
         return error(
             "service.token-refused",
             f"{what} was refused with HTTP {answer.status}: the server does not accept the token the client sends",
-            fix="export PHONE_AGENT_API_KEY=<the server's --api-key value> (the token sent is not the server's)",
+            fix=f"{hints.token_fix()} (the token sent is not the server's)",
             observed=f"HTTP {answer.status} with a token",
         )
     if answer.status in (401, 403):
         return error(
             "service.unauthorized",
             f"{what} was refused with HTTP {answer.status}: the endpoint wants a token the client does not send",
-            fix="export PHONE_AGENT_API_KEY=<the server's --api-key value>",
+            fix=hints.token_fix(),
             observed=f"HTTP {answer.status}",
         )
     if answer.status == 404 and base and not base.endswith("/v1"):
         return error(
             "service.http-error",
             f"{what} got HTTP 404 from {url}: the base URL is probably missing its /v1",
-            fix=f"use the OpenAI base URL, e.g. export PHONE_AGENT_BASE_URL={base}/v1",
+            fix=hints.base_fix(f"{base}/v1"),
             observed="HTTP 404",
             expected="HTTP 200",
         )
@@ -346,8 +469,15 @@ def explain_failure(
     )
 
 
-def _model_name(snap: Snapshot, ctx: CheckContext) -> str | None:
-    return snap.env.get("PHONE_AGENT_MODEL") or ctx.pack.settings.service.model
+def _model_name(snap: Snapshot, ctx: CheckContext, hints: Names) -> tuple[str | None, str]:
+    """(the model name to ask for, whose name it is): PHONE_AGENT_MODEL, the launch's --served-model-name, the pack's."""
+    if snap.env.get("PHONE_AGENT_MODEL"):
+        return snap.env["PHONE_AGENT_MODEL"], "the client sends model name"
+    if hints.role == "server" and hints.served_name:
+        return hints.served_name, f"{hints.where}'s --served-model-name is"
+    if hints.role == "server":
+        return ctx.pack.settings.service.model, "the phone agent's default model name (PHONE_AGENT_MODEL unset) is"
+    return ctx.pack.settings.service.model, "the client sends model name"
 
 
 def _chat_payload(model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
@@ -471,10 +601,13 @@ def _served(
 ) -> Iterator[Finding | tuple[str, ModelCard]]:
     """GET /models: yields findings, and last the (model name, its model card) to ask when there is one."""
     models_url = f"{url}/models"
+    hints = names(snap, ctx)
     timeout = max(0.5, deadline - time.monotonic())
     answer = request(models_url, timeout=timeout, token=token)
     if answer.status != 200:
-        yield explain_failure(answer, models_url, _timeout(ctx), "GET /models", url, token_sent=answer.token_sent)
+        yield explain_failure(
+            answer, models_url, _timeout(ctx), "GET /models", url, token_sent=answer.token_sent, hints=hints
+        )
         return
     data = answer.json()
     try:
@@ -483,18 +616,18 @@ def _served(
         yield error(
             "service.no-models",
             f"GET {models_url} answered, but {exc if data is not None else 'not with JSON'}",
-            fix="point PHONE_AGENT_BASE_URL at the OpenAI-compatible API of the model server (its /v1)",
+            fix=f"point {hints.base_setting} at the OpenAI-compatible API of the model server (its /v1)",
             observed=quote(answer.body[:200].decode("utf-8", errors="replace")),
             expected='{"object": "list", "data": [{"id": "<model name>", ...}]}',
         )
         return
     served = listing.ids
-    wanted = _model_name(snap, ctx)
+    wanted, whose = _model_name(snap, ctx, hints)
     if not served:
         yield error(
             "service.no-models",
             f"GET {models_url} answered but lists no model",
-            fix="point PHONE_AGENT_BASE_URL at the OpenAI-compatible API of the model server (its /v1)",
+            fix=f"point {hints.base_setting} at the OpenAI-compatible API of the model server (its /v1)",
             observed=quote(answer.body[:200].decode("utf-8", errors="replace")),
         )
         return
@@ -506,11 +639,11 @@ def _served(
             fix=f"export PHONE_AGENT_MODEL={shlex.quote(served[0][:200])}",
         )
     elif wanted not in served:
+        # an error on every role: the name the agent sends is not served, so its first step gets a 404
         yield error(
             "service.model-not-served",
-            f"the client sends model name {wanted!r} but the server serves {_names(served, quoted=True)}",
-            fix=f"export PHONE_AGENT_MODEL={shlex.quote(served[0][:200])}  "
-            f"(or restart the server with --served-model-name {wanted})",
+            f"{whose} {wanted!r} but the server serves {_names(served, quoted=True)}",
+            fix=hints.model_fix(shlex.quote(served[0][:200]), wanted),
             observed=_names(served),
             expected=wanted,
         )
@@ -571,7 +704,14 @@ def _too_long_reply(exchange: StepExchange, wanted: str, max_tokens: int, card: 
 
 
 def _rejected(
-    exchange: StepExchange, url: str, wanted: str, timeout: float, base: str, *, token_sent: bool = False
+    exchange: StepExchange,
+    url: str,
+    wanted: str,
+    timeout: float,
+    base: str,
+    *,
+    token_sent: bool = False,
+    hints: Names = Names("client"),
 ) -> Finding:
     """A finding for a step the server did not answer with a stream of content."""
     message = error_message(exchange.body) if exchange.body else exchange.detail
@@ -597,7 +737,7 @@ def _rejected(
         return error(
             "service.model-not-served",
             f"the server does not answer for model {wanted!r}: {quoted}",
-            fix="export PHONE_AGENT_MODEL=<the server's --served-model-name>",
+            fix=hints.model_fix("<the server's --served-model-name>", wanted),
             observed=message,
             expected=wanted,
         )
@@ -615,7 +755,7 @@ def _rejected(
         return error(
             "service.bad-reply",
             f"the streamed completion broke off: {exchange.detail}",
-            fix="point PHONE_AGENT_BASE_URL at an OpenAI-compatible server (vLLM/SGLang with their /v1 API); "
+            fix=f"point {hints.base_setting} at an OpenAI-compatible server (vLLM/SGLang with their /v1 API); "
             "read its log for this request",
             observed=exchange.detail,
         )
@@ -638,7 +778,7 @@ def _rejected(
         detail=exchange.detail,
         seconds=exchange.total_s,
     )
-    return explain_failure(answer, url, timeout, "an agent step", base, token_sent=token_sent)
+    return explain_failure(answer, url, timeout, "an agent step", base, token_sent=token_sent, hints=hints)
 
 
 def agent_step(
@@ -650,6 +790,7 @@ def agent_step(
     deadline: float,
     token: str | None,
     card: ModelCard | None = None,
+    hints: Names = Names("client"),
 ) -> tuple[list[Finding], StepExchange | None]:
     """Send one agent step; (findings about the exchange itself, the exchange when it gave a reply)."""
     size = image_size(image) or PHONE_SIZE
@@ -669,7 +810,7 @@ def agent_step(
         sent = bool(token) or split_userinfo(url)[1] is not None
         if exchange.failure == "too-long":
             return [_too_long_reply(exchange, wanted, settings.max_tokens, card)], None
-        return [_rejected(exchange, chat_url, wanted, settings.timeout, url, token_sent=sent)], None
+        return [_rejected(exchange, chat_url, wanted, settings.timeout, url, token_sent=sent, hints=hints)], None
     return [], exchange
 
 
@@ -690,7 +831,9 @@ def send_step(
         return None
     wanted, card = chosen
     prompt, source = system_prompt(snap)
-    findings, exchange = agent_step(url, wanted, image, prompt, settings, deadline, token.value, card)
+    findings, exchange = agent_step(
+        url, wanted, image, prompt, settings, deadline, token.value, card, names(snap, ctx)
+    )
     yield from (_with_token_note(f, token) for f in findings)
     return None if exchange is None else (wanted, exchange, source)
 
@@ -757,7 +900,7 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """
     url = base_url(snap, ctx)
     if url is None:
-        raise Skip("no endpoint (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
+        raise Skip(names(snap, ctx).no_endpoint())
     yield from default_note(snap, ctx)
     settings = step_settings(ctx)
     sent = yield from send_step(url, snap, ctx, synthetic_png())
@@ -830,8 +973,34 @@ def endpoint_failed(ctx: CheckContext, *, unanswered_only: bool = False) -> bool
     )
 
 
-def _auth_required(snap: Snapshot, ctx: CheckContext) -> bool:
-    return config_value(snap, "auth.require_token") is True or ctx.pack.settings.service.require_token
+def _auth_required(snap: Snapshot, ctx: CheckContext) -> str:
+    """Where the requirement for a token comes from, by name (the config's key, the launch's --api-key, the
+    pack's key); empty when nothing requires one."""
+    from autoglm_doctor.configfile.launch import setting
+
+    config = snap.config
+    if config is not None and config_value(snap, "auth.require_token") is True:
+        line, _ = config.position("auth.require_token")
+        return f"{Path(config.path).name}{f':{line}' if line else ''} sets auth.require_token: true"
+    if config is not None and config.engine:
+        key = setting(config.data, config.engine, "api-key")
+        if key is not None and key[1] not in (None, "", False):
+            return f"{Path(config.path).name} starts the server with --api-key"
+    if ctx.pack.settings.service.require_token:
+        return f"pack {ctx.pack.name} sets service.require_token: true"
+    return ""
+
+
+def _no_token_required(snap: Snapshot, ctx: CheckContext) -> str:
+    """Why service.auth has nothing to test, naming what it looked at."""
+    config = snap.config
+    if config is not None and config.engine:
+        looked = f"{Path(config.path).name} starts the server without --api-key"
+    elif config is not None and config.exists:
+        looked = f"{Path(config.path).name} does not set auth.require_token: true"
+    else:
+        looked = "no config sets auth.require_token"
+    return f"nothing requires a token: {looked}, and pack {ctx.pack.name} does not set service.require_token"
 
 
 @check(
@@ -846,30 +1015,40 @@ def auth(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 
     The signing secret itself (auth.secret_key) is judged by config.values (config.weak-secret).
     """
-    if not _auth_required(snap, ctx):
-        raise Skip("neither the config (auth.require_token) nor the pack says the service requires a token")
+    required = _auth_required(snap, ctx)
+    if not required:
+        raise Skip(_no_token_required(snap, ctx))
     url = base_url(snap, ctx)
     if url is None:
-        raise Skip("no endpoint to ask (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
+        raise Skip(names(snap, ctx).no_endpoint())
     if endpoint_failed(ctx, unanswered_only=True):
         raise Skip("not run: service.endpoint failed (the endpoint did not answer)")
     timeout = min(_timeout(ctx), AUTH_TIMEOUT_S)  # one GET: the served checks together stay under 30 s
     models_url = f"{url}/models"
     answer = request(models_url, timeout=timeout)
+    hints = names(snap, ctx)
     if answer.status in (401, 403):
-        yield info("service.auth-enforced", f"a request without a token was refused with HTTP {answer.status}")
+        yield info(
+            "service.auth-enforced",
+            f"a request without a token was refused with HTTP {answer.status} (required: {required})",
+        )
     elif answer.status is not None and 200 <= answer.status < 300:
+        if hints.role == "server":
+            fix = f"restart the server from {hints.where or 'its launch command'} with --api-key (its token check)"
+        elif hints.role == "in-process":
+            fix = f"restart the service so that {hints.where or 'its config'}'s auth.require_token is in force"
+        else:
+            fix = "restart the server with its token check on (vLLM/SGLang: --api-key $PHONE_AGENT_API_KEY)"
         yield error(
             "service.auth-not-enforced",
-            f"the service should require a bearer token, but GET {models_url} without one answered "
+            f"the service should require a bearer token ({required}), but GET {models_url} without one answered "
             f"HTTP {answer.status}",
-            fix="restart the server with its token check on (vLLM/SGLang: --api-key $PHONE_AGENT_API_KEY; "
-            "in-process: enable auth.require_token in the app's middleware)",
+            fix=fix,
             observed=f"HTTP {answer.status} without a token",
             expected="HTTP 401 or 403",
         )
     elif answer.status is None:
-        yield explain_failure(answer, models_url, timeout, "GET /models without a token")
+        yield explain_failure(answer, models_url, timeout, "GET /models without a token", hints=hints)
     else:
         yield warning(
             "service.auth-unclear",
@@ -900,7 +1079,7 @@ def agent_step_check(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 
     url = base_url(snap, ctx)
     if url is None:
-        raise Skip("no endpoint (pass --endpoint URL or export PHONE_AGENT_BASE_URL)")
+        raise Skip(names(snap, ctx).no_endpoint())
     if endpoint_failed(ctx):
         raise Skip("not run: service.endpoint failed")
     try:
