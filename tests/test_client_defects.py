@@ -65,7 +65,7 @@ def test_two_phones_and_the_clients_keyboard_check_without_serial_warns(clone: P
     (found,) = defects(report)
     assert found["severity"] == "warning"
     assert "`adb shell ime list -s` without `-s SERIAL` (main.py:6)" in found["message"]
-    assert "2 devices attached" in found["message"] and "PHONE_AGENT_DEVICE_ID names 8a7f3c21" in found["message"]
+    assert "2 devices attached" in found["message"] and "even with PHONE_AGENT_DEVICE_ID=8a7f3c21" in found["message"]
     assert found["fix"].startswith("export ANDROID_SERIAL=8a7f3c21")
     assert (found["location"]["file"], found["location"]["line"]) == (str(clone / "main.py"), 6)
     assert "issues/364" in found["evidence"]["expected"]
@@ -84,3 +84,30 @@ def test_no_warning_for_a_fixed_client_or_one_phone(clone: Path, run_json, monke
     monkeypatch.setenv("FAKE_ADB_FIXTURE", str(FIXTURES / "ready.json"))
     monkeypatch.delenv("PHONE_AGENT_DEVICE_ID")
     assert defects(run_json("--only", "devices.adb")[1]) == []
+
+
+def test_two_phones_and_no_device_id_get_the_whole_workaround_in_one_run(  # type: ignore[no-untyped-def]
+    clone: Path, run_json, monkeypatch
+) -> None:
+    # QA P2.13: the fix was only PHONE_AGENT_DEVICE_ID, with which main.py still exits; the ANDROID_SERIAL
+    # part came only on the next run. Now the ambiguous-device finding and the known defect agree at once.
+    monkeypatch.delenv("PHONE_AGENT_DEVICE_ID")
+    code, report = run_json("--only", "devices.adb")
+    findings = result(report, "devices.adb")["findings"]
+    ambiguous = next(f for f in findings if f["code"] == "devices.ambiguous")
+    assert ambiguous["fix"].startswith("export PHONE_AGENT_DEVICE_ID=8a7f3c21 ANDROID_SERIAL=8a7f3c21")
+    assert "main.py:6 runs adb without -s" in ambiguous["fix"]
+    (found,) = defects(report)
+    assert found["fix"].startswith("export ANDROID_SERIAL=8a7f3c21")
+    assert "PHONE_AGENT_DEVICE_ID names" not in found["message"]  # it is not set: the message must not say it is
+    # both applied as one step: the next run has neither finding
+    monkeypatch.setenv("PHONE_AGENT_DEVICE_ID", "8a7f3c21")
+    monkeypatch.setenv("ANDROID_SERIAL", "8a7f3c21")
+    codes = [f["code"] for f in result(run_json("--only", "devices.adb")[1], "devices.adb")["findings"]]
+    assert "devices.ambiguous" not in codes and "devices.client-defect" not in codes
+    # a fixed client needs only PHONE_AGENT_DEVICE_ID
+    (clone / "main.py").write_text(FIXED_CHECK)
+    monkeypatch.delenv("PHONE_AGENT_DEVICE_ID")
+    monkeypatch.delenv("ANDROID_SERIAL")
+    fixed = result(run_json("--only", "devices.adb")[1], "devices.adb")["findings"]
+    assert next(f for f in fixed if f["code"] == "devices.ambiguous")["fix"] == "export PHONE_AGENT_DEVICE_ID=8a7f3c21"

@@ -25,7 +25,7 @@ import shlex
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoglm_doctor import safeio
 from autoglm_doctor.checks._util import pip_install
@@ -34,6 +34,9 @@ from autoglm_doctor.model import Finding, Skip, error, info, warning
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
 from autoglm_doctor.safeio import loads_json
+
+if TYPE_CHECKING:
+    from autoglm_doctor.knowledge.client_defects import Found
 
 PHONE_PACK = "open-autoglm-phone"
 SECURITY_SWITCH = (
@@ -244,14 +247,25 @@ def adb_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             yield from _client_defects(snap, wanted, len(devices))
     elif len(devices) > 1:
         suggest = next((d.serial for d in devices if d.state == "device"), devices[0].serial)
+        # the client's own start-up check may run adb without -s: then PHONE_AGENT_DEVICE_ID alone is not
+        # enough, and the fix is the whole workaround (the known defect, reported below in this same run)
+        hits = _defect_hits(snap, suggest)
+        fix = f"export PHONE_AGENT_DEVICE_ID={suggest}"
+        if hits:
+            where = ", ".join(f"{h.path.name}:{h.line}" for h in hits)
+            fix = (
+                f"export PHONE_AGENT_DEVICE_ID={suggest} ANDROID_SERIAL={suggest}  (both: the client's start-up "
+                f"check at {where} runs adb without -s, and adb then uses ANDROID_SERIAL)"
+            )
         yield error(
             "devices.ambiguous",
             f"{len(devices)} devices are attached and PHONE_AGENT_DEVICE_ID is not set: adb refuses to guess "
             "('more than one device/emulator')",
-            fix=f"export PHONE_AGENT_DEVICE_ID={suggest}",
+            fix=fix,
             observed=", ".join(f"{d.serial} ({d.state})" for d in devices),
-            expected="one device, or PHONE_AGENT_DEVICE_ID",
+            expected="one device, or PHONE_AGENT_DEVICE_ID" + (" and ANDROID_SERIAL" if hits else ""),
         )
+        yield from _defect_findings(hits, suggest, len(devices))
         return
     else:
         chosen = devices[0]
@@ -265,13 +279,23 @@ def adb_devices(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 
 def _client_defects(snap: Snapshot, serial: str, count: int) -> Iterator[Finding]:
     """Known defects of the client's own source that bite with several devices attached (knowledge/client_defects)."""
+    yield from _defect_findings(_defect_hits(snap, serial), serial, count)
+
+
+def _defect_hits(snap: Snapshot, serial: str) -> list[Found]:
+    """The client's known several-devices defects that bite when ``serial`` is the device wanted."""
     from autoglm_doctor.knowledge.client_defects import client_checkouts, found_in
-    from autoglm_doctor.model import Location
 
     if snap.env.get("ANDROID_SERIAL", "").strip() == serial:  # adb without -s uses it: the defect cannot bite
-        return
-    checkouts = client_checkouts(snap.python.sys_path, snap.python.cwd)
-    for hit in found_in(checkouts, "several-adb-devices"):
+        return []
+    return found_in(client_checkouts(snap.python.sys_path, snap.python.cwd), "several-adb-devices")
+
+
+def _defect_findings(hits: list[Found], serial: str, count: int) -> Iterator[Finding]:
+    """devices.client-defect for each hit, with its workaround for ``serial``."""
+    from autoglm_doctor.model import Location
+
+    for hit in hits:
         fields = {"file": hit.path.name, "line": hit.line, "count": count, "serial": serial}
         yield warning(
             "devices.client-defect",
