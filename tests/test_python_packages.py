@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -158,6 +159,34 @@ def test_torch_py_in_working_directory(healthy_venv: Venv, workdir: Path, run_js
     # the probe itself survived the local json.py (it drops the working directory from its own path)
     assert result(report, "python.version")["status"] != "error"
     assert code == 1
+
+
+def test_running_from_the_client_checkout_is_not_shadowing(venv: Venv, workdir: Path, run_json: Run) -> None:
+    # QA P3.20: phone_agent installed (not editable) and the Open-AutoGLM clone as working directory: the
+    # doctor told the user to rename the clone's phone_agent, which would break `python main.py`
+    venv.add("phone-agent", "0.1.0", package="phone_agent")
+    (workdir / "phone_agent").mkdir()
+    (workdir / "phone_agent" / "__init__.py").write_text("raise SystemExit('imported')\n", encoding="utf-8")
+    (workdir / "main.py").write_text("raise SystemExit('run')\n", encoding="utf-8")
+    (workdir / "setup.py").write_text('from setuptools import setup\n\nsetup(name="phone-agent", version="0.1.0")\n')
+    code, report = run_json("--python", str(venv.python), "--only", "packages.shadowing")
+    res = result(report, "packages.shadowing")
+    assert res["status"] == "pass", res
+    (note,) = res["findings"]
+    assert note["code"] == "packages.checkout-package"
+    assert f"`python main.py` in the Open-AutoGLM checkout {workdir} imports its own phone_agent" in note["message"]
+    assert "the installed phone_agent 0.1.0 at" in note["message"] and "is unused there (both 0.1.0)" in note["message"]
+    assert "rename" not in json.dumps(report)
+    (workdir / "setup.py").write_text('setup(name="phone-agent", version="0.2.0")\n', encoding="utf-8")
+    res = result(run_json("--python", str(venv.python), "--only", "packages.shadowing")[1], "packages.shadowing")
+    (differs,) = res["findings"]
+    assert (differs["code"], differs["severity"]) == ("packages.checkout-differs", "warning")
+    assert "differ in version (checkout 0.2.0, installed 0.1.0)" in differs["message"]
+    assert "rename" not in differs["fix"]
+    # without main.py beside it the folder is no client checkout: the ordinary shadowing error
+    (workdir / "main.py").unlink()
+    res = result(run_json("--python", str(venv.python), "--only", "packages.shadowing")[1], "packages.shadowing")
+    assert [f["code"] for f in res["findings"]] == ["packages.shadowed"]
 
 
 def test_dist_info_without_metadata(healthy_venv: Venv, workdir: Path, run_json: Run) -> None:

@@ -24,9 +24,9 @@ from autoglm_doctor.knowledge.libraries import (
     transformers_floor,
 )
 from autoglm_doctor.knowledge.packages import combinations, torchvision_pairs, transformers_release
-from autoglm_doctor.model import Finding, Location, Severity, error, warning
+from autoglm_doctor.model import Finding, Location, Severity, error, info, warning
 from autoglm_doctor.packs import Condition, PackageRule
-from autoglm_doctor.probe.snapshot import Distribution, Snapshot, canonical_name
+from autoglm_doctor.probe.snapshot import Distribution, Shadow, Snapshot, canonical_name
 from autoglm_doctor.registry import check
 
 # Modules whose shadowing by a local file is harmless or intended.
@@ -616,6 +616,10 @@ def packages_shadowing(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
                 location=Location(shadow.path),
             )
             continue
+        checkout = _client_checkout(shadow)
+        if checkout is not None:  # the clone the client runs from: its own package is the one meant to load
+            yield _checkout_package(snap, shadow, checkout)
+            continue
         owner = (
             f" (from {shadow.distribution})"
             if shadow.distribution and canonical_name(shadow.distribution) != canonical_name(shadow.module)
@@ -632,3 +636,53 @@ def packages_shadowing(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             + (" (the deployment imports it)" if important else ""),
             location=Location(shadow.path),
         )
+
+
+def _client_checkout(shadow: Shadow) -> Path | None:
+    """The Open-AutoGLM checkout whose own ``phone_agent`` this is (main.py beside it), else None."""
+    from autoglm_doctor.knowledge.client_defects import client_checkouts
+
+    folder = Path(shadow.path).parent
+    if shadow.module != "phone_agent" or not client_checkouts([], str(folder)):
+        return None
+    return folder
+
+
+def _checkout_package(snap: Snapshot, shadow: Shadow, checkout: Path) -> Finding:
+    """Running from the checkout imports its phone_agent: say which copy loads and that the installed one is unused.
+
+    ``python main.py`` in the clone is how the client is run, so renaming the clone's package (the
+    advice for any other shadowing) would break the client.
+    """
+    from autoglm_doctor.knowledge.client_defects import checkout_version
+
+    installed = next(
+        (
+            d.version
+            for d in snap.distributions
+            if canonical_name(d.name) == canonical_name(shadow.distribution or "phone-agent")
+        ),
+        None,
+    )
+    local = checkout_version(checkout)
+    said = (
+        f"`python main.py` in the Open-AutoGLM checkout {checkout} imports its own phone_agent ({shadow.path}); "
+        f"the installed phone_agent{f' {installed}' if installed else ''} at {shadow.shadowed} is unused there"
+    )
+    ours, theirs = (parse_version(local) if local else None), (parse_version(installed) if installed else None)
+    differ = ours != theirs if ours is not None and theirs is not None else local != installed
+    if installed and local and differ:
+        return warning(
+            "packages.checkout-differs",
+            f"{said}, and the two differ in version (checkout {local}, installed {installed})",
+            fix=f"run the client from the checkout as is (its setup.py says {local}); to use one copy everywhere, "
+            f"reinstall it from the checkout: pip install -e {checkout}",
+            observed=f"checkout {local}, installed {installed}",
+            expected="one version",
+            location=Location(shadow.path),
+        )
+    return info(
+        "packages.checkout-package",
+        said + (f" (both {local})" if local and installed else ""),
+        location=Location(shadow.path),
+    )

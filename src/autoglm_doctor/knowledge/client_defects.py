@@ -154,3 +154,18 @@ def source_default(checkouts: list[Path], variable: str) -> SourceDefault | None
             ):
                 return SourceDefault(default.value, path, node.lineno)
     return None
+
+
+_SETUP_VERSION = re.compile(r"""\bversion\s*=\s*["']([^"'\s]{1,64})["']""")
+
+
+def checkout_version(root: Path) -> str | None:
+    """The version a checkout's setup.py states (``version="0.1.0"``), read as text; None when it states none."""
+    from autoglm_doctor.safeio import read_bytes
+
+    try:
+        text = read_bytes(root / "setup.py", "config", SOURCE_MAX_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    found = _SETUP_VERSION.search(text)
+    return found.group(1) if found is not None else None
