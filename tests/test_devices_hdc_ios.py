@@ -168,6 +168,7 @@ def test_the_device_type_picks_the_check_that_must_pass(env: pytest.MonkeyPatch,
         message = res["findings"][0]["message"]
         # unset is not "'adb'": the message says what the variable is (QA P3.17)
         assert message.startswith("PHONE_AGENT_DEVICE_TYPE is unset: the client defaults to adb"), message
+        assert f"(set it to {kind} to drive that device)" in message
         assert "is 'adb'" not in message
     env.setenv("PHONE_AGENT_DEVICE_TYPE", "ios")
     adb = result(run_json("--pack", "open-autoglm-phone", "--only", "devices.adb")[1], "devices.adb")

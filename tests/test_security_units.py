@@ -442,7 +442,9 @@ def test_security_doc_states_the_pack_and_fix_bounds_in_force() -> None:
     assert f"**{ps.SECONDS_MIN:g} to {ps.DEVICE_SECONDS_MAX:g}**" in doc
     assert f"**{ps.SECONDS_MIN:g} to {ps.SERVICE_SECONDS_MAX:g}**" in doc
     # the pack's service.timeout and --endpoint-timeout: one range, stated once (QA P3.18)
-    assert f"**{ps.SERVICE_TIMEOUT_MIN:g} to {ps.SERVICE_SECONDS_MAX:g}**: the range `--endpoint-timeout` accepts" in doc
+    assert (
+        f"**{ps.SERVICE_TIMEOUT_MIN:g} to {ps.SERVICE_SECONDS_MAX:g}**: the range `--endpoint-timeout` accepts" in doc
+    )
     assert f"**1 to {ps.MAX_TOKENS_MAX}**" in doc and f"**1 to {ps.SMOKE_TOKENS_MAX}**" in doc
     assert f"**{ps.NAME_MAX}**" in doc and f"**{ps.TEXT_MAX}**" in doc
     assert f"**±{float(rules.NUMBER_LIMIT):g}**" in doc and f"**1 to {rules.MAX_ITEMS_LIMIT}**" in doc

@@ -140,8 +140,14 @@ def trickling_socket() -> Iterator[str]:
 def test_a_server_that_answered_then_trickles_is_not_called_silent(trickling_socket: str, run_json) -> None:  # type: ignore[no-untyped-def]
     # QA P3.17: headers, then a byte a second, was "got no answer within 2 s"
     code, report = run_json(
-        "--pack", "open-autoglm-phone", "--only", "service.endpoint", "--endpoint", trickling_socket,
-        "--endpoint-timeout", "2",
+        "--pack",
+        "open-autoglm-phone",
+        "--only",
+        "service.endpoint",
+        "--endpoint",
+        trickling_socket,
+        "--endpoint-timeout",
+        "2",
     )
     endpoint = result(report, "service.endpoint")
     assert errors(endpoint) == ["service.timeout"]

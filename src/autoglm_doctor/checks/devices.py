@@ -383,7 +383,7 @@ def _applies_to(snap: Snapshot, ctx: CheckContext, kind: str) -> None:
 
 
 def _device_type_skip(snap: Snapshot, chosen: str, kind: str) -> str:
-    """Why a device check for ``kind`` does not run: the variable's value, or that it is unset and adb is the default."""
+    """Why a device check for ``kind`` does not run: the variable's value, or that it is unset (adb, the default)."""
     if not (snap.env.get("PHONE_AGENT_DEVICE_TYPE") or "").strip():
         return f"PHONE_AGENT_DEVICE_TYPE is unset: the client defaults to adb (set it to {kind} to drive that device)"
     return f"PHONE_AGENT_DEVICE_TYPE is {chosen!r}, not {kind}"

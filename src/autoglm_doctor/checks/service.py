@@ -196,13 +196,12 @@ class Names:
     def start(self, port: int | None) -> str:
         """How to get something listening at the endpoint."""
         if self.role == "server" and self.where:
-            return f"start the server ({self.where}; it listens at {self.listens or 'its --port'}) or correct --endpoint"
+            return (
+                f"start the server ({self.where}; it listens at {self.listens or 'its --port'}) or correct --endpoint"
+            )
         if self.role == "in-process" and self.where:
             return f"start the service ({self.where}'s host/port: {self.listens or 'its port'}) or correct --endpoint"
-        return (
-            f"start the model server (e.g. `vllm serve MODEL --port {port or 8000}`) "
-            f"or correct {self.endpoint}"
-        )
+        return f"start the model server (e.g. `vllm serve MODEL --port {port or 8000}`) or correct {self.endpoint}"
 
     def base_fix(self, base: str) -> str:
         """How to point the check at the OpenAI base URL ``base``."""
@@ -224,7 +223,9 @@ class Names:
                 "the doctor, and give every client the same value"
             )
         if self.role == "in-process":
-            return f"send the token {self.where or 'the config'} expects (auth.require_token): export PHONE_AGENT_API_KEY"
+            return (
+                f"send the token {self.where or 'the config'} expects (auth.require_token): export PHONE_AGENT_API_KEY"
+            )
         return "export PHONE_AGENT_API_KEY=<the server's --api-key value>"
 
     def model_fix(self, served: str, wanted: str) -> str:
@@ -324,9 +325,7 @@ def _exchange(req: Any, timeout: float) -> Answer:
     except urllib.error.URLError as exc:
         return _network_failure(exc.reason, took())
     except TimeoutError as exc:
-        return Answer(
-            status=None, failure="timeout", detail=str(exc) or "timed out", seconds=took(), answered=headers
-        )
+        return Answer(status=None, failure="timeout", detail=str(exc) or "timed out", seconds=took(), answered=headers)
     except (OSError, ValueError) as exc:
         return _network_failure(exc, took())
 
@@ -470,7 +469,7 @@ def explain_failure(
 
 
 def _model_name(snap: Snapshot, ctx: CheckContext, hints: Names) -> tuple[str | None, str]:
-    """(the model name to ask for, whose name it is): PHONE_AGENT_MODEL, the launch's --served-model-name, the pack's."""
+    """(the model name to ask, whose name it is): PHONE_AGENT_MODEL, the launch's --served-model-name, the pack's."""
     if snap.env.get("PHONE_AGENT_MODEL"):
         return snap.env["PHONE_AGENT_MODEL"], "the client sends model name"
     if hints.role == "server" and hints.served_name:
@@ -831,9 +830,7 @@ def send_step(
         return None
     wanted, card = chosen
     prompt, source = system_prompt(snap)
-    findings, exchange = agent_step(
-        url, wanted, image, prompt, settings, deadline, token.value, card, names(snap, ctx)
-    )
+    findings, exchange = agent_step(url, wanted, image, prompt, settings, deadline, token.value, card, names(snap, ctx))
     yield from (_with_token_note(f, token) for f in findings)
     return None if exchange is None else (wanted, exchange, source)
 
@@ -922,7 +919,11 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     yield info("service.system-prompt", f"system prompt: {source}")
     if ctx.options.endpoint_concurrency > 0:
         yield from _concurrency(
-            f"{url}/chat/completions", wanted, client_token(snap).value, settings.timeout, ctx.options.endpoint_concurrency
+            f"{url}/chat/completions",
+            wanted,
+            client_token(snap).value,
+            settings.timeout,
+            ctx.options.endpoint_concurrency,
         )
 
 
@@ -974,8 +975,10 @@ def endpoint_failed(ctx: CheckContext, *, unanswered_only: bool = False) -> bool
 
 
 def _auth_required(snap: Snapshot, ctx: CheckContext) -> str:
-    """Where the requirement for a token comes from, by name (the config's key, the launch's --api-key, the
-    pack's key); empty when nothing requires one."""
+    """Where the requirement for a token comes from, by name; empty when nothing requires one.
+
+    The config's ``auth.require_token``, the launch command's ``--api-key``, or the pack's ``service.require_token``.
+    """
     from autoglm_doctor.configfile.launch import setting
 
     config = snap.config

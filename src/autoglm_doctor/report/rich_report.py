@@ -376,7 +376,8 @@ def summary_lines(report: Report, options: RenderOptions) -> list[Text]:
         else:
             printed.append(
                 Text(
-                    f"{count} check{'s do' if count != 1 else ' does'} not apply to {roles} (-v lists them)", style="dim"
+                    f"{count} check{'s do' if count != 1 else ' does'} not apply to {roles} (-v lists them)",
+                    style="dim",
                 )
             )
     hidden = 0 if options.verbose else hidden_info(report)
