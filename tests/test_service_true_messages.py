@@ -455,3 +455,19 @@ def test_server_role_hints_name_the_launch_commands_settings(  # type: ignore[no
     refused = result(report, "service.endpoint")["findings"][0]
     assert refused["code"] == "service.token-refused"
     assert refused["fix"].startswith("the server checks the token against serve.sh's --api-key")
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_in_process_role_hints_name_its_config(run_json) -> None:  # type: ignore[no-untyped-def]
+    # QA P2.9: the in-process deployment's hints named the client's PHONE_AGENT_BASE_URL
+    Path("deploy.yaml").write_text("host: 0.0.0.0\nport: 8080\nauth:\n  require_token: true\n")
+    code, report = run_json("--pack", "open-autoglm", "--config", "deploy.yaml", "--only", "service.*")
+    for check_id in ("service.endpoint", "service.auth"):
+        res = result(report, check_id)
+        assert res["status"] == "skip"
+        message = res["findings"][0]["message"]
+        assert (
+            message
+            == "no endpoint: pass --endpoint http://localhost:8080 (deploy.yaml's host/port) once the service runs"
+        )
+        assert "PHONE_AGENT" not in message
