@@ -1025,7 +1025,7 @@ def auth(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     if url is None:
         raise Skip(names(snap, ctx).no_endpoint())
     if endpoint_failed(ctx, unanswered_only=True):
-        raise Skip("not run: service.endpoint failed (the endpoint did not answer)")
+        raise Skip("not run: service.endpoint failed (the endpoint gave no complete answer)")
     timeout = min(_timeout(ctx), AUTH_TIMEOUT_S)  # one GET: the served checks together stay under 30 s
     models_url = f"{url}/models"
     answer = request(models_url, timeout=timeout)
