@@ -104,7 +104,7 @@ def test_every_release_line_reads_every_flag_it_defines(engine: str) -> None:
 
 
 def test_a_wheel_gives_only_the_files_the_tables_keep(tmp_path: Path) -> None:
-    """A release without an sdist is read from its wheel member by member: the flag files and METADATA, nothing else."""
+    """A release without an sdist is read from its wheel member by member: flag files, registry, METADATA, no more."""
     import importlib.util
     import zipfile
 
@@ -118,10 +118,43 @@ def test_a_wheel_gives_only_the_files_the_tables_keep(tmp_path: Path) -> None:
         archive.writestr("vllm/config/cache.py", "x = 1\n")
         archive.writestr("vllm/_C.abi3.so", b"\0" * 4096)
         archive.writestr("vllm/model_executor/models/registry.py", "_MODELS = {}\n")
+        archive.writestr("vllm/model_executor/models/llama.py", "class LlamaForCausalLM: ...\n")
         archive.writestr("vllm-0.15.1.dist-info/METADATA", "Name: vllm\nVersion: 0.15.1\n")
         archive.writestr("vllm-0.15.1.dist-info/RECORD", "")
     dest = tmp_path / "vllm-0.15.1"
     copied = tool.from_wheel(wheel, dest, "vllm")
     written = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
-    assert written == ["METADATA", "vllm/config/cache.py", "vllm/engine/arg_utils.py"], copied
+    kept = ["METADATA", "vllm/config/cache.py", "vllm/engine/arg_utils.py", "vllm/model_executor/models/registry.py"]
+    assert written == kept, copied
     assert (dest / "METADATA").read_text() == "Name: vllm\nVersion: 0.15.1\n"
+
+
+def test_collect_keeps_the_releases_it_could_not_download_and_orders_by_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release the index no longer serves keeps its archived files; a file's releases sit side by side."""
+    import importlib.util
+    import tarfile
+
+    spec = importlib.util.spec_from_file_location("engine_tables", REPO / "tools" / "engine_tables.py")
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(tool, "SOURCES", tmp_path / "sources")
+    (tmp_path / "sources").mkdir()
+    registry = "vllm/model_executor/models/registry.py"
+    for version in ("0.12.0", "0.13.0"):  # 0.12.0 downloaded before; 0.13.0 now
+        release = tmp_path / ("old" if version == "0.12.0" else "new") / f"vllm-{version}"
+        for path, text in (("PKG-INFO", f"Version: {version}\n"), (registry, "_MODELS = {}\n")):
+            (release / path).parent.mkdir(parents=True, exist_ok=True)
+            (release / path).write_text(text)
+    tool.collect(tmp_path / "old")
+    tool.collect(tmp_path / "new")
+    with tarfile.open(tmp_path / "sources" / "vllm.tar.xz") as tar:
+        names = tar.getnames()
+    assert names == [
+        "vllm-0.12.0/PKG-INFO",
+        "vllm-0.13.0/PKG-INFO",
+        f"vllm-0.12.0/{registry}",
+        f"vllm-0.13.0/{registry}",
+    ]

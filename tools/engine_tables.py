@@ -18,9 +18,20 @@ Three steps; only the first touches the network (PyPI, through pip itself):
 ``download`` leaves, per version, a folder ``DIR/<engine>-<version>/`` holding the release's files
 (pip's unpacked sdist, or the members of the wheel that ``collect`` keeps) and its metadata file
 (``PKG-INFO`` / ``METADATA``); the wheel itself is deleted. ``collect`` keeps,
-verbatim, only the files the engine module reads (``flag_files``) plus the metadata, in one
-deterministic archive per engine (sorted, mtime 0). ``generate`` parses them; ``--check`` only
+verbatim, only the files the engine module reads (``flag_files``: the argument definitions;
+``registry_files``: vLLM's ``vllm/model_executor/models/registry.py``, SGLang's every
+``sglang/srt/models/*.py``, whose ``EntryClass`` lines name what it serves) plus the metadata, in one
+deterministic archive per engine (ordered by path then version, mtime 0). ``generate`` parses them
+(each table carries the release's ``architectures`` where its registry was kept); ``--check`` only
 compares, and the test suite runs it (tests/test_engines_tables.py).
+
+What the registry costs, measured (xz preset 9 extreme, members ordered by path then version so a file's
+releases sit side by side): vllm.tar.xz 267,776 -> 286,548 bytes with 23 registry.py files (46-71 KB
+each, 1.3 MB raw); sglang.tar.xz 176,816 -> 530,696 bytes with 748 model files of 5 releases
+(15.4 MB raw). The registries are kept for every vLLM release and for SGLang 0.5.6.post2 to 0.5.10.post1:
+the package index here no longer serves the files of SGLang 0.5.11 to 0.5.23 (``download`` reports
+"no release files"), so their argument files stay as collected before and their tables carry no
+architecture list. ``collect`` keeps the archive's members of a release ``download`` could not fetch.
 """
 
 from __future__ import annotations
@@ -90,6 +101,12 @@ def _pip_download(name: str, version: Version, options: tuple[str, ...], work: P
     )
 
 
+def kept_files(name: str, listing: list[str]) -> list[str]:
+    """The files of a release the engine module reads: its flag files and its model registry."""
+    engine = ENGINES[name]
+    return sorted({*engine.flag_files(listing), *engine.registry_files(listing)})
+
+
 def from_wheel(wheel: Path, dest: Path, name: str) -> list[str]:
     """Copy out of ``wheel`` only what ``collect`` keeps: the engine's flag files and the wheel's METADATA.
 
@@ -99,7 +116,7 @@ def from_wheel(wheel: Path, dest: Path, name: str) -> list[str]:
     with zipfile.ZipFile(wheel) as archive:
         listing = archive.namelist()
         metadata = [m for m in listing if m.endswith(".dist-info/METADATA") and m.count("/") == 1]
-        copied = [*ENGINES[name].flag_files(listing), *metadata[:1]]
+        copied = [*kept_files(name, listing), *metadata[:1]]
         for member in copied:
             target = dest / ("METADATA" if member in metadata else member)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,20 +157,37 @@ def download(folder: Path) -> None:
 
 
 def collect(folder: Path) -> None:
-    """Keep, verbatim, the files the engine modules read, one archive per engine."""
-    for name, engine in ENGINES.items():
-        members: list[tuple[str, bytes]] = []
-        for release in sorted(folder.glob(f"{name}-*"), key=lambda p: Version(p.name.split("-", 1)[1])):
+    """Keep, verbatim, the files the engine modules read, one archive per engine.
+
+    A release with no folder under ``folder`` (the index no longer serves its files) keeps the members
+    the archive already holds. Members are ordered by path, then version: a file that changes little
+    between releases sits beside its other versions, inside xz's 64 MiB dictionary (preset 9 extreme),
+    and costs a few hundred bytes per release instead of its full compressed size.
+    """
+    for name in ENGINES:
+        members: dict[tuple[str, str], bytes] = {}
+        archive = SOURCES / f"{name}.tar.xz"
+        fresh = {p.name.split("-", 1)[1] for p in folder.glob(f"{name}-*") if p.is_dir()}
+        if archive.exists():
+            with tarfile.open(archive, mode="r:xz") as tar:
+                for member in tar.getmembers():
+                    release, _, path = member.name.partition("/")
+                    handle = tar.extractfile(member)
+                    if handle is not None and release.partition("-")[2] not in fresh:
+                        members[(release.partition("-")[2], path)] = handle.read()
+        for version in fresh:
+            release = folder / f"{name}-{version}"
             listing = [str(p.relative_to(release)) for p in release.rglob("*") if p.is_file()]
-            wanted = [*engine.flag_files(listing), *(m for m in METADATA_NAMES if m in listing)]
-            members += [(f"{release.name}/{path}", (release / path).read_bytes()) for path in sorted(set(wanted))]
+            wanted = [*kept_files(name, listing), *(m for m in METADATA_NAMES if m in listing)]
+            members.update({(version, path): (release / path).read_bytes() for path in set(wanted)})
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:xz", preset=9 | lzma.PRESET_EXTREME) as tar:
-            for member, data in members:
-                info = tarfile.TarInfo(member)
+            for version, path in sorted(members, key=lambda key: (key[1], Version(key[0]))):
+                data = members[(version, path)]
+                info = tarfile.TarInfo(f"{name}-{version}/{path}")
                 info.size, info.mtime, info.mode = len(data), 0, 0o644
                 tar.addfile(info, io.BytesIO(data))
-        (SOURCES / f"{name}.tar.xz").write_bytes(buffer.getvalue())
+        archive.write_bytes(buffer.getvalue())
 
 
 def read_sources(name: str) -> dict[str, dict[str, str]]:

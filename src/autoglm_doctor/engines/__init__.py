@@ -99,6 +99,11 @@ def table_data(
     read = {path: text for path, text in files.items() if path in engine.flag_files(list(files))}
     flags, problems = engine.read_flags(read)
     pins = requirement_pins(requires)
+    registry = {path: text for path, text in files.items() if path in engine.registry_files(list(files))}
+    served: dict[str, Any] = {}
+    if registry:  # kept for the releases whose files the index still served when they were collected
+        architectures, unread = engine.registry_from_files(registry)
+        served = {"architectures": architectures, "registry_problems": unread}
     return {
         "engine": name,
         "version": version,
@@ -106,6 +111,7 @@ def table_data(
         "digests": file_digests(read),
         "problems": problems,
         "flags": [_spec_data(s) for s in flags],
+        **served,
         **engine.table_extras(files),
         "pins": pins,
         "requires_python": requires_python,

@@ -281,6 +281,22 @@ class Engine(ABC):
     def flag_files(self, listing: list[str]) -> list[str]:
         """Which of the package's files (relative paths) hold its flag definitions."""
 
+    def registry_files(self, listing: list[str]) -> list[str]:
+        """Which of the package's files (relative paths) :meth:`read_registry` reads (kept with a release's sources).
+
+        None unless the engine says: its tables then carry no architecture list.
+        """
+        del listing
+        return []
+
+    def registry_from_files(self, files: dict[str, str]) -> tuple[list[str], list[str]]:
+        """(architectures, problems) from the :meth:`registry_files` of a release (relative path -> text).
+
+        The same reading :meth:`read_registry` does on an installed engine; the tables keep its result.
+        """
+        del files
+        return [], []
+
     def dtype_on_gpu(self, *, dtype: str, bf16_supported: bool, gpu: str, version: str) -> tuple[str, str]:
         """(the dtype the engine runs at, what it logs when it falls back; empty when it does not).
 

@@ -463,13 +463,13 @@ def read(snap: Snapshot) -> LaunchRecord | None:
     cached = _CACHE.get(id(snap))
     if cached is not None and cached[0] is snap:
         return cached[1]
-    record = read_config(config, flags_for(snap, config.engine, _named_version(snap, config.engine)))
+    record = read_config(config, flags_for(snap, config.engine, named_version(snap, config.engine)))
     _CACHE.clear()
     _CACHE[id(snap)] = (snap, record)
     return record
 
 
-def _named_version(snap: Snapshot, engine: str) -> str:
+def named_version(snap: Snapshot, engine: str) -> str:
     """The engine version the launch file itself names, else empty.
 
     ``pip install vllm==0.33.0`` before the command, or an image tag: ``vllm/vllm-openai:v0.33.0``,

@@ -162,6 +162,14 @@ def read_sglang_flags(files: dict[str, str]) -> tuple[list[FlagSpec], list[str]]
     return sorted(unique.values(), key=lambda s: s.names[0]), problems
 
 
+def entry_classes(text: str) -> set[str]:
+    """The class names one model file's ``EntryClass`` assignment names (read as text, never imported)."""
+    names: set[str] = set()
+    for value in ENTRY_CLASS.findall(text):
+        names.update(re.findall(r"[A-Za-z_]\w*", value))
+    return names
+
+
 class Sglang(Engine):
     """SGLang."""
 
@@ -207,8 +215,7 @@ class Sglang(Engine):
             except OSError as exc:
                 problems.append(f"{folder / entry} could not be read: {exc.strerror or exc}")
                 continue
-            for value in ENTRY_CLASS.findall(text):
-                names.update(re.findall(r"[A-Za-z_]\w*", value))
+            names.update(entry_classes(text))
         if not names:
             problems.append(f"no EntryClass found in {folder}")
         return ServedArchitectures(str(folder), sorted(names), problems)
@@ -221,6 +228,18 @@ class Sglang(Engine):
     def flag_files(self, listing: list[str]) -> list[str]:
         """server_args.py and the argument-group field modules."""
         return sorted(p for p in listing if p == SERVER_ARGS or (p.startswith(FIELDS_FOLDER) and p.endswith(".py")))
+
+    def registry_files(self, listing: list[str]) -> list[str]:
+        """Every ``sglang/srt/models/*.py`` (not its subfolders: :meth:`read_registry` reads the folder's own files)."""
+        prefix = MODELS_FOLDER + "/"
+        return sorted(p for p in listing if p.startswith(prefix) and p.endswith(".py") and "/" not in p[len(prefix) :])
+
+    def registry_from_files(self, files: dict[str, str]) -> tuple[list[str], list[str]]:
+        """The ``EntryClass`` names of the release's model files (:func:`entry_classes`)."""
+        names: set[str] = set()
+        for path in self.registry_files(list(files)):
+            names.update(entry_classes(files[path]))
+        return sorted(names), [] if names else [f"no EntryClass found in {MODELS_FOLDER}"]
 
     def read_flags(self, files: dict[str, str]) -> tuple[list[FlagSpec], list[str]]:
         """See :func:`read_sglang_flags`."""

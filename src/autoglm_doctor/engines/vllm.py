@@ -563,6 +563,16 @@ class Vllm(Engine):
         wanted = set(ARG_FILES)
         return sorted(p for p in listing if p in wanted or (p.startswith(CONFIG_FOLDER) and p.endswith(".py")))
 
+    def registry_files(self, listing: list[str]) -> list[str]:
+        """model_executor/models/registry.py."""
+        return [REGISTRY] if REGISTRY in listing else []
+
+    def registry_from_files(self, files: dict[str, str]) -> tuple[list[str], list[str]]:
+        """The keys of registry.py's ``_..._MODELS`` dicts (:func:`registry_architectures`)."""
+        if REGISTRY not in files:
+            return [], [f"{REGISTRY}: missing"]
+        return registry_architectures(files[REGISTRY])
+
     def read_flags(self, files: dict[str, str]) -> tuple[list[FlagSpec], list[str]]:
         """See :func:`read_vllm_flags`."""
         return read_vllm_flags(files)
