@@ -17,9 +17,11 @@ VLLM_METADATA = SOURCES / "vllm-metadata" / "vllm-0.12.0.METADATA.xz"
 def install_release(venv: Venv, engine: str, version: str) -> Path:
     """Install ``engine==version`` into the venv from its released files kept in tools/knowledge_sources.
 
-    The package's argument files land where pip puts them (site-packages/vllm/engine/arg_utils.py, ...)
-    and the release's own metadata file (sdist PKG-INFO / wheel METADATA) becomes the dist-info's METADATA,
-    as ``pip install --no-deps`` leaves them; the compiled parts, which the doctor never reads, are absent.
+    The package's argument files and model registry land where pip puts them (site-packages/vllm/engine/
+    arg_utils.py, vllm/model_executor/models/registry.py, sglang/srt/models/*.py, ...; SGLang's models only
+    for 0.5.6.post2 to 0.5.10.post1, see tools/engine_tables.py) and the release's own metadata file (sdist
+    PKG-INFO / wheel METADATA) becomes the dist-info's METADATA, as ``pip install --no-deps`` leaves them;
+    the compiled parts, which the doctor never reads, are absent.
     """
     prefix = f"{engine}-{version}/"
     dist_info = venv.site_packages / f"{engine}-{version}.dist-info"

@@ -60,6 +60,8 @@ def weights_architecture(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]
         served = engine.registry(snap.libraries)
         if served is not None and key in installed:
             yield from _engine_serves(snap, m, engine.title, installed[key], served)
+        elif key not in installed:
+            yield from _named_release_serves(snap, m, engine)
     needs = [*_processor_needs(snap, m, tf, files, installed), *_tokenizer_needs(snap, m, installed)]
     yield from _reported_once(needs, snap, ctx)
 
@@ -174,17 +176,60 @@ def _engine_serves(
         if m.architectures:
             yield info(
                 "weights.architecture-served",
-                f"{name} {dist.version} serves {', '.join(m.architectures)} (its registry: {served.path})",
+                f"{name} {dist.version} serves {', '.join(m.architectures)} (its registry: {served.path}, "
+                f"{len(served.architectures)} architectures)",
             )
         return
     yield error(
         "weights.architecture-unserved",
         f"{name} {dist.version} does not serve {', '.join(missing)} (config.json's architectures): it is not in "
-        f"{served.path}, so the server refuses the model at start-up ('Model architectures [...] are not supported')",
+        f"{served.path} ({len(served.architectures)} architectures), so the server refuses the model at start-up "
+        "('Model architectures [...] are not supported')",
         fix=pip_install(snap, "--upgrade", dist.key),
         location=_config(m),
         observed=f"{dist.key}=={dist.version}",
         expected=f"a {name} whose registry lists {missing[0]}",
+    )
+
+
+def _named_release_serves(snap: Snapshot, m: ModelFacts, engine: engines.Engine) -> Iterator[Finding]:
+    """An engine not installed here whose version the launch file names (an image tag, ``pip install vllm==``).
+
+    Answered from the generated table of that release line, which keeps the architectures its registry
+    lists (tools/engine_tables.py); nothing when no version is named or the table keeps no list.
+    """
+    from autoglm_doctor.engines.launch import named_version
+
+    config = snap.config
+    if not m.architectures or config is None or not config.parsed or config.engine != engine.name:
+        return
+    version = named_version(snap, engine.name)
+    line, _ = engines.table_for(engine.name, version) if version else ("", "")
+    table = engines.load_table(engine.name, line) if line else {}
+    listed = [str(a) for a in table.get("architectures", [])]
+    release = str(table.get("version", ""))
+    named_release, line_release = parse_version(version), parse_version(line)
+    if not listed or named_release is None or line_release is None:
+        return
+    if named_release.release[: len(line_release.release)] != line_release.release:
+        return  # only the nearest older table: its registry is not the named release's
+    where = (
+        f"knowledge/engines/{engine.name}-{line}.json ({engine.title} {release}'s registry, "
+        f"{len(listed)} architectures)"
+    )
+    named = f"{engine.title} {version}, which the launch file names (not installed here),"
+    missing = [a for a in m.architectures if a not in listed]
+    if not missing:
+        yield info("weights.architecture-served", f"{named} serves {', '.join(m.architectures)}: {where}")
+        return
+    yield error(
+        "weights.architecture-unserved",
+        f"{named} does not serve {', '.join(missing)} (config.json's architectures): it is not in {where}, so "
+        "the server refuses the model at start-up ('Model architectures [...] are not supported')",
+        fix=f"name a newer {engine.title} release in the launch file (one whose registry lists {missing[0]})",
+        location=_config(m),
+        observed=f"{engine.name}=={version}",
+        expected=f"a {engine.title} whose registry lists {missing[0]}",
     )
 
 
