@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoglm_doctor import engines
+from autoglm_doctor.phone import CLIENT_VARIABLES
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
 
 SERVER = "open-autoglm-server"
@@ -35,16 +36,6 @@ LAUNCH_FILES_READ = 50
 """At most this many other ``*.sh`` files are read (a scripts folder as the working directory stays quick)."""
 LAUNCH_FILE_MAX_BYTES = 64 * 1024
 """A launch script is a few lines: a bigger ``*.sh`` is not read."""
-CLIENT_VARIABLES = (
-    "PHONE_AGENT_BASE_URL",
-    "PHONE_AGENT_MODEL",
-    "PHONE_AGENT_API_KEY",
-    "PHONE_AGENT_DEVICE_ID",
-    "PHONE_AGENT_DEVICE_TYPE",
-    "PHONE_AGENT_WDA_URL",
-    "PHONE_AGENT_LANG",
-)
-"""The phone-agent client's own settings (Open-AutoGLM main.py): one set means the client runs here."""
 
 
 class NoRoleEvidence(ValueError):

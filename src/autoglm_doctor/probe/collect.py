@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from autoglm_doctor import __version__
 from autoglm_doctor.gather_options import PROBE_TIMEOUT_S, GatherOptions
+from autoglm_doctor.phone import CLIENT_VARIABLES
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
@@ -45,13 +46,7 @@ ENV_VARS = (
     "TRANSFORMERS_CACHE",
     "TRANSFORMERS_OFFLINE",
     "HF_TOKEN",
-    "PHONE_AGENT_BASE_URL",
-    "PHONE_AGENT_MODEL",
-    "PHONE_AGENT_API_KEY",
-    "PHONE_AGENT_DEVICE_ID",
-    "PHONE_AGENT_DEVICE_TYPE",
-    "PHONE_AGENT_WDA_URL",
-    "PHONE_AGENT_LANG",
+    *CLIENT_VARIABLES,
     "OPENAI_API_KEY",
     "ANDROID_SERIAL",
 )
