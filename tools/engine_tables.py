@@ -57,19 +57,10 @@ from packaging.version import Version  # noqa: E402
 
 from autoglm_doctor.engines import ENGINES, table_data  # noqa: E402  (the parsers the doctor runs)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from knowledge_tables import pip_versions  # noqa: E402  (the index listing both generators use)
+
 METADATA_NAMES = ("PKG-INFO", "METADATA")
-
-
-def _versions(name: str) -> list[Version]:
-    out = subprocess.run(
-        [sys.executable, "-m", "pip", "index", "versions", name],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    line = next(line for line in out.splitlines() if line.startswith("Available versions:"))
-    return [Version(v.strip()) for v in line.split(":", 1)[1].split(",")]
 
 
 def chosen_versions(name: str, available: list[Version]) -> list[Version]:
@@ -135,7 +126,7 @@ def download(folder: Path) -> None:
     import shutil
 
     for name in ENGINES:
-        for version in chosen_versions(name, _versions(name)):
+        for version in chosen_versions(name, [Version(v) for v in pip_versions(name)]):
             dest = folder / f"{name}-{version}"
             if dest.exists():
                 continue
