@@ -83,7 +83,21 @@ def test_both_hooks_run_the_same_lint() -> None:
     pattern = re.compile(python["files"])
     for name in ("autoglm.yaml", "deploy/autoglm-prod.toml", "a/autoglm.json", "serve.sh", "deploy/vllm.args"):
         assert pattern.search(name), name
-    for name in ("README.md", "build.sh", "config.yaml"):
+    # the launch and request files users really name (vLLM's --config YAML/JSON, the bundled example's request.json)
+    for name in (
+        "deploy/vllm.yaml",
+        "vllm2.yml",
+        "vllm-config.json",
+        "sglang.yaml",
+        "sglang-args.json",
+        "serve.yaml",
+        "request.json",
+        "examples/deployment/request.json",
+        "batch-request.json",
+        "requests.json",
+    ):
+        assert pattern.search(name), name
+    for name in ("README.md", "build.sh", "config.yaml", "package.json", "tsconfig.json"):
         assert not pattern.search(name), name
 
 
@@ -147,3 +161,30 @@ def test_try_repo_lints_each_file_as_what_it_is_with_no_args(tmp_path: Path) -> 
     assert "did you mean --gpu-memory-utilization?" in flat
     assert "argument --tp-size/--tensor-parallel-size: invalid int value: 'two'" in flat
     assert "--model-path" not in messages and "--trust-remote-code" not in messages
+
+
+@pytest.mark.slow
+def test_try_repo_lints_engine_yaml_and_request_json_by_their_usual_names(tmp_path: Path) -> None:
+    """vLLM's --config YAML/JSON and request.json (the bundled example's name) are linted as what they are."""
+    repo = tmp_path / "names"
+    (repo / "deploy").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "deploy" / "vllm.yaml").write_text(
+        "model: /models/glm\nserved-model-name: autoglm-phone-9b\nmax-model-len: 25480\ngpu-memory-utilisation: 0.9\n"
+    )
+    (repo / "deploy" / "sglang-config.json").write_text('{"model-path": "/models/glm", "tp-size": "two"}\n')
+    (repo / "request.json").write_text((REPO / "examples" / "deployment" / "request.json").read_text())
+    (repo / "batch-request.json").write_text('[{"id": 1, "data": [1.0]}, {"id": 1, "data": [2.0]}]\n')
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "configs")
+    proc = _try_repo(repo, tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    flat = re.sub(r"\s+", " ", proc.stdout)
+    assert "did you mean --gpu-memory-utilization?" in flat  # vllm.yaml, against vLLM's flags
+    assert "role: open-autoglm-server, because deploy/vllm.yaml holds the flags of vllm" in flat
+    assert "role: open-autoglm-server, because deploy/sglang-config.json holds the flags of sglang" in flat
+    assert "invalid int value: 'two'" in flat
+    assert "batch-request.json:1:28: item 1 (line 1) repeats id '1'" in flat
+    # the bundled example's request.json is linted too, and is sound
+    assert proc.stdout.count("Sample request is valid (config.request)") == 2
+    assert proc.stdout.count("Summary: ") == 4
