@@ -14,7 +14,8 @@ Accepted forms (the same inside YAML, JSON, TOML and launch-flag files):
     A literal ``${`` (no interpolation).
 
 NAME is a letter or underscore followed by letters, digits and underscores. A bare ``$NAME`` is
-not interpolated (config.env warns: write ``${NAME}``). A value that is
+not interpolated (config.env warns: write ``${NAME}``), except in a shell launch file (``shell``),
+where the shell expands ``$NAME`` and ``"$NAME"`` as it does ``${NAME}``. A value that is
 exactly one reference and whose result reads as a number or ``true``/``false`` becomes that type
 (``port: ${PORT}`` gives an integer).
 """
@@ -54,8 +55,11 @@ UNCLOSED_SHOWN = 40
 """Characters of an unclosed reference's text kept (``${`` x 20000 once made an 808 MB report)."""
 
 
-def references(text: str) -> Iterator[Reference]:
-    """Every ``${...}`` reference in ``text`` (``$${`` escapes are skipped).
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def references(text: str, *, shell: bool = False) -> Iterator[Reference]:
+    """Every ``${...}`` reference in ``text`` (``$${`` escapes are skipped); with ``shell``, every ``$NAME`` too.
 
     Linear in ``text``: the next ``}`` and newline are found once and reused until passed, and
     an unclosed reference ends at the next ``$`` (its shown text at :data:`UNCLOSED_SHOWN`).
@@ -68,6 +72,9 @@ def references(text: str) -> Iterator[Reference]:
             i = text.find("$", i + 2)
             continue
         if nxt != "{":
+            bare = _SHELL_NAME.match(text, i + 1) if shell else None
+            if bare is not None:  # the shell expands $NAME as it does ${NAME}
+                yield Reference(i, bare.end(), bare.group())
             i = text.find("$", i + 1)
             continue
         if close != -1 and close < i + 2:
@@ -105,9 +112,12 @@ def _typed(text: str) -> object:
     return text
 
 
-def expand(value: str, environ: Mapping[str, str]) -> tuple[object, list[str]]:
-    """The interpolated value and the variables it read; unresolvable references stay as written."""
-    refs = list(islice(references(value), MAX_REFERENCES + 1))
+def expand(value: str, environ: Mapping[str, str], *, shell: bool = False) -> tuple[object, list[str]]:
+    """The interpolated value and the variables it read; unresolvable references stay as written.
+
+    ``shell``: the value is a word of a shell launch file, where ``$NAME`` is expanded too.
+    """
+    refs = list(islice(references(value, shell=shell), MAX_REFERENCES + 1))
     if len(refs) > MAX_REFERENCES:  # not a real value: left as written, not interpolated
         return value, []
     if not refs:

@@ -64,11 +64,43 @@ def _code_part(line: str, fmt: str) -> str:
     return line
 
 
+_SHELL_ASSIGNMENT = re.compile(
+    r"(?:^|[\s;&|(])(?:(?:export|local|readonly|declare)\s+(?:-\w+\s+)*)?([A-Za-z_][A-Za-z0-9_]*)=|"
+    r"\bfor\s+([A-Za-z_][A-Za-z0-9_]*)\s+in\b|\bread\s+(?:-\w+\s+)*([A-Za-z_][A-Za-z0-9_]*)",
+    re.MULTILINE,
+)
+
+
+def _shell_assigned(text: str) -> set[str]:
+    """Variables a shell launch file sets itself (``MODEL=...``, ``export PORT=...``, ``for X in``, ``read X``).
+
+    Their value comes from the script, not the environment: an unset one there is no finding.
+    """
+    return {name for match in _SHELL_ASSIGNMENT.finditer(text) for name in match.groups() if name}
+
+
+def _unquoted_single(code: str) -> str:
+    """``code`` with the text inside single quotes blanked (same length): the shell expands nothing there."""
+    out, inside, double = [], False, False
+    for char in code:
+        if char == "'" and not double:
+            inside = not inside
+            out.append(char)
+        else:
+            double = double != (char == '"' and not inside)
+            out.append(" " if inside else char)
+    return "".join(out)
+
+
 def _env_diagnostics(source: Source, fmt: str, environ: Mapping[str, str]) -> list[Diagnostic]:
     text = source.text
     found: list[Diagnostic] = []
     done_lines: set[int] = set()
-    hit = text.find("${")
+    shell = fmt == "flags"  # a shell launch file: the shell expands $NAME too, not inside '...'
+    if shell:
+        environ = {**dict.fromkeys(_shell_assigned(text), "set by the script"), **environ}
+    marker = "$" if shell else "${"
+    hit = text.find(marker)
     while hit >= 0:
         line_start = text.rfind("\n", 0, hit) + 1
         line_end = text.find("\n", hit)
@@ -76,16 +108,19 @@ def _env_diagnostics(source: Source, fmt: str, environ: Mapping[str, str]) -> li
         if line_start not in done_lines:
             done_lines.add(line_start)
             code = _code_part(text[line_start:line_end], fmt)
-            found.extend(_line_env_diagnostics(source, code, line_start, environ))
+            code = _unquoted_single(code) if shell else code
+            found.extend(_line_env_diagnostics(source, code, line_start, environ, shell=shell))
             if len(found) >= MAX_ENV_DIAGNOSTICS:
                 return found[:MAX_ENV_DIAGNOSTICS]
-        hit = text.find("${", line_end)
+        hit = text.find(marker, line_end)
     return found
 
 
-def _line_env_diagnostics(source: Source, code: str, offset: int, environ: Mapping[str, str]) -> list[Diagnostic]:
+def _line_env_diagnostics(
+    source: Source, code: str, offset: int, environ: Mapping[str, str], *, shell: bool = False
+) -> list[Diagnostic]:
     found: list[Diagnostic] = []
-    for ref in envvars.references(code):
+    for ref in envvars.references(code, shell=shell):
         if len(found) >= MAX_ENV_DIAGNOSTICS:
             break
         line, column = source.position(offset + ref.start)
@@ -145,7 +180,11 @@ def _line_env_diagnostics(source: Source, code: str, offset: int, environ: Mappi
                     source,
                     "config.env-unset",
                     f"environment variable {ref.name} is not set and {written} has no default: "
-                    "the service would read the text literally or fail",
+                    + (
+                        "the shell expands it to nothing, so the flag gets an empty value or takes the next word"
+                        if shell
+                        else "the service would read the text literally or fail"
+                    ),
                     line,
                     column,
                     fix=f"export {ref.name}=...   (or give a default: ${{{ref.name}:-VALUE}})",
@@ -173,7 +212,9 @@ def _line_env_diagnostics(source: Source, code: str, offset: int, environ: Mappi
 class _Walker:
     """Interpolates every string value and records secrets and relative paths."""
 
-    def __init__(self, parsed: Parsed, source: Source, environ: Mapping[str, str], folder: Path, cwd: Path) -> None:
+    def __init__(
+        self, parsed: Parsed, source: Source, environ: Mapping[str, str], folder: Path, cwd: Path, *, shell: bool
+    ) -> None:
         self.parsed = parsed
         self.source = source
         self.environ = environ
@@ -183,6 +224,8 @@ class _Walker:
         self.secrets: dict[str, SecretFacts] = {}
         self.paths: dict[str, PathFacts] = {}
         self.diagnostics: list[Diagnostic] = []
+        self.shell = shell
+        """A shell launch file: the shell expands ``$NAME`` as it does ``${NAME}``."""
 
     def walk(self, node: Any, path: tuple[Any, ...]) -> None:
         """Interpolate and inspect every string below ``node`` in place."""
@@ -206,10 +249,10 @@ class _Walker:
         result: Any = value
         variables: list[str] = []
         if "$" in value:
-            result, variables = envvars.expand(value, self.environ)
+            result, variables = envvars.expand(value, self.environ, shell=self.shell)
             if variables:
                 self.env_refs[name] = variables
-            elif envvars.is_bare_reference(value):
+            elif envvars.is_bare_reference(value) and not self.shell:
                 line, column = self.parsed_position(name)
                 self.diagnostics.append(
                     diag(
@@ -329,7 +372,7 @@ def parse_config(
     diagnostics.extend(_env_diagnostics(src, fmt, environ))
     if not isinstance(data, dict):
         return ConfigFacts(**base, positions=parsed.positions, diagnostics=_ordered(diagnostics))
-    walker = _Walker(parsed, src, environ, folder, cwd)
+    walker = _Walker(parsed, src, environ, folder, cwd, shell=fmt == "flags")
     walker.walk(data, ())
     diagnostics.extend(walker.diagnostics)
     return ConfigFacts(
