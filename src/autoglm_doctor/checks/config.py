@@ -251,8 +251,16 @@ def config_values(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     facts = snap.config
     parsed = facts is not None and facts.parsed
     vllm = installed_version(snap, "vllm") if snap.python.version else None
-    if not parsed and vllm is None:
-        raise _unparsed_skip(facts, ctx)
+    if not parsed:
+        # Without a config only the installed vLLM's pins are left to compare: a finding when one breaks,
+        # else a skip that names the config it needs (a pass here would have tested no config value).
+        pins = list(_vllm_pins(snap, str(vllm))) if vllm is not None else []
+        if not pins:
+            skip = _unparsed_skip(facts, ctx)
+            held = f"; vllm {vllm}'s torch, transformers and Python pins hold" if vllm is not None else ""
+            raise Skip(f"{skip}{held}")
+        yield from pins
+        return
     if facts is not None and facts.parsed:
         rules, launch = ctx.pack.rules.config, ctx.pack.rules.launch  # typed when the pack loaded
         yield from _pack_rules(facts, rules)
