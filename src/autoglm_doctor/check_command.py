@@ -217,6 +217,8 @@ class RunMemo:
     """The loaded pack."""
     loaded: Registry | None = None
     """The loaded checks (built-ins and plugins)."""
+    json_reports: list[str] | None = None
+    """Each file's JSON report, kept for one array on stdout (None: each run prints its own)."""
 
 
 def _target_memo() -> TargetMemo:
@@ -247,7 +249,7 @@ def run(args: CheckArgs, memo: RunMemo | None = None) -> int:
     from autoglm_doctor.probe.collect import gather
 
     gathering: Background | Ready | None = None
-    launch_found = _launch_in_working_directory(args)
+    launch_found = launch_in_working_directory(args)
     if launch_found is not None:
         args = dataclasses.replace(args, config=launch_found)
     if target is not None:
@@ -308,6 +310,8 @@ def run(args: CheckArgs, memo: RunMemo | None = None) -> int:
     else:
         role = roles.Role(packs=chosen_pack.names or (chosen_pack.name,), evidence=(), chosen_by="--pack")
     named = {i for i in runner.split_ids(args.only) if i in loaded.checks}  # named in --only: runs whatever the role
+    if args.request is not None:  # a check asked for by its input: the in-process role owns it, the user wants it
+        named.add("config.request")
     left_out = [s for s in selected if s.id not in named and not roles.applies(s.id, role.packs)]
     selected = [s for s in selected if s not in left_out]
 
@@ -364,6 +368,7 @@ def run(args: CheckArgs, memo: RunMemo | None = None) -> int:
             doctor_tool_venv=target.doctor_tool_venv if target is not None else "",
             progress=stream.detail if stream is not None and stream.live else None,
             no_env=args.no_env,
+            request_lint=args.request is not None and args.config is None and not args.discover,
         ),
     )
     finished: list[CheckResult] = []
@@ -408,7 +413,11 @@ def run(args: CheckArgs, memo: RunMemo | None = None) -> int:
         if fmt is Format.RICH and path is None:
             continue  # streamed above
         color = fmt is Format.RICH and path is None and options.color
-        write_output(render(report, fmt, dataclasses.replace(options, color=color)), path, after.files, after.folders)
+        rendered = render(report, fmt, dataclasses.replace(options, color=color))
+        if fmt is Format.JSON and path is None and memo is not None and memo.json_reports is not None:
+            memo.json_reports.append(rendered)  # one JSON document for the whole run: the caller prints the array
+            continue
+        write_output(rendered, path, after.files, after.folders)
         if path is not None and fmt is not Format.RICH and stderr_is_terminal():
             print(f"report written to {path}: {status}", file=sys.stderr)
     fix_code = EXIT_OK
@@ -470,11 +479,12 @@ def _fix_options(args: CheckArgs, guard: Guarded | None = None) -> FixOptions | 
     return options
 
 
-def _launch_in_working_directory(args: CheckArgs) -> Path | None:
+def launch_in_working_directory(args: CheckArgs) -> Path | None:
     """A vLLM/SGLang launch script in the working directory, read as the config when nothing else names one.
 
     Only without --pack, --config, --snapshot, AUTOGLM_CONFIG and ./autoglm.yaml: it is evidence of the
-    server role (roles.py), and the server's checks read its flags.
+    server role (roles.py), and the server's checks read its flags. ``snapshot`` asks the same, so that
+    a snapshot holds the launch command ``check`` would have read.
     """
     if args.pack is not None or args.config is not None or args.snapshot is not None:
         return None

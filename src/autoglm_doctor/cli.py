@@ -275,7 +275,13 @@ def check(
         if any(path is not None for _fmt, path in outputs) or fix:
             raise UsageError("several configs give one report each, on stdout: --output and --fix take one config")
         memo = check_command.RunMemo()  # the target probed once, the pack and checks loaded once, for every file
-        return max(check_command.run(_one_file(args, one, named=False), memo) for one in configs)
+        if first_format is Format.JSON:  # stdout carries one JSON document: an array of the files' reports
+            memo.json_reports = []
+        code = max(check_command.run(_one_file(args, one, named=False), memo) for one in configs)
+        if memo.json_reports is not None:
+            reports = [json.loads(text) for text in memo.json_reports]
+            write_output(json.dumps(reports, indent=2, ensure_ascii=False) + "\n", None)
+        return code
 
 
 def _one_file(args: check_command.CheckArgs, path: Path | None, *, named: bool) -> check_command.CheckArgs:
@@ -360,7 +366,7 @@ def snapshot_command(
     ] = None,
 ) -> int:
     """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`."""
-    from autoglm_doctor.check_command import CheckArgs, guarded
+    from autoglm_doctor.check_command import CheckArgs, guarded, launch_in_working_directory
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather
     from autoglm_doctor.target import choose
@@ -369,6 +375,9 @@ def snapshot_command(
     # the same target as `check`: --python, else the active environment, else the python on PATH
     target = choose(python)
     args = CheckArgs(config=config, model=model, python=python)
+    # the launch script `check` would find here and read as the config: `check --snapshot` re-evaluates it
+    config = config or launch_in_working_directory(args)
+    args = dataclasses.replace(args, config=config)
     with _click_usage():
         guarded(args, target).check(output)  # never into what it inspects: refused before the probe runs
     snap = gather(GatherOptions(python=target.python, config=config, model=model))

@@ -45,6 +45,8 @@ class Options:
     """The doctor's own pipx/uv tool venv, when it became the target by default (python.venv warns)."""
     no_env: bool = False
     """``--no-env``: unset ${VAR} references are warnings (commit time: the deployment's variables are elsewhere)."""
+    request_lint: bool = False
+    """The run lints a request JSON given as a file to ``check`` (pre-commit): no config is looked for."""
     progress: Callable[[str], None] | None = None
     """Where a long check reports its phase (the live footer of a terminal run); None: nowhere."""
 
@@ -104,6 +106,12 @@ def need_reason(need: str, ctx: CheckContext) -> str:
     entry = NEEDS.get(need)
     if entry is None:
         return f"unknown need {need!r}"
+    if need == "config" and ctx.options.request_lint and ctx.options.request is not None:
+        # the file is a request, not a config: an existing ./autoglm.yaml is not what this run reads
+        return (
+            f"{ctx.options.request} is a request JSON, linted by config.request; no config is read for it "
+            "(name the config as another file, e.g. `check autoglm.yaml request.json`, to lint it too)"
+        )
     if "open-autoglm-server" in ctx.pack.names and "open-autoglm" not in ctx.pack.names:
         return SERVER_NEEDS.get(need, entry[1])
     return entry[1]
