@@ -365,7 +365,11 @@ def snapshot_command(
         Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write the snapshot here (default: stdout).")
     ] = None,
 ) -> int:
-    """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`."""
+    """Gather every fact once and save it as JSON, to evaluate later with `check --snapshot`.
+
+    Without --config it captures the config `check` would read here: $AUTOGLM_CONFIG, ./autoglm.yaml,
+    else a vLLM/SGLang launch script in the working directory (serve.sh...).
+    """
     from autoglm_doctor.check_command import CheckArgs, guarded, launch_in_working_directory
     from autoglm_doctor.gather_options import GatherOptions
     from autoglm_doctor.probe.collect import gather

@@ -18,7 +18,7 @@ from autoglm_doctor.checks._util import parse_version, pip_install
 from autoglm_doctor.checks.packages import family_fix
 from autoglm_doctor.context import CheckContext
 from autoglm_doctor.knowledge.libraries import TORCH_FAMILY, family_pin
-from autoglm_doctor.model import Finding, Location, Skip, error, warning
+from autoglm_doctor.model import Finding, Location, Skip, error, info, warning
 from autoglm_doctor.probe.abi import CXX11_STRING, TORCH_LIBRARY, ExtensionFacts, proof, short_path
 from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
 from autoglm_doctor.registry import check
@@ -55,6 +55,15 @@ def packages_abi(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             observed=problem,
             expected="every extension read",
             fix="rerun where site-packages is on a local disk",
+        )
+    if not facts.scanned and not facts.problems:  # a pass would have tested nothing
+        raise Skip("the target holds no compiled extension (no shared object in site-packages): nothing to match")
+    if not facts.extensions and not facts.problems:  # a pass must say what it looked at, even when it found none
+        yield info(
+            "packages.abi-none",
+            f"no compiled extension in the target links against torch ({facts.scanned} shared objects read): "
+            "nothing can mismatch it",
+            observed=f"{facts.scanned} shared objects, none linking torch",
         )
     by_owner: dict[str, list[ExtensionFacts]] = defaultdict(list)
     for ext in facts.extensions:
