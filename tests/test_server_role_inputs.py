@@ -76,7 +76,7 @@ def test_an_explicit_request_is_linted_on_the_server_role(
     assert report["packs"] == ["open-autoglm-server"]
     assert code == 1
     assert result(report, "config.request")["status"] == "fail"
-    assert codes(report, "config.request") == ["config.request-duplicate-id"]
+    assert sorted(codes(report, "config.request")) == ["config.request-duplicate-id", "config.request-role"]
     assert "config.request" not in {item["id"] for item in report.get("not_applicable", [])}
     # without --request the in-process role's check stays out of the server's report
     code, report = run_json("--python", str(venv.python), "--only", "config.*")
@@ -136,6 +136,10 @@ def test_shell_launch_file_dollar_variables_are_the_shells(
     assert sorted(unset) == [(5, 14), (5, 44)], findings
     assert unset[(5, 14)].startswith("environment variable VLLM_API_KEY is not set and $VLLM_API_KEY has no default")
     assert "the shell expands it to nothing" in unset[(5, 44)]
+    # $MODEL is what the script set it to, whatever the environment holds
+    main(["check", "--only", "weights.path", "--no-smoke", "--format", "json", "serve.sh"])
+    [finding] = result(json.loads(capsys.readouterr().out), "weights.path")["findings"]
+    assert finding["message"].startswith("model in serve.sh is '/models/glm'"), finding
     # set: resolved, and a secret's value never reaches the report
     monkeypatch.setenv("VLLM_API_KEY", "sk-live-0123456789abcdef")
     monkeypatch.setenv("HF_DIR", "/data/hf")

@@ -946,7 +946,20 @@ def config_request(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     path = ctx.options.request
     if path is None:
         raise Skip("no sample request (pass --request FILE)")
+    roles = ctx.pack.names or (ctx.pack.name,)
+    if set(roles) <= _NOT_IN_PROCESS:  # run because the user named the file, on a role that does not own it
+        yield info(
+            "config.request-role",
+            "linted as the in-process service's batch request because it was named "
+            f"({' + '.join(roles)} does not read this format: the vLLM/SGLang server and the phone-agent "
+            "client speak the OpenAI chat API)",
+            location=Location(str(path)),
+        )
     yield from lint_request(path, ctx.pack.rules.request)
+
+
+_NOT_IN_PROCESS = frozenset({"open-autoglm-server", "open-autoglm-phone"})
+"""The built-in roles whose services do not take the in-process batch format."""
 
 
 def lint_request(path: Path, policy: RequestPolicy) -> Iterator[Finding]:

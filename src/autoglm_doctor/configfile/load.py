@@ -71,12 +71,28 @@ _SHELL_ASSIGNMENT = re.compile(
 )
 
 
+_LITERAL_ASSIGNMENT = re.compile(
+    r"^[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)="
+    r"(?:\"([^\"$`\\]*)\"|'([^']*)'|([^\s\"'$`\\;&|]*))[ \t]*(?:#.*)?$",
+    re.MULTILINE,
+)
+
+
 def _shell_assigned(text: str) -> set[str]:
     """Variables a shell launch file sets itself (``MODEL=...``, ``export PORT=...``, ``for X in``, ``read X``).
 
     Their value comes from the script, not the environment: an unset one there is no finding.
     """
     return {name for match in _SHELL_ASSIGNMENT.finditer(text) for name in match.groups() if name}
+
+
+def shell_literals(text: str) -> dict[str, str]:
+    """``MODEL=/models/glm`` lines of a shell launch file: the literal values the script gives its variables.
+
+    Only a line that is one plain assignment (no ``$``, backquote or escape in the value): its value is
+    what the shell substitutes for ``$MODEL`` later in the script, whatever the environment holds.
+    """
+    return {m.group(1): next(v for v in m.groups()[1:] if v is not None) for m in _LITERAL_ASSIGNMENT.finditer(text)}
 
 
 def _unquoted_single(code: str) -> str:
@@ -372,7 +388,8 @@ def parse_config(
     diagnostics.extend(_env_diagnostics(src, fmt, environ))
     if not isinstance(data, dict):
         return ConfigFacts(**base, positions=parsed.positions, diagnostics=_ordered(diagnostics))
-    walker = _Walker(parsed, src, environ, folder, cwd, shell=fmt == "flags")
+    shell = fmt == "flags"  # the script's own plain assignments win over the environment, as in the shell
+    walker = _Walker(parsed, src, {**environ, **shell_literals(text)} if shell else environ, folder, cwd, shell=shell)
     walker.walk(data, ())
     diagnostics.extend(walker.diagnostics)
     return ConfigFacts(
