@@ -161,6 +161,8 @@ def test_try_repo_lints_each_file_as_what_it_is_with_no_args(tmp_path: Path) -> 
     assert "did you mean --gpu-memory-utilization?" in flat
     assert "argument --tp-size/--tensor-parallel-size: invalid int value: 'two'" in flat
     assert "--model-path" not in messages and "--trust-remote-code" not in messages
+    # the request file's own run does not ask for the autoglm.yaml that sits beside it
+    assert "add ./autoglm.yaml" not in proc.stdout
 
 
 @pytest.mark.slow
