@@ -57,7 +57,7 @@ def packages_abi(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
             fix="rerun where site-packages is on a local disk",
         )
     if not facts.scanned and not facts.problems:  # a pass would have tested nothing
-        raise Skip("the target holds no compiled extension (no shared object in site-packages): nothing to match")
+        raise Skip("no compiled extension in site-packages: nothing to match")
     if not facts.extensions and not facts.problems:  # a pass must say what it looked at, even when it found none
         yield info(
             "packages.abi-none",

@@ -453,68 +453,6 @@ def cuda_torch_build(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
 # --- cuda.toolkit ----------------------------------------------------------------------------
 
 
-@check(
-    "cuda.toolkit",
-    title="nvcc matches torch's CUDA",
-    needs=("torch", "gpu"),
-    why=(
-        "nvcc only matters when something is compiled against torch (flash-attn from source, custom kernels, "
-        "DeepSpeed ops): torch.utils.cpp_extension refuses an nvcc whose CUDA major differs from torch's. Running "
-        "the model never needs nvcc: torch's wheel brings its own CUDA runtime."
-    ),
-    fix="Install the CUDA toolkit matching torch's CUDA and point CUDA_HOME (and PATH) at it before building.",
-)
-def cuda_toolkit(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
-    """The nvcc on PATH (or CUDA_HOME) has the CUDA version torch was built with."""
-    build = snap.torch
-    gpu = snap.gpu
-    assert build is not None and gpu is not None
-    torch_cuda = kb.parse_cuda(build.cuda)
-    if torch_cuda is None:
-        raise Skip(f"torch {build.version} is not a CUDA build: nvcc does not matter")
-    if not gpu.nvcc_path:
-        raise Skip("no nvcc found (PATH, CUDA_HOME, /usr/local/cuda): only needed to build CUDA extensions")
-    nvcc = kb.parse_cuda(gpu.nvcc_version)
-    if nvcc is None:
-        yield info("cuda.nvcc-unreadable", f"{gpu.nvcc_path} gave no version: {gpu.nvcc_error or 'unknown output'}")
-        return
-    wants_flash = config_value(snap, "attn_implementation") == "flash_attention_2"
-    flash = (
-        " Your config asks for flash_attention_2: `pip install flash-attn` compiles with this nvcc when no "
-        "prebuilt wheel matches your torch."
-        if wants_flash
-        else ""
-    )
-    torch_text = kb.cuda_text(torch_cuda)
-    home = f"/usr/local/cuda-{torch_text}"
-    fix = (
-        f"install CUDA toolkit {torch_text} and build with it: export CUDA_HOME={home} PATH={home}/bin:$PATH  "
-        f"(or: conda install -c nvidia cuda-toolkit={torch_text}). Prebuilt wheels do not need nvcc."
-    )
-    if nvcc[0] != torch_cuda[0]:
-        yield warning(
-            "cuda.nvcc-mismatch",
-            f"nvcc at {gpu.nvcc_path} is CUDA {kb.cuda_text(nvcc)}, torch {build.version} is built with CUDA "
-            f"{torch_text}. This only matters when building CUDA extensions (flash-attn, custom kernels): they "
-            f"fail with 'The detected CUDA version ({kb.cuda_text(nvcc)}) mismatches the version that was used to "
-            f"compile PyTorch ({torch_text})'. Running the model is not affected." + flash,
-            observed=kb.cuda_text(nvcc),
-            expected=f"{torch_cuda[0]}.x (ideally {torch_text})",
-            fix=fix,
-        )
-    elif nvcc != torch_cuda:
-        yield info(
-            "cuda.nvcc-minor-mismatch",
-            f"nvcc is CUDA {kb.cuda_text(nvcc)}, torch {build.version} uses CUDA {torch_text}: the same major, so "
-            "extensions build (torch only warns)." + flash,
-        )
-    else:
-        yield info("cuda.nvcc-ok", f"nvcc at {gpu.nvcc_path} is CUDA {kb.cuda_text(nvcc)}, as torch's build")
-
-
-# --- cuda.memory -----------------------------------------------------------------------------
-
-
 def normalise_dtype(value: Any) -> str:
     """``bf16``/``torch.bfloat16`` -> ``bfloat16``; empty for unset; ``auto`` kept."""
     if value is None:
@@ -786,6 +724,70 @@ def cuda_memory(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
         fix=alternative,
         location=config_location(snap, "torch_dtype"),
     )
+
+
+# Registered after cuda.memory, so it runs and prints after it: what decides whether the model runs comes
+# before what only matters when building extensions (the first screen of a report shows the GPU verdict).
+@check(
+    "cuda.toolkit",
+    title="nvcc matches torch's CUDA",
+    needs=("torch", "gpu"),
+    why=(
+        "nvcc only matters when something is compiled against torch (flash-attn from source, custom kernels, "
+        "DeepSpeed ops): torch.utils.cpp_extension refuses an nvcc whose CUDA major differs from torch's. Running "
+        "the model never needs nvcc: torch's wheel brings its own CUDA runtime."
+    ),
+    fix="Install the CUDA toolkit matching torch's CUDA and point CUDA_HOME (and PATH) at it before building.",
+)
+def cuda_toolkit(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
+    """The nvcc on PATH (or CUDA_HOME) has the CUDA version torch was built with."""
+    build = snap.torch
+    gpu = snap.gpu
+    assert build is not None and gpu is not None
+    torch_cuda = kb.parse_cuda(build.cuda)
+    if torch_cuda is None:
+        raise Skip(f"torch {build.version} is not a CUDA build: nvcc does not matter")
+    if not gpu.nvcc_path:
+        raise Skip("no nvcc found (PATH, CUDA_HOME, /usr/local/cuda): only needed to build CUDA extensions")
+    nvcc = kb.parse_cuda(gpu.nvcc_version)
+    if nvcc is None:
+        yield info("cuda.nvcc-unreadable", f"{gpu.nvcc_path} gave no version: {gpu.nvcc_error or 'unknown output'}")
+        return
+    wants_flash = config_value(snap, "attn_implementation") == "flash_attention_2"
+    flash = (
+        " Your config asks for flash_attention_2: `pip install flash-attn` compiles with this nvcc when no "
+        "prebuilt wheel matches your torch."
+        if wants_flash
+        else ""
+    )
+    torch_text = kb.cuda_text(torch_cuda)
+    home = f"/usr/local/cuda-{torch_text}"
+    fix = (
+        f"install CUDA toolkit {torch_text} and build with it: export CUDA_HOME={home} PATH={home}/bin:$PATH  "
+        f"(or: conda install -c nvidia cuda-toolkit={torch_text}). Prebuilt wheels do not need nvcc."
+    )
+    if nvcc[0] != torch_cuda[0]:
+        yield warning(
+            "cuda.nvcc-mismatch",
+            f"nvcc at {gpu.nvcc_path} is CUDA {kb.cuda_text(nvcc)}, torch {build.version} is built with CUDA "
+            f"{torch_text}. This only matters when building CUDA extensions (flash-attn, custom kernels): they "
+            f"fail with 'The detected CUDA version ({kb.cuda_text(nvcc)}) mismatches the version that was used to "
+            f"compile PyTorch ({torch_text})'. Running the model is not affected." + flash,
+            observed=kb.cuda_text(nvcc),
+            expected=f"{torch_cuda[0]}.x (ideally {torch_text})",
+            fix=fix,
+        )
+    elif nvcc != torch_cuda:
+        yield info(
+            "cuda.nvcc-minor-mismatch",
+            f"nvcc is CUDA {kb.cuda_text(nvcc)}, torch {build.version} uses CUDA {torch_text}: the same major, so "
+            "extensions build (torch only warns)." + flash,
+        )
+    else:
+        yield info("cuda.nvcc-ok", f"nvcc at {gpu.nvcc_path} is CUDA {kb.cuda_text(nvcc)}, as torch's build")
+
+
+# --- cuda.memory -----------------------------------------------------------------------------
 
 
 def _smaller_load(snap: Snapshot, footprint: Footprint, free: int, config: str) -> str:
