@@ -10,9 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from autoglm_doctor.cli import main
 from tests.helpers.venvs import Venv, healthy, make_venv
+
+# Every property test runs with a fixed seed (derandomize): CI and `make test` try the same examples, and a
+# failure reproduces. HYPOTHESIS_PROFILE=explore searches at random instead, to look for new cases.
+settings.register_profile("fixed", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 
 @pytest.fixture(autouse=True, scope="session")

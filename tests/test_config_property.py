@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from autoglm_doctor.configfile.load import parse_config
@@ -43,7 +43,9 @@ TRICKY = [
     "9" * 30,
     "é",
 ]
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A fixed seed, as every property test of the suite has: CI reproduces what a developer ran. The random
+# search found `?` (an empty key at the end of the stream) once: it is an explicit example below.
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _lines_in_file(raw: bytes, name: str) -> None:
@@ -66,6 +68,8 @@ def _lines_in_file(raw: bytes, name: str) -> None:
 
 @SETTINGS
 @given(st.binary(max_size=300), st.sampled_from(["c.yaml", "c.json", "c.toml", "serve.sh"]))
+@example(b"?", "c.yaml")
+@example(b"a:\n  ? ", "c.yaml")
 def test_random_bytes_never_crash(raw: bytes, name: str) -> None:
     _lines_in_file(raw, name)
 

@@ -279,7 +279,16 @@ class _YamlBuilder:
         return self.depth is None or len(path) <= self.depth
 
     def place(self, node: yaml.Node) -> tuple[int, int]:
-        return node.start_mark.line + 1, node.start_mark.column + 1
+        """1-based line and column of a node, never past the last line.
+
+        The composer marks an empty value at the very end (``?``, ``key:``) past the last line: it is
+        placed at the end of that line instead.
+        """
+        line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        last = self.source.line_count
+        if line > last >= 1:
+            return last, len(self.source.line_text(last)) + 1
+        return line, column
 
     def report(self, code: str, message: str, node: yaml.Node, path: tuple[Any, ...], **kw: Any) -> None:
         line, column = self.place(node)
