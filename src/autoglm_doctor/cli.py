@@ -290,10 +290,10 @@ def _one_file(args: check_command.CheckArgs, path: Path | None, *, named: bool) 
     A request JSON (an array of request items) is linted by config.request, with no config looked
     for; a launch command or the doctor's config is the run's config. ``--config FILE`` is always a config.
     """
-    from autoglm_doctor.configfile.load import REQUEST, kind_of_file
-
     if path is None or named or args.request is not None or not path.is_file():
         return dataclasses.replace(args, config=path)
+    from autoglm_doctor.configfile.load import REQUEST, kind_of_file  # only for a file to tell apart
+
     if kind_of_file(path) == REQUEST:
         return dataclasses.replace(args, config=None, request=path, discover=False)
     return dataclasses.replace(args, config=path)

@@ -19,10 +19,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from autoglm_doctor import engines
 from autoglm_doctor.phone import CLIENT_VARIABLES
-from autoglm_doctor.probe.snapshot import Snapshot, canonical_name
+
+if TYPE_CHECKING:
+    from autoglm_doctor.probe.snapshot import Snapshot
+
+# The engines and the snapshot's helpers are imported where they are used: the working directory is searched
+# for a launch script before the probe starts, and in a folder without one that search imports nothing.
 
 SERVER = "open-autoglm-server"
 PHONE = "open-autoglm-phone"
@@ -70,6 +75,7 @@ def launch_file_in(cwd: Path) -> Path | None:
 
 
 def _starts_engine(path: Path) -> bool:
+    from autoglm_doctor import engines
     from autoglm_doctor.safeio import read_bytes
 
     try:
@@ -106,6 +112,9 @@ def detect_role(snap: Snapshot, *, cwd: Path, environ: Mapping[str, str], launch
         where = " (found in the working directory, read as --config)" if launch_found is not None else ""
         does = "starts" if config.format == "flags" else "holds the flags of"
         evidence[SERVER].append(f"{config.path} {does} {engine}{where}")
+    from autoglm_doctor import engines
+    from autoglm_doctor.probe.snapshot import canonical_name
+
     installed = {canonical_name(d.name): d for d in snap.distributions}
     for name in engines.ENGINES:
         if name in installed:
