@@ -9,9 +9,9 @@ Two real venvs beside the CPU torch of this environment (linked in, with its dis
 For each it times, in fresh interpreters, interleaved: the whole ``check --no-smoke``, ``pip
 check`` (the peer: dependency consistency only), and what packages.abi adds to the check: the ELF
 gathering (``probe.abi.gather``, pyelftools' import included, run after the probe answers) plus
-the check itself (its ``duration_ms`` in the JSON report). The gathering is timed alone, after
-the probe: in a real run the target's site-packages is listed while the probe runs, so this is
-an upper bound of what the check adds.
+the check itself (its ``duration_ms`` in the JSON report). The probe lists the shared objects in
+its own process (their walk and ``DT_NEEDED`` pre-read run beside the doctor, not in it): the
+gathering timed here reads in full only those that link torch.
 
 Targets: the stack's addition at most 0.15 s; the wide venv's at most 1 s.
 
@@ -54,10 +54,11 @@ def _run(cmd: list[str], cwd: str) -> tuple[float, str]:
 _COLD = """
 import sys, pathlib, time
 from autoglm_doctor.probe import collect
-snap = collect.snapshot_from_probe(collect.run_probe(sys.argv[1], pathlib.Path.cwd()), {})
+data = collect.run_probe(sys.argv[1], pathlib.Path.cwd())
+snap = collect.snapshot_from_probe(data, {})
 assert "elftools" not in sys.modules
 start = time.perf_counter()
-facts = collect._abi_facts(snap)  # imports probe.elf and pyelftools, as the first gathering of a run does
+facts = collect._abi_facts(snap, data.get("shared_objects"))  # imports probe.elf and pyelftools, as a run does
 print(time.perf_counter() - start, len(facts.extensions) if facts else -1)
 """
 

@@ -199,7 +199,8 @@ def test_mutated_elf_files_never_crash_the_reader(
     built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[int, int]], cut: int
 ) -> None:
     """Corrupt headers, tags and tables (and truncation) give an ElfError or a result, never another exception."""
-    from autoglm_doctor.probe.elf import ElfError, SharedObject, needed_of
+    from autoglm_doctor.probe._script import needed_of
+    from autoglm_doctor.probe.elf import ElfError, SharedObject
 
     data = bytearray(built["matching"].read_bytes())
     for at, value in edits:
@@ -207,7 +208,7 @@ def test_mutated_elf_files_never_crash_the_reader(
             data[at] = value
     path = tmp_path_factory.mktemp("fuzz") / "x.so"
     path.write_bytes(bytes(data[: max(cut, 64)] if cut < len(data) else data))
-    names = needed_of(str(path), 1 << 30)  # the pre-read: a list, or None for the full read to explain
+    names = needed_of(str(path))  # the probe's pre-read: a list, or None for the full read to explain
     assert names is None or all(isinstance(n, str) for n in names)
     try:
         obj = SharedObject.open(str(path), 1 << 30)
@@ -374,3 +375,58 @@ def test_a_torch_library_without_a_gnu_hash_table_is_read_through_dt_hash(
     code, report = _abi(run_json, venv)
     [finding] = result(report, "packages.abi")["findings"]
     assert finding["code"] == "packages.abi-missing-symbol" and finding["message"].startswith("other 1.0: ")
+
+
+def test_the_probe_sends_back_only_the_shared_objects_the_doctor_must_read(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """The walk and the DT_NEEDED pre-read run in the probe: it answers with what links torch or is unreadable."""
+    from autoglm_doctor.probe.collect import run_probe
+
+    venv = venv_with_torch(tmp_path / "v")
+    linking = add_extension(venv, built["matching"])
+    package = linking.parent
+    shutil.copyfile(built["matching"].parent / "dep" / "libabidep.so", package / "plain.so")  # links no torch
+    os.mkfifo(package / "pipe.so")  # never opened for reading: the doctor's full read says what it is
+    for pruned in ("tests", "build"):  # vendored test data and stale build copies are not what Python imports
+        (package / pruned).mkdir()
+        shutil.copyfile(built["standin"], package / pruned / "_C.so")
+    facts = run_probe(str(venv.python), tmp_path)
+    [listing] = facts["shared_objects"]  # type: ignore[misc]
+    assert listing["location"] == str(venv.site_packages)
+    assert listing["scanned"] == 3 and listing["problems"] == []
+    sent = {s["path"]: s["needed"] for s in listing["shared_objects"]}
+    assert set(sent) == {str(linking), str(package / "pipe.so")}
+    assert "libc10.so" in sent[str(linking)] and sent[str(package / "pipe.so")] is None
+
+
+def test_the_probe_walk_stops_at_its_bounds_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+    import time
+
+    from autoglm_doctor.probe import _script
+    from autoglm_doctor.probe.sonames import LINKS
+
+    for n in range(3):
+        (tmp_path / f"m{n}.so").write_bytes(b"")
+    links = re.compile(LINKS)
+    monkeypatch.setattr(_script, "SCAN_MAX_SHARED_OBJECTS", 2)
+    listing = _script.scan_folder(str(tmp_path), links, {"deadline": time.monotonic() + 60, "objects": 0})
+    assert listing["problems"] == [f"{tmp_path}: stopped after 2 shared objects"]
+    assert listing["scanned"] == 2 and all(s["needed"] is None for s in listing["shared_objects"])
+    late = _script.scan_folder(str(tmp_path), links, {"deadline": time.monotonic() - 1, "objects": 0})
+    assert late["problems"] == [f"{tmp_path}: the scan stopped after {_script.SCAN_DEADLINE_S:g} s (a slow disk?)"]
+    monkeypatch.setattr(_script, "errors", [])
+    assert _script.links_pattern(["--links", "("]) is None and _script.errors[0].startswith("--links: ")
+    assert _script.links_pattern([]) is None
+
+
+def test_a_malformed_list_of_shared_objects_is_the_probes_error(tmp_path: Path) -> None:
+    """The probe's answer is typed where it enters: a wrong shape names its path, and no check reads it."""
+    import sys
+
+    from autoglm_doctor.probe.collect import ProbeError, _abi_facts, run_probe, snapshot_from_probe
+
+    snap = snapshot_from_probe(run_probe(sys.executable, tmp_path), {})
+    with pytest.raises(ProbeError, match=r"malformed: \$\[0\]\.scanned: expected int, got str"):
+        _abi_facts(snap, [{"location": "/x", "scanned": "many"}])

@@ -450,6 +450,14 @@ def test_security_doc_states_the_pack_and_fix_bounds_in_force() -> None:
     assert f"**±{float(rules.NUMBER_LIMIT):g}**" in doc and f"**1 to {rules.MAX_ITEMS_LIMIT}**" in doc
     assert f"**{ARCHIVE_SIZE_LIMIT >> 30} GiB**" in doc
     assert f"**{_script.NESTING_LIMIT}**" in doc
+    # packages.abi: the probe's walk, then the doctor's reading of what links torch
+    from autoglm_doctor.probe import abi
+
+    assert (
+        f"| {abi.MAX_FILE_BYTES >> 30} GiB; the probe walks at most {_script.SCAN_MAX_ENTRIES:,} folder entries per "
+        f"folder, {_script.SCAN_MAX_SHARED_OBJECTS:,} shared objects and {_script.SCAN_DEADLINE_S:g} s per run; "
+        f"reading those that link torch stops after {abi.SCAN_DEADLINE_S:g} s |"
+    ) in doc
     # every key of the schema is in the table, and the table names no key the schema lacks
     table = doc.split("### Packs: typed when they load", 1)[1].split("###", 1)[0]
     for section, (_record, validators) in ps.SCHEMA.items():

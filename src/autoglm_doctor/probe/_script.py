@@ -23,7 +23,9 @@ import os  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
 import stat  # noqa: E402
+import struct  # noqa: E402
 import sysconfig  # noqa: E402
+import time  # noqa: E402
 
 SECRET_HINT = re.compile(r"token|key|secret|passw|credential|auth", re.IGNORECASE)
 NORMALIZE = re.compile(r"[-_.]+")
@@ -584,6 +586,194 @@ def libraries(search_path):
     return out
 
 
+# --- compiled extensions (packages.abi). The target's site-packages is walked here, in the probe's
+# own process, so that the walk and the DT_NEEDED pre-read run beside the doctor instead of holding
+# its interpreter (they were 50 ms of its start-up in the test environment's 279 shared objects).
+# The doctor names the libraries that matter (`--links PATTERN`, a regular expression over sonames);
+# only the shared objects that need one of them, or that cannot be pre-read, are sent back: the
+# doctor reads those in full.
+SCAN_MAX_ENTRIES = 400000  # folder entries walked per folder scanned (a full CUDA stack has ~60,000)
+SCAN_MAX_SHARED_OBJECTS = 5000  # shared objects pre-read per run
+SCAN_DEADLINE_S = 10.0  # the whole walk stops (and says so) after this long: the probe's own deadline is 30 s
+ELF_MAX_DYNAMIC_TAGS = 4096
+# Folders that hold no importable extension (`build` and `dist` of a source tree hold stale copies).
+SCAN_PRUNED = {"__pycache__", "include", "nvidia", "tests", "test", ".git", "node_modules", "build", "dist", ".tox"}
+# Names that are files, not folders, in site-packages (most of its entries): never stat'ed.
+SCAN_FILES = (".py", ".pyi", ".pyc", ".json", ".txt", ".md", ".h", ".hpp", ".cuh", ".cu", ".cpp", ".c", ".js", ".typed")
+
+
+def needed_names(fd):
+    """The DT_NEEDED names of an ELF shared object, read with struct and pread (a few reads a file).
+
+    Raises ValueError (or struct.error, IndexError) when it is not a well-formed ELF shared object.
+    """
+    header = os.pread(fd, 64, 0)
+    if header[:4] != b"\x7fELF" or len(header) < 64 or header[4] not in (1, 2) or header[5] not in (1, 2):
+        raise ValueError("not an ELF file")
+    wide, order = header[4] == 2, "<" if header[5] == 1 else ">"
+    if wide:
+        phoff = struct.unpack_from(order + "Q", header, 32)[0]
+        phentsize, phnum = struct.unpack_from(order + "HH", header, 54)
+        phdr, dyn = order + "IIQQQQ", order + "qQ"
+    else:
+        phoff = struct.unpack_from(order + "I", header, 28)[0]
+        phentsize, phnum = struct.unpack_from(order + "HH", header, 42)
+        phdr, dyn = order + "IIIII", order + "iI"
+    if phentsize < struct.calcsize(phdr) or phnum > 4096:
+        raise ValueError("malformed program headers")
+    table = os.pread(fd, phnum * phentsize, phoff)
+    loads = []
+    dynamic = None
+    for n in range(phnum):
+        fields = struct.unpack_from(phdr, table, n * phentsize)
+        if wide:
+            kind, offset, vaddr, filesz = fields[0], fields[2], fields[3], fields[5]
+        else:
+            kind, offset, vaddr, filesz = fields[0], fields[1], fields[2], fields[4]
+        if kind == 1:  # PT_LOAD
+            loads.append((vaddr, offset, filesz))
+        elif kind == 2:  # PT_DYNAMIC
+            dynamic = (offset, filesz)
+    if dynamic is None:
+        raise ValueError("no dynamic section")
+    step = struct.calcsize(dyn)
+    tags = os.pread(fd, min(dynamic[1], ELF_MAX_DYNAMIC_TAGS * step), dynamic[0])
+    needed = []
+    strtab = None
+    for tag, value in struct.iter_unpack(dyn, tags[: len(tags) - len(tags) % step]):
+        if tag == 0:  # DT_NULL
+            break
+        if tag == 1:  # DT_NEEDED
+            needed.append(value)
+        elif tag == 5:  # DT_STRTAB: an address, turned into a file offset through the PT_LOAD it falls in
+            strtab = next((value - v + o for v, o, size in loads if v <= value < v + size), None)
+    if strtab is None:
+        raise ValueError("no dynamic string table")
+    names = []
+    for at in needed:
+        raw = os.pread(fd, 4096, strtab + at)
+        end = raw.find(b"\0")
+        if end < 0:
+            raise ValueError("an unterminated string")
+        names.append(raw[:end].decode("utf-8", "replace"))
+    return names
+
+
+def needed_of(path):
+    """The DT_NEEDED names of the file at ``path``; None when it cannot be read this way.
+
+    None sends the file to the doctor's full reader, which says what is wrong with it (or that it
+    is not an ELF file at all). Opened without blocking: a FIFO named *.so is refused, never waited on.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return needed_names(fd)
+    except (OSError, struct.error, IndexError, ValueError, OverflowError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def editable_root(direct_url):
+    """The source folder of an editable install (PEP 610 direct_url.json); "" for any other install."""
+    try:
+        data = json.loads(direct_url) if direct_url else None
+    except ValueError:
+        return ""
+    if not isinstance(data, dict) or not isinstance(data.get("dir_info"), dict) or not data["dir_info"].get("editable"):
+        return ""
+    from urllib.parse import unquote, urlparse
+
+    url = urlparse(str(data.get("url", "")))
+    path = unquote(url.path)
+    return path if url.scheme == "file" and os.path.isdir(path) else ""
+
+
+def scan_folder(location, links, budget):
+    """The shared objects under ``location`` that need a library ``links`` matches (or cannot be pre-read).
+
+    Torch itself, vendored library folders, metadata and other environments inside a source tree are
+    not walked. ``budget`` is shared by every folder of the run: {"deadline", "objects"}.
+    """
+    listing = {"location": location, "shared_objects": [], "scanned": 0, "problems": []}
+    stack = [location]
+    seen = set()
+    entries = 0
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as found:
+                items = list(found)
+        except OSError:
+            continue
+        entries += len(items)
+        if entries > SCAN_MAX_ENTRIES:
+            listing["problems"].append("%s: stopped after %d entries" % (location, SCAN_MAX_ENTRIES))
+            break
+        if time.monotonic() > budget["deadline"]:
+            listing["problems"].append("%s: the scan stopped after %g s (a slow disk?)" % (location, SCAN_DEADLINE_S))
+            break
+        for item in items:
+            name = item.name
+            if name.endswith(SCAN_FILES):
+                continue  # a source or data file: asking the file system what it is costs more than the rest
+            try:
+                is_dir = item.is_dir()
+                linked = is_dir and item.is_symlink()
+            except OSError:
+                continue
+            if is_dir:
+                if name in SCAN_PRUNED or name.endswith((".dist-info", ".egg-info", ".libs", ".data")):
+                    continue
+                if (name.startswith(".") or "env" in name) and os.path.isfile(os.path.join(item.path, "pyvenv.cfg")):
+                    continue  # another environment inside a source tree: not what this one imports
+                if name == "torch" and os.path.isfile(os.path.join(item.path, "version.py")):
+                    continue  # torch itself: its libraries are what the others are proven against
+                if linked:  # a linked folder is read once (a link loop ends here)
+                    real = os.path.realpath(item.path)
+                    if real in seen:
+                        continue
+                    seen.add(real)
+                stack.append(item.path)
+            elif name.endswith(".so"):
+                if budget["objects"] >= SCAN_MAX_SHARED_OBJECTS:
+                    listing["problems"].append("%s: stopped after %d shared objects" % (location, SCAN_MAX_SHARED_OBJECTS))
+                    return listing
+                budget["objects"] += 1
+                listing["scanned"] += 1
+                needed = needed_of(item.path)
+                if needed is None or any(links.match(n) for n in needed):
+                    listing["shared_objects"].append({"path": item.path, "needed": needed})
+    return listing
+
+
+def shared_objects(distributions, links):
+    """Every folder the target imports compiled extensions from, scanned: site-packages and editable sources."""
+    folders = set(d["location"] for d in distributions if d["location"] and os.path.isdir(d["location"]))
+    for dist in distributions:  # `pip install -e` builds its extensions inside the source tree
+        if NORMALIZE.sub("-", dist["name"]).lower() != "autoglm-doctor":
+            root = editable_root(dist["direct_url"])
+            if root:
+                folders.add(root)
+    budget = {"deadline": time.monotonic() + SCAN_DEADLINE_S, "objects": 0}
+    return [scan_folder(folder, links, budget) for folder in sorted(folders)]
+
+
+def links_pattern(argv):
+    """The sonames that make a shared object worth reading (``--links PATTERN``); None when not asked."""
+    if len(argv) >= 2 and argv[0] == "--links":
+        try:
+            return re.compile(argv[1])
+        except re.error as exc:
+            errors.append("--links: %s" % exc)
+    return None
+
+
 def main(argv):
     cwd = os.getcwd()
     # A program started in cwd sees cwd first (python app.py from there, uvicorn app:app).
@@ -707,6 +897,9 @@ def main(argv):
         "libraries": libraries(search_path[1:] if search_path[0] == cwd else search_path),
         "probe_errors": errors,
     }
+    links = links_pattern(argv)
+    if links is not None and facts["torch"] is not None and sys.platform.startswith("linux"):
+        facts["shared_objects"] = shared_objects(distributions, links)
     sys.stdout.write(json.dumps(facts))
     sys.stdout.flush()
 

@@ -11,8 +11,11 @@ libraries torch ships) and answers the dynamic linker's two questions without lo
 2. is every torch symbol it needs exported by torch's libraries (looked up in their GNU hash
    tables, else their classic ``DT_HASH``, at the symbol version it names)?
 
-The target's own site-packages is listed while the probe runs (:class:`Prefetch`), and the source
-tree of each editable install is read too (``pip install -e`` builds extensions in place).
+The probe lists the shared objects (``probe/_script.py``, ``scan_folder``): it walks the target's
+site-packages and the source tree of each editable install (``pip install -e`` builds extensions in
+place) in its own process, reads each file's ``DT_NEEDED`` names with ``struct`` and sends back only
+those that need a library ``sonames.LINKS`` matches, or that it could not pre-read. The walk is bounded
+there (400,000 entries per folder, 5,000 shared objects and 10 s per run; see its ``SCAN_*``).
 
 Missing symbols are demangled with ``c++filt`` (binutils; one call for the whole run, with a
 timeout); where it is absent they stay mangled and the finding says so. Nothing is cached
@@ -24,12 +27,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from autoglm_doctor.probe import sonames
 
 if TYPE_CHECKING:
     from autoglm_doctor.probe.elf import SharedObject, Undefined
@@ -37,12 +41,9 @@ if TYPE_CHECKING:
 # probe.elf is imported where shared objects are listed, and pyelftools (by probe.elf) only once a
 # file that links torch is read: the snapshot's types live here, and reading a snapshot needs neither.
 
-TORCH_LIBRARY = re.compile(r"^lib(?:c10|torch|shm)(?:_[a-z0-9_]+)?\.so$")
+TORCH_LIBRARY = re.compile(sonames.TORCH_LIBRARY)
 """Libraries torch ships in ``torch/lib`` (``libc10.so``, ``libtorch_cuda.so``, ``libtorch_python.so``)."""
-CUDA_LIBRARY = re.compile(
-    r"^lib(?:cudart|cublas|cublasLt|cudnn[a-z_]*|nccl|nvrtc|cusparse|cusparseLt|cufft|curand|cusolver|nvJitLink"
-    r"|nvToolsExt|cupti|cufile|nvshmem_host|nvjpeg)\.so(?:\.\d+)*$"
-)
+CUDA_LIBRARY = re.compile(sonames.CUDA_LIBRARY)
 """The CUDA runtime libraries torch's CUDA builds load from the ``nvidia-*`` wheels."""
 TORCH_SYMBOL = re.compile(r"^_Z(?:T[ISV]|GV)?N?[rVKRO]*(?:3c10|2at|5torch|6caffe2)")
 """A mangled name in torch's namespaces (c10::, at::, torch::, caffe2::): only torch can provide it."""
@@ -53,19 +54,11 @@ OLD_STRING = "Ss"
 
 MAX_FILE_BYTES = 4 << 30
 """Largest shared object mapped (libtorch_cuda.so is about 1.5 GB); a larger one is a finding."""
-MAX_ENTRIES = 400_000
-"""Folder entries walked per site-packages before the scan stops (a full CUDA stack has ~60,000)."""
-MAX_EXTENSIONS = 5_000
-"""Extensions read per run before the scan stops."""
 SCAN_DEADLINE_S = 20.0
-"""The whole scan stops (and says so) after this long: a hung network mount must not hang the run."""
+"""Reading the extensions that link torch stops (and says so) after this long: a hung mount must not hang the run."""
 SYMBOLS_KEPT = 5
 """Missing symbols named per extension (the count is exact)."""
 DEMANGLE_TIMEOUT_S = 5.0
-_PRUNED = {"__pycache__", "include", "nvidia", "tests", "test", ".git", "node_modules", "build", "dist", ".tox"}
-"""Folders that hold no importable extension (``build`` and ``dist`` of a source tree hold stale copies)."""
-_FILES = (".py", ".pyi", ".pyc", ".json", ".txt", ".md", ".h", ".hpp", ".cuh", ".cu", ".cpp", ".c", ".js", ".typed")
-"""Names that are files, not folders, in site-packages (most of its entries): never stat'ed."""
 _SYSTEM_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib", "/usr/local/lib")
 
 
@@ -183,112 +176,25 @@ class Installed:
     path_index: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A shared object the probe found needing torch's or CUDA's libraries (``sonames.LINKS``) or could not pre-read."""
+
+    path: str
+    needed: list[str] | None = None
+    """Its ``DT_NEEDED`` names, None when the probe could not read them (the full read says why)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Listing:
-    """The shared objects under one site-packages folder, each with its ``DT_NEEDED`` names (None: unread)."""
+    """What the probe found under one folder (a site-packages or an editable install's source tree)."""
 
     location: str
-    shared_objects: list[tuple[str, list[str] | None]] = field(default_factory=list)
+    shared_objects: list[Listed] = field(default_factory=list)
+    scanned: int = 0
+    """Shared objects the probe pre-read there."""
     problems: list[str] = field(default_factory=list)
-
-
-def editable_root(direct_url: str) -> str:
-    """The source folder of an editable install (PEP 610 ``direct_url.json``); empty for any other install."""
-    import json
-    from urllib.parse import unquote, urlparse
-
-    try:
-        data = json.loads(direct_url) if direct_url else None
-    except ValueError:
-        return ""
-    if not isinstance(data, dict) or not isinstance(data.get("dir_info"), dict) or not data["dir_info"].get("editable"):
-        return ""
-    url = urlparse(str(data.get("url", "")))
-    return unquote(url.path) if url.scheme == "file" and os.path.isdir(unquote(url.path)) else ""
-
-
-def list_shared_objects(location: str, deadline: float) -> Listing:
-    """Every ``*.so`` under ``location`` (outside torch itself, vendored library folders and metadata), pre-read.
-
-    Each file's ``DT_NEEDED`` names come from a ``struct`` read (probe/elf.py): only those that link
-    torch are read in full later. Bounded by :data:`MAX_ENTRIES`, :data:`MAX_EXTENSIONS` and ``deadline``.
-    """
-    from autoglm_doctor.probe.elf import needed_of
-
-    listing = Listing(location)
-    stack = [location]
-    seen: set[str] = set()
-    entries = 0
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as found:
-                items = list(found)
-        except OSError:
-            continue
-        entries += len(items)
-        if entries > MAX_ENTRIES:
-            listing.problems.append(f"{location}: stopped after {MAX_ENTRIES} entries")
-            break
-        if time.monotonic() > deadline:
-            listing.problems.append(f"{location}: the scan stopped after {SCAN_DEADLINE_S:g} s (a slow disk?)")
-            break
-        for item in items:
-            name = item.name
-            if name.endswith(_FILES):
-                continue  # a source or data file: asking the file system what it is costs more than the rest
-            try:
-                is_dir = item.is_dir()
-                linked = is_dir and item.is_symlink()
-            except OSError:
-                continue
-            if is_dir:
-                if name in _PRUNED or name.endswith((".dist-info", ".egg-info", ".libs", ".data")):
-                    continue
-                if (name.startswith(".") or "env" in name) and os.path.isfile(os.path.join(item.path, "pyvenv.cfg")):
-                    continue  # another environment inside a source tree: not what this one imports
-                if name == "torch" and os.path.isfile(os.path.join(item.path, "version.py")):
-                    continue  # torch itself: its libraries are what the others are proven against
-                if linked:  # a linked folder is read once (a link loop ends here)
-                    real = os.path.realpath(item.path)
-                    if real in seen:
-                        continue
-                    seen.add(real)
-                stack.append(item.path)
-            elif name.endswith(".so"):
-                if len(listing.shared_objects) >= MAX_EXTENSIONS:
-                    listing.problems.append(f"{location}: stopped after {MAX_EXTENSIONS} shared objects")
-                    return listing
-                listing.shared_objects.append((item.path, needed_of(item.path, MAX_FILE_BYTES)))
-    return listing
-
-
-class Prefetch:
-    """Lists the target's likely site-packages while the probe runs (the doctor waits for it anyway).
-
-    The guess is the interpreter's own environment (a venv's ``pyvenv.cfg`` or a conda prefix):
-    ``PREFIX/lib/python3.*/site-packages``. The probe's answer decides which folders are scanned;
-    a folder listed here and named there is not listed again.
-    """
-
-    def __init__(self, interpreter: str) -> None:
-        self.listings: dict[str, Listing] = {}
-        prefix = Path(interpreter).parent.parent  # bin/python -> the environment (a venv's python links elsewhere)
-        guessed = []
-        if (prefix / "pyvenv.cfg").is_file() or (prefix / "conda-meta").is_dir():
-            guessed = sorted(str(p) for p in prefix.glob("lib/python3*/site-packages") if p.is_dir())
-        self.thread = threading.Thread(target=self._run, args=(guessed,), name="abi-prefetch", daemon=True)
-        self.thread.start()
-
-    def _run(self, locations: list[str]) -> None:
-        deadline = time.monotonic() + SCAN_DEADLINE_S
-        for location in locations:
-            self.listings[os.path.realpath(location)] = list_shared_objects(location, deadline)
-
-    def listing(self, location: str) -> Listing | None:
-        """The listing of ``location`` when it was prefetched (waits for the prefetch to end)."""
-        self.thread.join(SCAN_DEADLINE_S)
-        return self.listings.get(os.path.realpath(location)) if not self.thread.is_alive() else None
+    """Why the walk stopped early (too many entries or files, its deadline)."""
 
 
 def gather(
@@ -296,19 +202,22 @@ def gather(
     torch_version_py: str,
     installed: list[Installed],
     ld_library_path: str,
-    prefetched: Prefetch | None = None,
+    listings: list[Listing] | None,
 ) -> AbiFacts | None:
-    """Read every extension linking torch in the target's site-packages (None without torch or off Linux).
+    """Read every extension linking torch that the probe listed (None without torch or off Linux).
 
     ``torch_version_py`` is the installed torch's ``version.py`` (its folder is torch's package);
-    ``ld_library_path`` is ``LD_LIBRARY_PATH`` as the target runs with it; ``prefetched`` holds
-    folders already listed while the probe ran.
+    ``ld_library_path`` is ``LD_LIBRARY_PATH`` as the target runs with it; ``listings`` is the probe's
+    ``shared_objects`` answer (None: it did not list them).
     """
     if (platform and platform != "linux") or not torch_version_py:
         return None
     torch_pkg = Path(torch_version_py).parent
     scan = _Scan(installed, torch_pkg / "lib", ld_library_path)
-    scan.run(prefetched)
+    if listings is None:
+        scan.problems.append("the probe did not list the target's shared objects")
+    else:
+        scan.run(listings)
     return scan.facts()
 
 
@@ -355,19 +264,19 @@ class _Scan:
             problems=self.problems,
         )
 
-    def run(self, prefetched: Prefetch | None) -> None:
+    def run(self, listings: list[Listing]) -> None:
         owners = _owners(self.installed)
         try:
-            for location in self.locations:
-                listing = prefetched.listing(location) if prefetched is not None else None
-                if listing is None:
-                    listing = list_shared_objects(location, self.deadline)
+            for listing in listings:
                 self.problems += listing.problems
-                for path, needed in listing.shared_objects:
-                    self.scanned += 1
-                    if needed is not None and not _links_torch(needed):
-                        continue  # links neither torch nor its CUDA libraries
-                    ext = self._examine(path, location, owners)
+                self.scanned += listing.scanned
+                for listed in listing.shared_objects:
+                    if time.monotonic() > self.deadline:
+                        self.problems.append(f"the reading stopped after {SCAN_DEADLINE_S:g} s (a slow disk?)")
+                        return
+                    if listed.needed is not None and not _links_torch(listed.needed):
+                        continue  # the probe sends only these; a stray one is not read
+                    ext = self._examine(listed.path, listing.location, owners)
                     if ext is not None:
                         self.results.append(ext)
         finally:

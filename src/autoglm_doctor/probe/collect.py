@@ -19,7 +19,7 @@ from autoglm_doctor.phone import CLIENT_VARIABLES
 
 if TYPE_CHECKING:
     from autoglm_doctor.configfile.facts import ConfigFacts
-    from autoglm_doctor.probe.abi import AbiFacts, Prefetch
+    from autoglm_doctor.probe.abi import AbiFacts
     from autoglm_doctor.probe.gpu import GpuFacts
     from autoglm_doctor.probe.libraries import LibraryFacts
     from autoglm_doctor.probe.snapshot import Snapshot
@@ -110,7 +110,7 @@ class RunningProbe:
         self.timeout = timeout
         try:
             self.child = procs.Child(
-                procs.python_argv(self.exe, "-"),
+                procs.python_argv(self.exe, "-", *_probe_arguments()),
                 cwd=cwd,
                 env=procs.child_environment(),
                 feed=probe_source().encode("utf-8"),
@@ -176,6 +176,15 @@ class RunningProbe:
         if asked.returncode != 0 or len(parts) != 3 or not all(p.isdigit() for p in parts):
             return None
         return version if (int(parts[0]), int(parts[1])) < PROBE_MIN_PYTHON else None
+
+
+def _probe_arguments() -> list[str]:
+    """What the probe is asked beyond its facts: on Linux, the shared objects that link torch (packages.abi)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    from autoglm_doctor.probe.sonames import LINKS
+
+    return ["--links", LINKS]
 
 
 def run_probe(python: str | None, cwd: Path, timeout: float = PROBE_TIMEOUT_S) -> dict[str, object]:
@@ -263,7 +272,6 @@ def gather(options: GatherOptions, memo: TargetMemo | None = None) -> Snapshot:
         probe: RunningProbe | None = RunningProbe(options.python, options.cwd, options.timeout)
     except ProbeError as exc:
         probe, failure = None, str(exc)
-    prefetch = _abi_prefetch(probe.exe) if probe is not None else None
     # The probe is fed and awaited in a thread of its own (it mostly waits, without the GIL),
     # so that it runs from the start while this thread gathers the host-side facts.
     answer: list[dict[str, object] | BaseException] = []
@@ -289,7 +297,9 @@ def gather(options: GatherOptions, memo: TargetMemo | None = None) -> Snapshot:
         snap = snapshot_from_probe(facts, host_side.env)
         # the ELF facts and the engines' registries depend on the target only: read once, kept with the
         # probe's facts for later files
-        snap = dataclasses.replace(snap, abi=_abi_facts(snap, prefetch), libraries=_engine_registries(snap))
+        snap = dataclasses.replace(
+            snap, abi=_abi_facts(snap, facts.get("shared_objects")), libraries=_engine_registries(snap)
+        )
     except ProbeError as exc:
         if memo is not None:
             memo.failure, memo.gpu = str(exc), host_side.gpu
@@ -327,25 +337,18 @@ def _engine_registries(snap: Snapshot) -> LibraryFacts | None:
     return dataclasses.replace(snap.libraries, engines=target.registries(snap))
 
 
-def _abi_prefetch(interpreter: str) -> Prefetch | None:
-    """Start listing the target's shared objects while the probe runs (Linux only: they are read as ELF)."""
+def _abi_facts(snap: Snapshot, listed: object) -> AbiFacts | None:
+    """The ELF facts of the target's compiled extensions, from the shared objects the probe listed."""
     from autoglm_doctor.probe import abi
+    from autoglm_doctor.serde import SerdeError, from_data
 
-    return abi.Prefetch(interpreter) if sys.platform.startswith("linux") else None
-
-
-def _abi_facts(snap: Snapshot, prefetch: Prefetch | None = None) -> AbiFacts | None:
-    """The ELF facts of the target's compiled extensions; they need the probe's site-packages and torch."""
-    from autoglm_doctor.probe import abi
-
+    try:
+        listings = from_data(list[abi.Listing] | None, listed)  # type: ignore[arg-type]
+    except SerdeError as exc:
+        raise ProbeError(f"the probe's answer is malformed: {exc}") from exc
     installed = [abi.Installed(d.name, d.version, d.location, d.top_level, d.path_index) for d in snap.distributions]
-    installed += [  # `pip install -e` builds its extensions inside the source tree, outside site-packages
-        abi.Installed(d.name, d.version, root, d.top_level, d.path_index)
-        for d in snap.distributions
-        if d.key != "autoglm-doctor" and (root := abi.editable_root(d.direct_url))
-    ]
     torch = snap.torch.path if snap.torch is not None else ""
-    return abi.gather(snap.python.platform, torch, installed, os.environ.get("LD_LIBRARY_PATH", ""), prefetch)
+    return abi.gather(snap.python.platform, torch, installed, os.environ.get("LD_LIBRARY_PATH", ""), listings)
 
 
 def _await_probe(probe: RunningProbe, answer: list[dict[str, object] | BaseException]) -> None:

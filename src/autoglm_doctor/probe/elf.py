@@ -17,12 +17,10 @@ Two tables are read with ``struct`` instead of pyelftools' objects, each for a m
   first lookup; :meth:`SharedObject.exports` reads only the bloom word, the bucket and the chain
   entries a lookup touches (a few µs per symbol), which is what the dynamic linker does.
 
-- the ``DT_NEEDED`` names of every shared object in site-packages, to pick those that link torch:
-  pyelftools' ``ELFFile`` builds its parsing structures anew for each file it opens, 1.4 ms a file,
-  390 ms for the 279 shared objects of the test environment (transformers, tokenizers, pydantic...),
-  none of which links torch; :func:`needed_names` reads the ELF header, the program headers and
-  the dynamic tags with ``struct`` and ``pread`` in about 0.02 ms a file. Files that do link torch are then
-  read through pyelftools.
+The ``DT_NEEDED`` names of every shared object in site-packages, which pick those that link torch,
+are read by the probe (``probe/_script.py``, ``needed_names``) with ``struct`` and ``pread``, about
+0.02 ms a file: pyelftools' ``ELFFile`` builds its parsing structures anew for each file it opens,
+1.4 ms a file, 390 ms for the 279 shared objects of the test environment, none of which links torch.
 
 Every offset comes from the file and is checked against its size: a truncated or corrupt file
 raises :class:`ElfError`, which the caller turns into a finding.
@@ -417,83 +415,6 @@ def _open_regular(path: str, max_bytes: int) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def needed_of(path: str, max_bytes: int) -> list[str] | None:
-    """The ``DT_NEEDED`` names of the shared object at ``path``; None when it cannot be read this way.
-
-    None sends the file to :meth:`SharedObject.open`, which reports what is wrong with it (or
-    that it is not an ELF file at all).
-    """
-    try:
-        fd = _open_regular(path, max_bytes)
-    except (OSError, ElfError):
-        return None
-    try:
-        return needed_names(fd)
-    except (OSError, struct.error, IndexError, ValueError, OverflowError):
-        return None
-    finally:
-        os.close(fd)
-
-
-def needed_names(fd: int) -> list[str]:
-    """The ``DT_NEEDED`` names of an ELF shared object, read with ``struct`` and ``pread`` (see the module's docstring).
-
-    Raises ``ValueError`` (or ``struct.error``/``IndexError``) when the file is not a well-formed
-    ELF shared object; the caller then reads it with pyelftools, which says what is wrong.
-    """
-    header = os.pread(fd, 64, 0)
-    if header[:4] != MAGIC or len(header) < 64 or header[4] not in (1, 2) or header[5] not in (1, 2):
-        raise ValueError("not an ELF file")
-    wide, order = header[4] == 2, "<" if header[5] == 1 else ">"
-    if wide:
-        phoff, (phentsize, phnum) = (
-            struct.unpack_from(order + "Q", header, 32)[0],
-            struct.unpack_from(order + "HH", header, 54),
-        )
-        phdr, dyn = order + "IIQQQQ", order + "qQ"
-    else:
-        phoff, (phentsize, phnum) = (
-            struct.unpack_from(order + "I", header, 28)[0],
-            struct.unpack_from(order + "HH", header, 42),
-        )
-        phdr, dyn = order + "IIIII", order + "iI"
-    if phentsize < struct.calcsize(phdr) or phnum > 4096:
-        raise ValueError("malformed program headers")
-    table = os.pread(fd, phnum * phentsize, phoff)
-    loads: list[tuple[int, int, int]] = []
-    dynamic = None
-    for n in range(phnum):
-        fields = struct.unpack_from(phdr, table, n * phentsize)
-        kind, offset, vaddr, filesz = (fields[0], fields[2], fields[3], fields[5]) if wide else (*fields[:3], fields[4])
-        if kind == 1:  # PT_LOAD
-            loads.append((vaddr, offset, filesz))
-        elif kind == 2:  # PT_DYNAMIC
-            dynamic = (offset, filesz)
-    if dynamic is None:
-        raise ValueError("no dynamic section")
-    step = struct.calcsize(dyn)
-    tags = os.pread(fd, min(dynamic[1], MAX_DYNAMIC_TAGS * step), dynamic[0])
-    needed: list[int] = []
-    strtab = None
-    for tag, value in struct.iter_unpack(dyn, tags[: len(tags) - len(tags) % step]):
-        if tag == 0:  # DT_NULL
-            break
-        if tag == 1:  # DT_NEEDED
-            needed.append(value)
-        elif tag == 5:  # DT_STRTAB
-            strtab = next((value - v + o for v, o, size in loads if v <= value < v + size), None)
-    if strtab is None:
-        raise ValueError("no dynamic string table")
-    names = []
-    for at in needed:
-        raw = os.pread(fd, 4096, strtab + at)
-        end = raw.find(b"\0")
-        if end < 0:
-            raise ValueError("an unterminated string")
-        names.append(raw[:end].decode("utf-8", "replace"))
-    return names
 
 
 # Dynamic tags kept by number (the d_val of each), under pyelftools' names.
