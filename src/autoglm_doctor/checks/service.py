@@ -30,19 +30,21 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from autoglm_doctor.context import CheckContext, config_value
 from autoglm_doctor.model import Finding, Skip, error, info, warning
-from autoglm_doctor.phone.actions import has_action_marker, judge_reply
-from autoglm_doctor.phone.chat import StepExchange, agent_payload, error_message, stream_chat
-from autoglm_doctor.phone.openai_shapes import MODELS_MAX, ModelCard, NotOpenAIShape, model_list, quote
-from autoglm_doctor.phone.prompt import DOCTOR_PROMPT, TASK, client_prompt, prompt_files
-from autoglm_doctor.phone.screenshot import PHONE_SIZE, image_size, synthetic_png
 from autoglm_doctor.probe.snapshot import Snapshot
 from autoglm_doctor.registry import check
 from autoglm_doctor.safeio import loads_json
+
+if TYPE_CHECKING:
+    from autoglm_doctor.phone.chat import StepExchange
+    from autoglm_doctor.phone.openai_shapes import ModelCard
+
+# The phone modules (the client's exchange, its prompt and screenshot, the reply's judge) are imported
+# by the functions that talk to an endpoint: a run without one does not load them (11 ms of start-up).
 
 AUTH_TIMEOUT_S = 5.0
 
@@ -528,6 +530,8 @@ def _client_folders(snap: Snapshot) -> list[Path]:
 
 def system_prompt(snap: Snapshot) -> tuple[str, str]:
     """(prompt, where it came from): the installed client's own SYSTEM_PROMPT, else the doctor's."""
+    from autoglm_doctor.phone.prompt import DOCTOR_PROMPT, client_prompt, prompt_files
+
     lang = snap.env.get("PHONE_AGENT_LANG") or "cn"  # the client's default language
     folders = _client_folders(snap)
     found = client_prompt(folders, lang)
@@ -599,6 +603,8 @@ def _served(
     url: str, ctx: CheckContext, snap: Snapshot, deadline: float, token: str | None
 ) -> Iterator[Finding | tuple[str, ModelCard]]:
     """GET /models: yields findings, and last the (model name, its model card) to ask when there is one."""
+    from autoglm_doctor.phone.openai_shapes import ModelCard, NotOpenAIShape, model_list, quote
+
     models_url = f"{url}/models"
     hints = names(snap, ctx)
     timeout = max(0.5, deadline - time.monotonic())
@@ -653,6 +659,8 @@ def _served(
 
 def _names(served: list[str], *, quoted: bool = False, shown: int = 10) -> str:
     """The first ``shown`` served names, each cut to 200 characters, and how many more there are."""
+    from autoglm_doctor.phone.openai_shapes import MODELS_MAX
+
     names = [repr(n[:200]) if quoted else n[:200] for n in served[:shown]]
     more = len(served) - shown
     if more > 0:
@@ -713,6 +721,8 @@ def _rejected(
     hints: Names = Names("client"),
 ) -> Finding:
     """A finding for a step the server did not answer with a stream of content."""
+    from autoglm_doctor.phone.chat import error_message
+
     message = error_message(exchange.body) if exchange.body else exchange.detail
     quoted = f'"{message}"' if message else f"HTTP {exchange.status}"
     if exchange.status is not None and exchange.status != 200 and IMAGE_REFUSED.search(message):
@@ -792,6 +802,10 @@ def agent_step(
     hints: Names = Names("client"),
 ) -> tuple[list[Finding], StepExchange | None]:
     """Send one agent step; (findings about the exchange itself, the exchange when it gave a reply)."""
+    from autoglm_doctor.phone.chat import agent_payload, stream_chat
+    from autoglm_doctor.phone.prompt import TASK
+    from autoglm_doctor.phone.screenshot import PHONE_SIZE, image_size
+
     size = image_size(image) or PHONE_SIZE
     need = estimated_prompt_tokens(size, prompt + TASK) + settings.max_tokens
     if card is not None:
@@ -839,6 +853,8 @@ def judge_step(
     exchange: StepExchange, wanted: str, settings: StepSettings, *, action_required: bool
 ) -> Iterator[Finding]:
     """Findings about the reply of a step and its timing."""
+    from autoglm_doctor.phone.actions import has_action_marker, judge_reply
+
     text = exchange.text
     verdict = judge_reply(text)
     if verdict is not None:
@@ -895,6 +911,8 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     The step is the client's own request (its system prompt when phone_agent is installed), with a
     synthetic phone-sized screenshot; /v1/models' max_model_len is checked against it first.
     """
+    from autoglm_doctor.phone.screenshot import PHONE_SIZE, synthetic_png
+
     url = base_url(snap, ctx)
     if url is None:
         raise Skip(names(snap, ctx).no_endpoint())
@@ -1079,6 +1097,7 @@ def agent_step_check(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     """
     from autoglm_doctor.checks.devices import NoDevice, take_screenshot
     from autoglm_doctor.phone.actions import ActionError, parse_action
+    from autoglm_doctor.phone.screenshot import image_size
 
     url = base_url(snap, ctx)
     if url is None:
