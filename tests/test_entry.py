@@ -61,6 +61,21 @@ def test_a_check_loads_neither_torch_nor_transformers(healthy_venv: Venv, workdi
     assert json.loads(proc.stdout)["counts"]["fail"] == 0
 
 
+def test_a_check_without_an_endpoint_loads_no_phone_module(healthy_venv: Venv, workdir: Path) -> None:
+    """The client's exchange, prompt, screenshot and reply judge are loaded by the checks that talk to an endpoint."""
+    code = (
+        "import sys; from autoglm_doctor.cli import main\n"
+        f"code = main(['check', '--no-smoke', '--format', 'json', '--python', {str(healthy_venv.python)!r}])\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('autoglm_doctor.phone.'))\n"
+        "print('LOADED', loaded, code, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=workdir, check=False
+    )
+    assert "LOADED [] 0" in proc.stderr, proc.stderr
+    assert {r["id"]: r["status"] for r in json.loads(proc.stdout)["results"]}["service.endpoint"] == "skip"
+
+
 def test_console_script_reports_the_interpreter_it_was_asked_about(healthy_venv: Venv, workdir: Path) -> None:
     proc = _doctor("check", "--no-smoke", "--format", "json", "--python", str(healthy_venv.python), cwd=workdir)
     report = json.loads(proc.stdout)

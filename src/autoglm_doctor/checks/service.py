@@ -911,11 +911,11 @@ def endpoint(snap: Snapshot, ctx: CheckContext) -> Iterator[Finding]:
     The step is the client's own request (its system prompt when phone_agent is installed), with a
     synthetic phone-sized screenshot; /v1/models' max_model_len is checked against it first.
     """
-    from autoglm_doctor.phone.screenshot import PHONE_SIZE, synthetic_png
-
     url = base_url(snap, ctx)
     if url is None:
         raise Skip(names(snap, ctx).no_endpoint())
+    from autoglm_doctor.phone.screenshot import PHONE_SIZE, synthetic_png
+
     yield from default_note(snap, ctx)
     settings = step_settings(ctx)
     sent = yield from send_step(url, snap, ctx, synthetic_png())
