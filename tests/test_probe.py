@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -72,6 +73,28 @@ def test_probe_runs_under_python_38(tmp_path: Path, workdir: Path) -> None:
     assert snap.python.env_kind == "venv"
     broken = next(d for d in snap.distributions if d.key == "broken")
     assert "METADATA is missing" in broken.problem
+
+
+@pytest.mark.skipif(find_python("3.8") is None, reason="needs a Python 3.8 interpreter")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared objects are read as ELF on Linux")
+def test_probe_lists_shared_objects_under_python_38(tmp_path: Path, workdir: Path) -> None:
+    """The walk and the DT_NEEDED pre-read (packages.abi) run in the probe, on the oldest Python it supports."""
+    python38 = find_python("3.8")
+    assert python38 is not None
+    venv = make_venv(tmp_path / "v38", python38)
+    venv.add_torch("2.13.0")  # torch's files as the probe finds them: it reads, never imports
+    venv.add("plugin", "1.0")
+    plugin = venv.site_packages / "plugin"
+    real = subprocess.run(
+        [python38, "-c", "import _json; print(_json.__file__)"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.strip()
+    shutil.copyfile(real, plugin / "_json.so")  # a real ELF extension that links no torch: pre-read, not sent
+    os.mkfifo(plugin / "pipe.so")  # not pre-read: sent, and the doctor's full read says what it is
+    snap = gather(GatherOptions(python=str(venv.python), cwd=workdir))
+    assert snap.python.version.startswith("3.8.") and snap.probe_errors == []
+    assert snap.abi is not None and snap.abi.scanned == 2 and snap.abi.problems == []
+    [ext] = snap.abi.extensions
+    assert ext.path == str(plugin / "pipe.so") and ext.problem == "cannot be read: not a regular file"
 
 
 @pytest.mark.parametrize(
