@@ -391,12 +391,17 @@ def test_the_probe_sends_back_only_the_shared_objects_the_doctor_must_read(
     for pruned in ("tests", "build"):  # vendored test data and stale build copies are not what Python imports
         (package / pruned).mkdir()
         shutil.copyfile(built["standin"], package / pruned / "_C.so")
+    (package / "again").symlink_to(package, target_is_directory=True)  # a loop back inside: each file once
+    elsewhere = tmp_path / "elsewhere"  # a package linked in from outside (a conda or system layout): walked
+    elsewhere.mkdir()
+    shutil.copyfile(built["matching"], elsewhere / "_ext.so")
+    (venv.site_packages / "linked").symlink_to(elsewhere, target_is_directory=True)
     facts = run_probe(str(venv.python), tmp_path)
     [listing] = facts["shared_objects"]  # type: ignore[misc]
     assert listing["location"] == str(venv.site_packages)
-    assert listing["scanned"] == 3 and listing["problems"] == []
+    assert listing["scanned"] == 4 and listing["problems"] == []
     sent = {s["path"]: s["needed"] for s in listing["shared_objects"]}
-    assert set(sent) == {str(linking), str(package / "pipe.so")}
+    assert set(sent) == {str(linking), str(package / "pipe.so"), str(venv.site_packages / "linked" / "_ext.so")}
     assert "libc10.so" in sent[str(linking)] and sent[str(package / "pipe.so")] is None
 
 

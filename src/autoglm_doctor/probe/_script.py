@@ -702,6 +702,7 @@ def scan_folder(location, links, budget):
     """
     listing = {"location": location, "shared_objects": [], "scanned": 0, "problems": []}
     stack = [location]
+    root = os.path.realpath(location)
     seen = set()
     entries = 0
     while stack:
@@ -734,9 +735,9 @@ def scan_folder(location, links, budget):
                     continue  # another environment inside a source tree: not what this one imports
                 if name == "torch" and os.path.isfile(os.path.join(item.path, "version.py")):
                     continue  # torch itself: its libraries are what the others are proven against
-                if linked:  # a linked folder is read once (a link loop ends here)
+                if linked:  # read once, and not when it leads back inside the folder walked (a loop ends here)
                     real = os.path.realpath(item.path)
-                    if real in seen:
+                    if real in seen or real == root or real.startswith(root + os.sep):
                         continue
                     seen.add(real)
                 stack.append(item.path)
