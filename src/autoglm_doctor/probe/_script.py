@@ -595,7 +595,7 @@ def libraries(search_path):
 SCAN_MAX_ENTRIES = 400000  # folder entries walked per folder scanned (a full CUDA stack has ~60,000)
 SCAN_MAX_SHARED_OBJECTS = 5000  # shared objects pre-read per run
 SCAN_DEADLINE_S = 10.0  # the whole walk stops (and says so) after this long: the probe's own deadline is 30 s
-ELF_MAX_DYNAMIC_TAGS = 4096
+ELF_MAX_DYNAMIC_TAGS = 4096  # dynamic tags read, as probe/elf.py's MAX_DYNAMIC_TAGS for the full read
 # Folders that hold no importable extension (`build` and `dist` of a source tree hold stale copies).
 SCAN_PRUNED = {"__pycache__", "include", "nvidia", "tests", "test", ".git", "node_modules", "build", "dist", ".tox"}
 # Names that are files, not folders, in site-packages (most of its entries): never stat'ed.

@@ -15,7 +15,7 @@ The probe lists the shared objects (``probe/_script.py``, ``scan_folder``): it w
 site-packages and the source tree of each editable install (``pip install -e`` builds extensions in
 place) in its own process, reads each file's ``DT_NEEDED`` names with ``struct`` and sends back only
 those that need a library ``sonames.LINKS`` matches, or that it could not pre-read. The walk is bounded
-there (400,000 entries per folder, 5,000 shared objects and 10 s per run; see its ``SCAN_*``).
+there (its ``SCAN_*`` constants); this module reads those files in full.
 
 Missing symbols are demangled with ``c++filt`` (binutils; one call for the whole run, with a
 timeout); where it is absent they stay mangled and the finding says so. Nothing is cached
@@ -38,8 +38,8 @@ from autoglm_doctor.probe import sonames
 if TYPE_CHECKING:
     from autoglm_doctor.probe.elf import SharedObject, Undefined
 
-# probe.elf is imported where shared objects are listed, and pyelftools (by probe.elf) only once a
-# file that links torch is read: the snapshot's types live here, and reading a snapshot needs neither.
+# probe.elf (and pyelftools with it) is imported only once a file that links torch is read: the
+# snapshot's types live here, and reading a snapshot needs neither.
 
 TORCH_LIBRARY = re.compile(sonames.TORCH_LIBRARY)
 """Libraries torch ships in ``torch/lib`` (``libc10.so``, ``libtorch_cuda.so``, ``libtorch_python.so``)."""
