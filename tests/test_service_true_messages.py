@@ -6,13 +6,14 @@ Each test reproduces its situation with a real socket on 127.0.0.1 and runs the 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,13 @@ def errors(res: dict[str, Any]) -> list[str]:
     return [f["code"] for f in res["findings"] if f["severity"] == "error"]
 
 
-@pytest.fixture
-def silent_socket() -> Iterator[str]:
-    """A real socket that accepts every connection and never answers (a wedged server); its base URL."""
+@contextlib.contextmanager
+def _raw_server(on_connection: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A real loopback socket that hands each accepted connection to ``on_connection``; its base URL.
+
+    ``on_connection`` gets the connection and the event set when the server stops; every
+    connection is closed then.
+    """
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -56,6 +61,7 @@ def silent_socket() -> Iterator[str]:
             except OSError:
                 continue
             accepted.append(conn)
+            on_connection(conn, stop)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -67,6 +73,13 @@ def silent_socket() -> Iterator[str]:
         for conn in accepted:
             conn.close()
         listener.close()
+
+
+@pytest.fixture
+def silent_socket() -> Iterator[str]:
+    """A real socket that accepts every connection and never answers (a wedged server); its base URL."""
+    with _raw_server(lambda conn, stop: None) as url:
+        yield url
 
 
 @pytest.mark.usefixtures("clean_env")
@@ -102,38 +115,20 @@ def test_a_hung_server_costs_one_endpoint_timeout_for_the_whole_run(silent_socke
 @pytest.fixture
 def trickling_socket() -> Iterator[str]:
     """A real socket that answers every request with a 200 status and headers, then one byte a second; its base URL."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    stop = threading.Event()
 
-    def trickle(conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
-                while not stop.wait(1):
-                    conn.sendall(b" ")
-            except OSError:
-                pass
+    def trickle(conn: socket.socket, stop: threading.Event) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+            while not stop.wait(1):
+                conn.sendall(b" ")
+        except OSError:
+            pass
 
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
-    finally:
-        stop.set()
-        thread.join(2)
-        listener.close()
+    with _raw_server(
+        lambda conn, stop: threading.Thread(target=trickle, args=(conn, stop), daemon=True).start()
+    ) as url:
+        yield url
 
 
 @pytest.mark.usefixtures("clean_env")
